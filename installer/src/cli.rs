@@ -1,0 +1,172 @@
+//! Command-line interface of `mosaic-install`: argument parsing (clap
+//! derive) and dispatch to the library. Output formatting lives in
+//! [`crate::report`]; this module only wires flags to options.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::bundle::Bundle;
+use crate::install::{self, InstallOptions};
+use crate::layout::Layout;
+use crate::profile::{self, Profile};
+use crate::{render, report};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mosaic-install",
+    version,
+    about = "Install or upgrade Mosaic's durable tmux agent fleet (systemd user units, tmux and fleet scripts, roster and per-agent settings)",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub install: InstallArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Act as if $HOME were DIR (every installed path moves with it; XDG variables are ignored).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Install or upgrade (the default command).
+    Install(InstallArgs),
+    /// List the embedded profiles.
+    Profiles,
+    /// Render the files for a profile into a directory, for review or packaging.
+    Render(RenderArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct InstallArgs {
+    /// Embedded profile name (see `profiles`) or path of a roster file. Default: the installed roster, else `minimal`.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+    /// Install from an unpacked templates package instead of the embedded bundle.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Print the plan and a unified diff per changed file; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overwrite managed files the operator changed (after backing them up).
+    #[arg(long)]
+    pub force: bool,
+    /// Generations (receipts and backups) to keep for rollback.
+    #[arg(long, value_name = "N", default_value_t = crate::generation::KEEP)]
+    pub keep: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// Embedded profile name or roster file path.
+    #[arg(long, value_name = "NAME|PATH", default_value = install::DEFAULT_PROFILE)]
+    pub profile: String,
+    /// Directory to write the rendered tree into (paths relative to ~/.config).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Render from an unpacked templates package instead of the embedded bundle.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+}
+
+/// Parse the process arguments and run; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err
+                .downcast_ref::<install::InstallError>()
+                .map(|e| e.exit_code())
+                .or_else(|| err.downcast_ref::<profile::ProfileError>().map(|_| 2))
+                .unwrap_or(1);
+            eprintln!("mosaic-install: error: {err:#}");
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn layout(global: &GlobalArgs) -> anyhow::Result<Layout> {
+    Ok(match &global.home {
+        Some(home) => Layout::for_home(home)?,
+        None => Layout::from_env()?,
+    })
+}
+
+fn bundle(dir: Option<&PathBuf>) -> anyhow::Result<Bundle> {
+    match dir {
+        Some(dir) => {
+            Bundle::from_dir(dir).with_context(|| format!("loading --bundle {}", dir.display()))
+        }
+        None => Ok(Bundle::embedded()),
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    match cli.command {
+        None => run_install(&global, cli.install),
+        Some(Command::Install(args)) => run_install(&global, args),
+        Some(Command::Profiles) => {
+            let bundle = Bundle::embedded();
+            let rows: Vec<(String, String)> = bundle
+                .profile_names()
+                .into_iter()
+                .map(|name| {
+                    let text = bundle.profile_text(&name).unwrap_or_default();
+                    let description = profile::description(text).to_owned();
+                    (name, description)
+                })
+                .collect();
+            report::print_profiles(&rows, install::DEFAULT_PROFILE, global.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Render(args)) => {
+            let bundle = bundle(args.bundle.as_ref())?;
+            let profile = Profile::resolve(&args.profile, &bundle)?;
+            let layout = layout(&global)?;
+            let tree = render::render(&bundle, &profile, &layout.unit_mosaic_dir())?;
+            report::write_rendered(&tree, &args.out).with_context(|| {
+                format!("writing the rendered tree into {}", args.out.display())
+            })?;
+            if !global.json {
+                println!(
+                    "rendered {} files for profile {} into {}",
+                    tree.files.len(),
+                    profile.name,
+                    args.out.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCode> {
+    let mut opts = InstallOptions::new(layout(global)?);
+    opts.profile = args.profile;
+    opts.bundle_dir = args.bundle;
+    opts.dry_run = args.dry_run;
+    opts.force = args.force;
+    opts.keep = args.keep;
+    let report = install::install(&opts)?;
+    if global.json {
+        report::print_json(&report);
+    } else {
+        report::print_install(&report, &opts.layout);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,165 @@
+//! Confinement: resolving install targets without letting a symlink lead a
+//! write (or a read that decides a write) outside the install root.
+//!
+//! Every path the installer touches is config-relative and resolved here
+//! component by component. A symlink whose target stays inside the root is
+//! followed; one that leaves it is refused with the link and its target named.
+
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    #[error("refusing to touch {}: it goes through the symlink {} -> {}, which leads outside {}; replace the link with a real directory or file, or install into another --home", path.display(), link.display(), target.display(), root.display())]
+    Escapes {
+        path: PathBuf,
+        link: PathBuf,
+        target: PathBuf,
+        root: PathBuf,
+    },
+    #[error("{} is not a plain relative path inside the install root", .0.display())]
+    NotRelative(PathBuf),
+    #[error("cannot inspect {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The real path `rel` designates under `root`, following only symlinks that
+/// stay inside `root`. Components that do not exist yet are appended as-is.
+pub fn resolve(root: &Path, rel: &Path) -> Result<PathBuf, ConfineError> {
+    let real_root = canonical_prefix(root)?;
+    let mut current = real_root.clone();
+    let mut hops = 0;
+    let mut pending: Vec<PathBuf> = Vec::new();
+    for component in rel.components() {
+        match component {
+            Component::Normal(part) => pending.push(PathBuf::from(part)),
+            _ => return Err(ConfineError::NotRelative(rel.to_path_buf())),
+        }
+    }
+    pending.reverse();
+    while let Some(part) = pending.pop() {
+        let next = current.join(&part);
+        match std::fs::symlink_metadata(&next) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                hops += 1;
+                let target = std::fs::read_link(&next).map_err(|source| ConfineError::Io {
+                    path: next.clone(),
+                    source,
+                })?;
+                let absolute = if target.is_absolute() {
+                    target.clone()
+                } else {
+                    current.join(&target)
+                };
+                let real = canonical_prefix(&absolute)?;
+                if !real.starts_with(&real_root) || hops > 40 {
+                    return Err(ConfineError::Escapes {
+                        path: root.join(rel),
+                        link: next,
+                        target,
+                        root: root.to_path_buf(),
+                    });
+                }
+                current = real;
+            }
+            Ok(_) => current = next,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                current = next;
+                while let Some(rest) = pending.pop() {
+                    current.push(rest);
+                }
+            }
+            Err(source) => return Err(ConfineError::Io { path: next, source }),
+        }
+    }
+    Ok(current)
+}
+
+/// Canonicalize the longest existing prefix of `path` (the kernel resolves
+/// its symlinks and `..`) and append the rest lexically: a component that
+/// does not exist cannot be a symlink, so `..` after it is plain `pop`.
+fn canonical_prefix(path: &Path) -> Result<PathBuf, ConfineError> {
+    let components: Vec<Component> = path.components().collect();
+    for split in (0..=components.len()).rev() {
+        let prefix: PathBuf = components[..split].iter().collect();
+        if prefix.as_os_str().is_empty() {
+            continue;
+        }
+        match prefix.canonicalize() {
+            Ok(mut out) => {
+                for component in &components[split..] {
+                    match component {
+                        Component::ParentDir => {
+                            out.pop();
+                        }
+                        Component::CurDir => {}
+                        other => out.push(other),
+                    }
+                }
+                return Ok(out);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(ConfineError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn plain_and_missing_paths_resolve_under_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("a")).unwrap();
+        assert_eq!(
+            resolve(&root, Path::new("a/b/c")).unwrap(),
+            root.join("a/b/c")
+        );
+    }
+
+    #[test]
+    fn symlink_inside_root_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("real")).unwrap();
+        symlink("real", root.join("link")).unwrap();
+        assert_eq!(
+            resolve(&root, Path::new("link/f")).unwrap(),
+            root.join("real/f")
+        );
+    }
+
+    #[test]
+    fn symlink_out_of_root_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        symlink(outside.path(), root.join("tools")).unwrap();
+        let err = resolve(&root, Path::new("tools/x.sh")).unwrap_err();
+        assert!(matches!(err, ConfineError::Escapes { .. }), "{err}");
+        assert!(err.to_string().contains("leads outside"), "{err}");
+        symlink("/etc", root.join("unit")).unwrap();
+        assert!(resolve(&root, Path::new("unit")).is_err());
+        symlink("../../x", root.join("up")).unwrap();
+        assert!(resolve(&root, Path::new("up")).is_err());
+        symlink("missing/../../../etc", root.join("sneaky")).unwrap();
+        assert!(resolve(&root, Path::new("sneaky/passwd")).is_err());
+    }
+
+    #[test]
+    fn dotdot_is_not_a_relative_path() {
+        assert!(resolve(Path::new("/tmp"), Path::new("../etc")).is_err());
+    }
+}

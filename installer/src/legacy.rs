@@ -1,0 +1,161 @@
+//! Mosaic 0.0.31 trees: finding an existing `~/.config/mosaic/` that no
+//! receipt accounts for, its version, and the table of pristine hashes of
+//! files Mosaic shipped before this installer existed.
+//!
+//! Every file of such a tree is the operator's unless its hash is in the
+//! table. Existing sessions on the operator's default tmux server are listed
+//! for the report, read-only (`tmux -L default list-sessions`), never touched.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+const KNOWN_HASHES: &str = include_str!("legacy/known-hashes.tsv");
+
+/// Pristine hashes of earlier shipped versions, by config-relative path.
+#[derive(Debug, Clone, Default)]
+pub struct KnownHashes {
+    entries: Vec<(PathBuf, String, String)>,
+}
+
+impl KnownHashes {
+    /// The table compiled into the installer.
+    pub fn shipped() -> KnownHashes {
+        KnownHashes::parse(KNOWN_HASHES)
+    }
+
+    fn parse(text: &str) -> KnownHashes {
+        let entries = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .filter_map(|line| {
+                let mut cols = line.split('\t');
+                Some((
+                    PathBuf::from(cols.next()?),
+                    cols.next()?.to_owned(),
+                    cols.next()?.to_owned(),
+                ))
+            })
+            .collect();
+        KnownHashes { entries }
+    }
+
+    /// The release a pristine copy came from, if `sha256` is one.
+    pub fn is_pristine(&self, path: &Path, sha256: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(p, hash, _)| p == path && hash == sha256)
+            .map(|(_, _, release)| release.as_str())
+    }
+}
+
+/// An existing Mosaic tree without a receipt.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegacyInstall {
+    pub mosaic_dir: PathBuf,
+    /// e.g. "0.0.31"; None when nothing says.
+    pub version: Option<String>,
+    /// The file the version was read from.
+    pub version_source: Option<PathBuf>,
+    /// Regular files found in the tree (all of them the operator's).
+    pub files: usize,
+    /// Sessions on the operator's default tmux server (listed, untouched).
+    pub default_sessions: Vec<String>,
+}
+
+impl LegacyInstall {
+    pub fn version_label(&self) -> String {
+        match &self.version {
+            Some(v) => format!("Mosaic {v}"),
+            None => "Mosaic, unknown version".into(),
+        }
+    }
+}
+
+/// Look for a Mosaic tree at `<config>/mosaic`; call only without a receipt.
+pub fn detect(config: &Path) -> Option<LegacyInstall> {
+    let mosaic_dir = config.join("mosaic");
+    if !mosaic_dir.is_dir() {
+        return None;
+    }
+    let (version, version_source) = read_version(&mosaic_dir).unzip();
+    Some(LegacyInstall {
+        files: count_files(&mosaic_dir),
+        default_sessions: default_server_sessions(),
+        mosaic_dir,
+        version,
+        version_source,
+    })
+}
+
+/// The tree's own version marker, or the Mosaic package metadata shipped in it.
+fn read_version(mosaic_dir: &Path) -> Option<(String, PathBuf)> {
+    for marker in [".mosaic-version", "VERSION", ".version"] {
+        let path = mosaic_dir.join(marker);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let version = text.trim().trim_start_matches('v').to_owned();
+            if !version.is_empty() && !version.contains(char::is_whitespace) {
+                return Some((version, path));
+            }
+        }
+    }
+    let path = mosaic_dir.join("package.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    let version = json["version"].as_str()?.to_owned();
+    Some((version, path))
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => count_files(&entry.path()),
+            Ok(t) if t.is_file() => 1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Session names on the default tmux server, read-only; empty when none runs.
+pub fn default_server_sessions() -> Vec<String> {
+    let output = Command::new("tmux")
+        .args(["-L", "default", "list-sessions", "-F", "#{session_name}"])
+        .env_remove("TMUX")
+        .output();
+    match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_table_knows_the_0031_send_message() {
+        let known = KnownHashes::shipped();
+        let path = Path::new("mosaic/tools/tmux/send-message.sh");
+        let hash = "a430c4678d72dcf98b6e3fc30cfd6238101abd26e5cfe9b511c07b76b0784503";
+        assert_eq!(known.is_pristine(path, hash), Some("Mosaic 0.0.31"));
+        assert_eq!(known.is_pristine(path, &"0".repeat(64)), None);
+        assert_eq!(known.is_pristine(Path::new("other"), hash), None);
+    }
+
+    #[test]
+    fn version_marker_and_package_json_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_version(dir.path()).is_none());
+        std::fs::write(dir.path().join("package.json"), r#"{"version":"0.0.30"}"#).unwrap();
+        assert_eq!(read_version(dir.path()).unwrap().0, "0.0.30");
+        std::fs::write(dir.path().join(".mosaic-version"), "0.0.31\n").unwrap();
+        assert_eq!(read_version(dir.path()).unwrap().0, "0.0.31");
+    }
+}

@@ -1,0 +1,21 @@
+//! mosaic-install: renders the embedded fleet bundle for a roster profile and
+//! installs it safely into a home directory.
+//!
+//! Data flows one way: [`profile`] → [`render`] → [`plan`] → [`apply`] →
+//! [`receipt`]. See ARCHITECTURE.md at the repository root.
+
+pub mod apply;
+pub mod bundle;
+pub mod cli;
+pub mod confine;
+pub mod generation;
+pub mod install;
+pub mod layout;
+pub mod legacy;
+pub mod lock;
+pub mod plan;
+pub mod profile;
+pub mod receipt;
+pub mod render;
+pub mod report;
+pub mod snapshot;

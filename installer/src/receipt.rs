@@ -1,0 +1,174 @@
+//! The receipt: what one install wrote (path, mode, sha256, ownership), the
+//! directories it created and the agents it enabled. It is how upgrades,
+//! `status`, `uninstall` and `rollback` tell our bytes from the operator's.
+//!
+//! The current receipt is `<state>/receipt.json`; every generation keeps a
+//! copy under `<state>/generations/<n>/receipt.json`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::render::Ownership;
+
+/// Name written into every receipt, to recognise our own files.
+pub const TOOL: &str = "mosaic-install";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub tool: String,
+    /// Version of mosaic-install that wrote it.
+    pub version: String,
+    /// Version of the bundle that was installed.
+    pub bundle_version: String,
+    pub generation: u64,
+    pub profile: ProfileRecord,
+    /// Absolute config root the paths below are relative to.
+    pub config_dir: PathBuf,
+    pub files: Vec<FileRecord>,
+    /// Directories this installer created (config-relative), for uninstall.
+    pub created_dirs: Vec<PathBuf>,
+    /// Local agents whose units were installed.
+    pub agents: Vec<String>,
+    /// The tmux socket of the holder server.
+    pub socket: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    pub name: String,
+    pub origin: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Config-relative path.
+    pub path: PathBuf,
+    /// Octal mode, e.g. "0755".
+    pub mode: String,
+    /// sha256 of what we shipped for this path. When the operator's version
+    /// was kept (a conflict), this is still our version, so the next run sees
+    /// theirs as modified again.
+    pub sha256: String,
+    pub ownership: Ownership,
+    /// The path held a file before mosaic-install first wrote it; such
+    /// files are never removed by `uninstall`.
+    #[serde(default)]
+    pub preexisting: bool,
+}
+
+impl FileRecord {
+    pub fn mode_bits(&self) -> u32 {
+        u32::from_str_radix(&self.mode, 8).unwrap_or(0o644)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("cannot read receipt {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("receipt {} is damaged ({source}); move it aside to treat this install as unknown, or restore it from {}", path.display(), path.parent().map(|p| p.join("generations").display().to_string()).unwrap_or_default())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+impl Receipt {
+    /// Load a receipt; `Ok(None)` when there is none.
+    pub fn load(path: &Path) -> Result<Option<Receipt>, ReceiptError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(ReceiptError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| ReceiptError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Pretty JSON with a trailing newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("receipt serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    pub fn file(&self, path: &Path) -> Option<&FileRecord> {
+        self.files.iter().find(|f| f.path == path)
+    }
+}
+
+/// Lowercase hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+/// Octal mode as the receipt spells it.
+pub fn mode_string(mode: u32) -> String {
+    format!("{:04o}", mode & 0o7777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_empty_input() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn receipt_round_trips() {
+        let receipt = Receipt {
+            tool: TOOL.into(),
+            version: "0.1.0".into(),
+            bundle_version: "0.1.0".into(),
+            generation: 3,
+            profile: ProfileRecord {
+                name: "usc".into(),
+                origin: "embedded".into(),
+                sha256: sha256_hex(b"x"),
+            },
+            config_dir: "/h/.config".into(),
+            files: vec![FileRecord {
+                path: "mosaic/a.sh".into(),
+                mode: mode_string(0o755),
+                sha256: sha256_hex(b"a"),
+                ownership: Ownership::Managed,
+                preexisting: false,
+            }],
+            created_dirs: vec!["mosaic".into()],
+            agents: vec!["a".into()],
+            socket: "mosaic-fleet".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        std::fs::write(&path, receipt.to_bytes()).unwrap();
+        assert_eq!(Receipt::load(&path).unwrap(), Some(receipt.clone()));
+        assert_eq!(receipt.files[0].mode_bits(), 0o755);
+        assert_eq!(Receipt::load(&dir.path().join("none")).unwrap(), None);
+    }
+}

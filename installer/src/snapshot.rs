@@ -1,0 +1,67 @@
+//! Reading the disk for the planner: the files and directories a plan looks
+//! at, each resolved through [`crate::confine`] so that no symlink leads a
+//! read (and so the write it decides) outside the config root.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::confine::{self, ConfineError};
+use crate::plan::{DiskFile, Snapshot};
+
+impl Snapshot {
+    /// Read `files` and check `dirs` under `root` (all config-relative).
+    pub fn read<'a>(
+        root: &Path,
+        files: impl IntoIterator<Item = &'a PathBuf>,
+        dirs: impl IntoIterator<Item = &'a PathBuf>,
+    ) -> Result<Snapshot, ConfineError> {
+        let mut snapshot = Snapshot::default();
+        for rel in files {
+            if let Some(file) = read_file(root, rel)? {
+                snapshot.files.insert(rel.clone(), file);
+            }
+        }
+        for rel in dirs {
+            let real = confine::resolve(root, rel)?;
+            match std::fs::metadata(&real) {
+                Ok(meta) if meta.is_dir() => {
+                    snapshot.dirs.insert(rel.clone());
+                }
+                Ok(_) => {
+                    return Err(ConfineError::Io {
+                        path: real,
+                        source: std::io::Error::other(
+                            "a file stands where a directory is needed; move it aside",
+                        ),
+                    })
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ConfineError::Io { path: real, source }),
+            }
+        }
+        Ok(snapshot)
+    }
+}
+
+/// Bytes and mode of the regular file at `rel`, None when absent.
+pub fn read_file(root: &Path, rel: &Path) -> Result<Option<DiskFile>, ConfineError> {
+    let real = confine::resolve(root, rel)?;
+    let io = |source| ConfineError::Io {
+        path: real.clone(),
+        source,
+    };
+    match std::fs::metadata(&real) {
+        Ok(meta) if meta.is_file() => {
+            let bytes = std::fs::read(&real).map_err(io)?;
+            Ok(Some(DiskFile {
+                bytes,
+                mode: meta.permissions().mode() & 0o7777,
+            }))
+        }
+        Ok(_) => Err(io(std::io::Error::other(
+            "not a regular file; move it aside and run again",
+        ))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(io(err)),
+    }
+}

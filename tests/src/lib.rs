@@ -1,0 +1,219 @@
+//! Shared harness for the workspace integration tests: locating the built
+//! binaries, temp homes, throwaway tmux servers and the rule for missing tools.
+//!
+//! Everything here keeps tests away from the real machine: homes are temp
+//! dirs, and tmux always runs with its own `TMUX_TMPDIR` and a named socket.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root (parent of this package).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `templates/` in the source tree.
+pub fn templates_dir() -> PathBuf {
+    workspace_root().join("templates")
+}
+
+/// `tests/fixtures/` in the source tree.
+pub fn fixtures_dir() -> PathBuf {
+    workspace_root().join("tests").join("fixtures")
+}
+
+/// Whether a test that needs `tool` may run. A missing tool fails the test
+/// under `CI=true`, and prints a visible "skipped" line otherwise.
+pub fn require_tool(tool: &str, why: &str) -> bool {
+    if which(tool).is_some() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("`{tool}` is required under CI=true ({why}); .ci/run must install it");
+    }
+    eprintln!("skipped: `{tool}` is not installed ({why})");
+    false
+}
+
+/// Look a program up on PATH.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Path of a binary built from this workspace (`mosaic-install`, ...), built
+/// on demand so that `cargo test -p mosaic-tests` works on its own.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let bin = target.join("debug").join(name);
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--workspace", "--bins"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --workspace --bins failed");
+    });
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    bin
+}
+
+/// A temp directory standing in for `$HOME`.
+pub struct TempHome {
+    dir: tempfile::TempDir,
+}
+
+impl TempHome {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("mosaic-home-")
+                .tempdir()
+                .expect("create temp home"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Default for TempHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A throwaway tmux world: its own `TMUX_TMPDIR`, so neither the named
+/// sockets nor the "default" server it uses are the machine's. Dropping it
+/// kills only the servers it started, each by its own socket.
+pub struct TmuxWorld {
+    tmpdir: tempfile::TempDir,
+    sockets: std::cell::RefCell<Vec<String>>,
+}
+
+impl TmuxWorld {
+    pub fn new() -> Self {
+        // Short prefix: tmux socket paths must fit in sun_path (108 bytes).
+        let tmpdir = tempfile::Builder::new()
+            .prefix("mt-")
+            .tempdir_in("/tmp")
+            .expect("create TMUX_TMPDIR");
+        Self {
+            tmpdir,
+            sockets: Default::default(),
+        }
+    }
+
+    /// The `TMUX_TMPDIR` every tmux command of this world must get.
+    pub fn tmpdir(&self) -> &Path {
+        self.tmpdir.path()
+    }
+
+    /// A `tmux` command on `socket` inside this world.
+    pub fn tmux(&self, socket: &str) -> Command {
+        self.remember(socket);
+        let mut cmd = Command::new("tmux");
+        cmd.env("TMUX_TMPDIR", self.tmpdir())
+            .env_remove("TMUX")
+            .args(["-L", socket]);
+        cmd
+    }
+
+    /// Any command with this world's `TMUX_TMPDIR` (for the shipped scripts).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("TMUX_TMPDIR", self.tmpdir()).env_remove("TMUX");
+        cmd
+    }
+
+    /// Run tmux on `socket` and return its output (not asserting success).
+    pub fn run(&self, socket: &str, args: &[&str]) -> Output {
+        self.tmux(socket).args(args).output().expect("run tmux")
+    }
+
+    /// Session names on `socket` (empty when no server runs there).
+    pub fn sessions(&self, socket: &str) -> Vec<String> {
+        let out = self.run(socket, &["list-sessions", "-F", "#{session_name}"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Register a socket started by something else (a script under test) so
+    /// that it is cleaned up with this world.
+    pub fn remember(&self, socket: &str) {
+        let mut sockets = self.sockets.borrow_mut();
+        if !sockets.iter().any(|s| s == socket) {
+            sockets.push(socket.to_owned());
+        }
+    }
+}
+
+impl Default for TmuxWorld {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TmuxWorld {
+    fn drop(&mut self) {
+        for socket in self.sockets.borrow().iter() {
+            let _ = Command::new("tmux")
+                .env("TMUX_TMPDIR", self.tmpdir.path())
+                .args(["-L", socket, "kill-server"])
+                .output();
+        }
+    }
+}
+
+/// sha256 hex of every regular file and symlink under `root`, with modes:
+/// one sorted line per entry, for "nothing changed" comparisons.
+pub fn tree_listing(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut lines = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).expect("stat");
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).expect("readlink");
+                lines.push(format!("{rel} link {}", target.display()));
+            } else if meta.is_dir() {
+                lines.push(format!("{rel}/ {mode:o}"));
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                lines.push(format!("{rel} {mode:o} {}", sha256_hex(&bytes)));
+            }
+        }
+    }
+    lines.sort();
+    lines
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .fold(String::new(), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
