@@ -45,6 +45,8 @@ pub enum Change {
     Chmod { path: PathBuf, old_mode: u32 },
     /// A directory was created.
     CreatedDir { path: PathBuf },
+    /// An empty directory was removed.
+    RemovedDir { path: PathBuf, mode: u32 },
 }
 
 /// The filesystem changes of one run. Paths given to it are absolute and
@@ -65,6 +67,9 @@ impl Transaction {
     /// Start a transaction that may write under `roots` and keeps backups
     /// in `backup_dir` (created on first use, removed again on rollback).
     pub fn begin(roots: Vec<PathBuf>, backup_dir: PathBuf) -> Transaction {
+        // Journals record real paths, so accept the roots' canonical forms too.
+        let canonical: Vec<PathBuf> = roots.iter().filter_map(|r| r.canonicalize().ok()).collect();
+        let roots = roots.into_iter().chain(canonical).collect();
         Transaction {
             roots,
             backup_dir,
@@ -177,6 +182,24 @@ impl Transaction {
         Ok(())
     }
 
+    /// Remove the directory `dir` if it exists and is empty.
+    pub fn remove_dir_if_empty(&mut self, dir: &Path) -> Result<bool, ApplyError> {
+        let real = self.confined(dir)?;
+        let empty = fs::read_dir(&real).is_ok_and(|mut entries| entries.next().is_none());
+        if !empty {
+            return Ok(false);
+        }
+        let mode = fs::metadata(&real)
+            .map_err(io("inspect", &real))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        self.tick()?;
+        fs::remove_dir(&real).map_err(io("remove", &real))?;
+        self.journal.push(Change::RemovedDir { path: real, mode });
+        Ok(true)
+    }
+
     /// Copy the file at `real` (if any) into the backup dir.
     fn backup(&mut self, real: &Path) -> Result<Option<PathBuf>, ApplyError> {
         let meta = match fs::metadata(real) {
@@ -263,6 +286,9 @@ pub fn undo(journal: &[Change]) -> Vec<String> {
                     .map_err(io("set mode of", path))
             }
             Change::CreatedDir { path } => fs::remove_dir(path).map_err(io("remove", path)),
+            Change::RemovedDir { path, mode } => fs::create_dir(path)
+                .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(*mode)))
+                .map_err(io("recreate", path)),
         };
         if let Err(err) = result {
             problems.push(err.to_string());

@@ -18,8 +18,7 @@ use crate::{render, report};
 #[command(
     name = "mosaic-install",
     version,
-    about = "Install or upgrade Mosaic's durable tmux agent fleet (systemd user units, tmux and fleet scripts, roster and per-agent settings)",
-    args_conflicts_with_subcommands = true
+    about = "Install or upgrade Mosaic's durable tmux agent fleet (systemd user units, tmux and fleet scripts, roster and per-agent settings)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,6 +43,12 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Install or upgrade (the default command).
     Install(InstallArgs),
+    /// Compare the installed files with the receipt: ok, modified, missing; exit 1 on drift.
+    Status,
+    /// Remove every installed file you did not change; keep and list the rest.
+    Uninstall(UninstallArgs),
+    /// Undo the newest generation, restoring the previous one exactly (files and receipt).
+    Rollback,
     /// List the embedded profiles.
     Profiles,
     /// Render the files for a profile into a directory, for review or packaging.
@@ -67,6 +72,13 @@ pub struct InstallArgs {
     /// Generations (receipts and backups) to keep for rollback.
     #[arg(long, value_name = "N", default_value_t = crate::generation::KEEP)]
     pub keep: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct UninstallArgs {
+    /// Show what would be removed and kept; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -117,9 +129,37 @@ fn bundle(dir: Option<&PathBuf>) -> anyhow::Result<Bundle> {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
+    let install_flags = cli.install.profile.is_some()
+        || cli.install.bundle.is_some()
+        || cli.install.dry_run
+        || cli.install.force;
+    if install_flags && cli.command.is_some() {
+        anyhow::bail!(
+            "--profile, --bundle, --dry-run and --force given before a subcommand belong to install; put them after the subcommand (for example `mosaic-install uninstall --dry-run`)"
+        );
+    }
     match cli.command {
         None => run_install(&global, cli.install),
         Some(Command::Install(args)) => run_install(&global, args),
+        Some(Command::Status) => {
+            let report = crate::status::status(&layout(&global)?)?;
+            report::print_status(&report, global.json);
+            Ok(if report.drift() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Some(Command::Uninstall(args)) => {
+            let report = crate::uninstall::uninstall(&layout(&global)?, args.dry_run)?;
+            report::print_uninstall(&report, global.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Rollback) => {
+            let report = crate::rollback::rollback(&layout(&global)?)?;
+            report::print_rollback(&report, global.json);
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Profiles) => {
             let bundle = Bundle::embedded();
             let rows: Vec<(String, String)> = bundle

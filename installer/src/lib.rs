@@ -18,4 +18,7 @@ pub mod profile;
 pub mod receipt;
 pub mod render;
 pub mod report;
+pub mod rollback;
 pub mod snapshot;
+pub mod status;
+pub mod uninstall;

@@ -186,3 +186,89 @@ fn print_next_steps(report: &InstallReport) {
     }
     println!("  loginctl enable-linger \"$USER\"   # keep the fleet running after you log out");
 }
+
+pub fn print_status(report: &crate::status::StatusReport, json: bool) {
+    use crate::status::FileState;
+    if json {
+        print_json(report);
+        return;
+    }
+    println!(
+        "generation {} (profile {}, bundle {})",
+        report.generation, report.profile, report.version
+    );
+    for file in &report.files {
+        let state = match file.state {
+            FileState::Ok => "ok",
+            FileState::Modified => "modified",
+            FileState::Missing => "missing",
+        };
+        println!("  {state:<9} {}", file.path.display());
+        if let Some(waiting) = &file.waiting {
+            println!("  {:<9} {}", "waiting", waiting.display());
+        }
+    }
+    if report.drift() {
+        println!("drift: see the files above marked modified, missing or waiting");
+    } else {
+        println!("clean: every installed file is as mosaic-install left it");
+    }
+}
+
+pub fn print_uninstall(report: &crate::uninstall::UninstallReport, json: bool) {
+    if json {
+        print_json(report);
+        return;
+    }
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for path in &report.removed {
+        println!("  {verb:<12} {}", path.display());
+    }
+    for dir in &report.removed_dirs {
+        println!("  {verb:<12} {}/", dir.display());
+    }
+    for (path, why) in &report.kept {
+        println!("  {:<12} {} ({why})", "kept", path.display());
+    }
+    println!(
+        "{}: {} files {verb}, {} kept",
+        if report.dry_run {
+            "dry run"
+        } else {
+            "uninstalled"
+        },
+        report.removed.len(),
+        report.kept.len()
+    );
+}
+
+pub fn print_rollback(report: &crate::rollback::RollbackReport, json: bool) {
+    if json {
+        print_json(report);
+        return;
+    }
+    for path in &report.restored {
+        println!("  restored  {}", path.display());
+    }
+    for path in &report.removed {
+        println!("  removed   {}", path.display());
+    }
+    for path in &report.edited {
+        println!(
+            "  your edit of {} was replaced; its bytes are backed up under {}",
+            path.display(),
+            report.backup_dir.display()
+        );
+    }
+    match report.to_generation {
+        Some(n) => println!(
+            "rolled back generation {} to generation {n}",
+            report.from_generation
+        ),
+        None => println!("rolled back generation {}", report.from_generation),
+    }
+}

@@ -1,0 +1,89 @@
+//! `status`: the receipt compared with the disk, file by file — ok,
+//! modified, missing — plus our versions waiting beside edited files as
+//! `.mosaic-new`. Read-only.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::confine::ConfineError;
+use crate::layout::Layout;
+use crate::plan::beside;
+use crate::receipt::{sha256_hex, Receipt, ReceiptError};
+use crate::render::Ownership;
+use crate::snapshot::read_file;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileState {
+    Ok,
+    Modified,
+    Missing,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileStatus {
+    pub path: PathBuf,
+    pub ownership: Ownership,
+    pub state: FileState,
+    /// Our version waiting beside an edited file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub generation: u64,
+    pub profile: String,
+    pub version: String,
+    pub files: Vec<FileStatus>,
+}
+
+impl StatusReport {
+    /// Drift: a managed file modified or missing, any file missing, or a
+    /// `.mosaic-new` waiting. Edited config files are the operator's to edit.
+    pub fn drift(&self) -> bool {
+        self.files.iter().any(|f| {
+            f.waiting.is_some()
+                || f.state == FileState::Missing
+                || (f.state == FileState::Modified && f.ownership == Ownership::Managed)
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("nothing is installed here: no receipt at {}; run mosaic-install to install", .0.display())]
+    NotInstalled(PathBuf),
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
+    #[error(transparent)]
+    Confine(#[from] ConfineError),
+}
+
+pub fn status(layout: &Layout) -> Result<StatusReport, StatusError> {
+    let receipt = Receipt::load(&layout.receipt())?
+        .ok_or_else(|| StatusError::NotInstalled(layout.receipt()))?;
+    let mut files = Vec::new();
+    for record in &receipt.files {
+        let state = match read_file(&layout.config, &record.path)? {
+            None => FileState::Missing,
+            Some(disk) if sha256_hex(&disk.bytes) == record.sha256 => FileState::Ok,
+            Some(_) => FileState::Modified,
+        };
+        let new = beside(&record.path);
+        let waiting = read_file(&layout.config, &new)?.map(|_| layout.target(&new));
+        files.push(FileStatus {
+            path: layout.target(&record.path),
+            ownership: record.ownership,
+            state,
+            waiting,
+        });
+    }
+    Ok(StatusReport {
+        generation: receipt.generation,
+        profile: receipt.profile.name,
+        version: receipt.bundle_version,
+        files,
+    })
+}

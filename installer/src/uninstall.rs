@@ -1,0 +1,119 @@
+//! `uninstall`: remove what mosaic-install wrote and the operator did not
+//! change — including our `.mosaic-new` files and the directories we
+//! created once they are empty — and keep (and list) everything else.
+//! One transaction; the installer's state goes last.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::apply::{ApplyError, Transaction};
+use crate::confine::ConfineError;
+use crate::layout::Layout;
+use crate::lock::{InstallLock, LockError};
+use crate::plan::beside;
+use crate::receipt::{sha256_hex, Receipt, ReceiptError};
+use crate::snapshot::read_file;
+use crate::status::StatusError;
+
+#[derive(Debug, Serialize)]
+pub struct UninstallReport {
+    pub dry_run: bool,
+    pub removed: Vec<PathBuf>,
+    /// Kept, with why.
+    pub kept: Vec<(PathBuf, String)>,
+    pub removed_dirs: Vec<PathBuf>,
+    /// Agents whose units were installed (for the systemd step).
+    pub agents: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UninstallError {
+    #[error(transparent)]
+    NotInstalled(#[from] StatusError),
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
+    #[error(transparent)]
+    Confine(#[from] ConfineError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{0}\nnothing was removed: every step already taken was undone")]
+    Apply(#[from] Box<ApplyError>),
+}
+
+pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, UninstallError> {
+    let lock = if dry_run {
+        None
+    } else {
+        Some(InstallLock::acquire(&layout.lock())?)
+    };
+    let receipt = Receipt::load(&layout.receipt())?
+        .ok_or_else(|| StatusError::NotInstalled(layout.receipt()))?;
+    let mut report = UninstallReport {
+        dry_run,
+        removed: Vec::new(),
+        kept: Vec::new(),
+        removed_dirs: Vec::new(),
+        agents: receipt.agents.clone(),
+    };
+    let mut to_remove = Vec::new();
+    for record in &receipt.files {
+        let target = layout.target(&record.path);
+        let Some(disk) = read_file(&layout.config, &record.path)? else {
+            continue;
+        };
+        let unchanged = sha256_hex(&disk.bytes) == record.sha256;
+        if record.preexisting {
+            report
+                .kept
+                .push((target, "existed before mosaic-install".into()));
+        } else if unchanged {
+            to_remove.push(target);
+        } else {
+            report.kept.push((target, "changed by you".into()));
+        }
+        let new = beside(&record.path);
+        if let Some(waiting) = read_file(&layout.config, &new)? {
+            if sha256_hex(&waiting.bytes) == record.sha256 {
+                to_remove.push(layout.target(&new));
+            }
+        }
+    }
+    let mut dirs = receipt.created_dirs.clone();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+
+    if dry_run {
+        report.removed = to_remove;
+        report.removed_dirs = dirs.iter().map(|d| layout.target(d)).collect();
+        return Ok(report);
+    }
+    let backups = layout
+        .backups()
+        .join(format!("uninstall-{}", receipt.generation));
+    let mut tx = Transaction::begin(vec![layout.config.clone(), layout.state.clone()], backups);
+    let result = (|| -> Result<(), ApplyError> {
+        for path in &to_remove {
+            tx.remove(path)?;
+        }
+        for dir in &dirs {
+            let target = layout.target(dir);
+            if tx.remove_dir_if_empty(&target)? {
+                report.removed_dirs.push(target);
+            }
+        }
+        tx.remove(&layout.receipt())
+    })();
+    if let Err(err) = result {
+        tx.rollback();
+        return Err(Box::new(err).into());
+    }
+    tx.commit();
+    report.removed = to_remove;
+    // Our own state: generations and backups of an install that is gone.
+    let _ = std::fs::remove_dir_all(layout.generations());
+    let _ = std::fs::remove_dir_all(layout.backups());
+    let _ = std::fs::remove_file(layout.lock());
+    drop(lock);
+    let _ = std::fs::remove_dir(&layout.state);
+    Ok(report)
+}
