@@ -8,10 +8,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use std::time::Duration;
+
+use crate::activate::{self, ActivateOptions, ActivationReport};
 use crate::bundle::Bundle;
 use crate::install::{self, InstallOptions};
 use crate::layout::Layout;
 use crate::profile::{self, Profile};
+use crate::systemd::SystemctlUser;
 use crate::{render, report};
 
 #[derive(Parser, Debug)]
@@ -72,6 +76,24 @@ pub struct InstallArgs {
     /// Generations (receipts and backups) to keep for rollback.
     #[arg(long, value_name = "N", default_value_t = crate::generation::KEEP)]
     pub keep: u64,
+    /// Do not run systemctl; print the commands to run instead.
+    #[arg(long)]
+    pub no_systemctl: bool,
+    /// Start the fleet canary-first: holder, canary, verify, then waves, verifying each.
+    #[arg(long)]
+    pub start: bool,
+    /// Agent to start first with --start (default: the roster's first agent).
+    #[arg(long, value_name = "NAME", requires = "start")]
+    pub canary: Option<String>,
+    /// Agents per wave after the canary, with --start.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "start", value_parser = clap::value_parser!(u64).range(1..))]
+    pub wave: u64,
+    /// Restart running units whose unit files this upgrade changed (default: reload only, sessions keep running).
+    #[arg(long)]
+    pub restart_changed: bool,
+    /// Seconds one rollout verification may wait for a unit and its session.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    pub verify_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -202,11 +224,53 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
     opts.dry_run = args.dry_run;
     opts.force = args.force;
     opts.keep = args.keep;
-    let report = install::install(&opts)?;
+    let mut report = install::install(&opts)?;
+    if !opts.dry_run {
+        let activation = if args.no_systemctl {
+            ActivationReport::skipped(&report, "--no-systemctl".into())
+        } else if let Some(why) = foreign_home(global) {
+            ActivationReport::skipped(&report, why)
+        } else {
+            let activate_opts = ActivateOptions {
+                start: args.start,
+                canary: args.canary,
+                wave: args.wave as usize,
+                restart_changed: args.restart_changed,
+                timeout: Duration::from_secs(args.verify_timeout),
+            };
+            activate::activate(&SystemctlUser, &opts.layout, &report, &activate_opts)
+                .context("the files are installed, but the systemd step failed")?
+        };
+        report.systemd = Some(activation);
+    }
     if global.json {
         report::print_json(&report);
     } else {
         report::print_install(&report, &opts.layout);
     }
-    Ok(ExitCode::SUCCESS)
+    let failed = report
+        .systemd
+        .as_ref()
+        .is_some_and(|s| s.outcome == activate::Outcome::RolloutFailed);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Why systemctl must not run for this --home: the user manager only reads
+/// units from the real $HOME.
+fn foreign_home(global: &GlobalArgs) -> Option<String> {
+    let given = global.home.as_ref()?;
+    let real = std::env::var_os("HOME").map(PathBuf::from);
+    let same = real
+        .as_ref()
+        .is_some_and(|real| given.canonicalize().ok() == real.canonicalize().ok());
+    (!same).then(|| {
+        format!(
+            "--home {} is not $HOME, and the user manager only reads units from $HOME/.config/systemd/user; run these as the owner of that home",
+            given.display()
+        )
+    })
 }

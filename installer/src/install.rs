@@ -119,8 +119,12 @@ pub struct InstallReport {
     /// Agents the previous install had that this profile no longer has.
     pub removed_agents: Vec<String>,
     pub socket: String,
+    pub holder_session: String,
     /// Filesystem operations performed (0 for dry runs and no-ops).
     pub operations: usize,
+    /// What the systemd step did; filled in after the files are installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<crate::activate::ActivationReport>,
     #[serde(skip)]
     pub plan: Plan,
 }
@@ -253,7 +257,9 @@ fn plan_and_apply(
         agents,
         removed_agents,
         socket: profile.roster.socket().to_owned(),
+        holder_session: profile.roster.holder_session().to_owned(),
         operations: 0,
+        systemd: None,
         plan,
     };
 

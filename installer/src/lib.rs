@@ -4,10 +4,13 @@
 //! Data flows one way: [`profile`] → [`render`] → [`plan`] → [`apply`] →
 //! [`receipt`]. See ARCHITECTURE.md at the repository root.
 
+pub mod activate;
 pub mod apply;
 pub mod bundle;
 pub mod cli;
 pub mod confine;
+pub mod envfile;
+pub mod fleet;
 pub mod generation;
 pub mod install;
 pub mod layout;
@@ -19,6 +22,8 @@ pub mod receipt;
 pub mod render;
 pub mod report;
 pub mod rollback;
+pub mod rollout;
 pub mod snapshot;
 pub mod status;
+pub mod systemd;
 pub mod uninstall;

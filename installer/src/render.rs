@@ -4,8 +4,7 @@
 //! minijinja runs in strict-undefined mode, so a missing variable is an error
 //! and never an empty string. Only `.j2` files are templates; everything else
 //! is copied byte for byte. Values that land in env files go through the
-//! `env_quote` filter, whose output systemd (`EnvironmentFile=`) and bash
-//! (`source`) both read back as the original value.
+//! `env_quote` filter ([`crate::envfile::quote`]).
 
 use std::path::PathBuf;
 
@@ -211,26 +210,9 @@ fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
-    env.add_filter("env_quote", |value: String| env_quote(&value));
+    env.add_filter("env_quote", |value: String| crate::envfile::quote(&value));
     env.add_filter("shell_quote", |value: String| shell_quote(&value));
     env
-}
-
-/// Double-quote a value for an env file. Inside double quotes systemd's
-/// EnvironmentFile= parser and bash both treat exactly `\\`, `\"`, `\$` and
-/// `` \` `` as escapes and keep every other byte, so both read back the
-/// original. Control characters are rejected by profile validation.
-pub fn env_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        if matches!(c, '\\' | '"' | '$' | '`') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 /// Quote a word for a POSIX shell command line.
@@ -250,15 +232,6 @@ pub fn shell_quote(word: &str) -> String {
 mod tests {
     use super::*;
     use std::path::Path;
-
-    #[test]
-    fn env_quote_escapes_only_shell_specials() {
-        assert_eq!(
-            env_quote(r#"a "b" $c `d` \e 100%"#),
-            r#""a \"b\" \$c \`d\` \\e 100%""#
-        );
-        assert_eq!(env_quote("it's"), "\"it's\"");
-    }
 
     #[test]
     fn shell_quote_leaves_plain_words() {

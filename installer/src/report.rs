@@ -173,18 +173,50 @@ fn print_diff(planned: &crate::plan::PlannedFile, path: &Path) {
 }
 
 fn print_next_steps(report: &InstallReport) {
-    println!("next steps:");
-    println!("  systemctl --user daemon-reload");
-    println!("  systemctl --user enable --now mosaic-tmux-holder.service");
-    if !report.agents.is_empty() {
-        let units: Vec<String> = report
-            .agents
-            .iter()
-            .map(|a| format!("mosaic-agent@{a}.service"))
-            .collect();
-        println!("  systemctl --user enable --now {}", units.join(" "));
+    use crate::activate::Outcome;
+    let Some(systemd) = &report.systemd else {
+        return;
+    };
+    match systemd.outcome {
+        Outcome::Skipped | Outcome::Unreachable => {
+            println!(
+                "systemd: not run: {}",
+                systemd.reason.as_deref().unwrap_or("")
+            );
+            println!("the files are installed; to enable the fleet, run:");
+            for command in &systemd.commands {
+                println!("  {command}");
+            }
+        }
+        Outcome::Done | Outcome::RolloutFailed => {
+            println!("systemd: reloaded; enabled {}", systemd.enabled.join(" "));
+            if !systemd.disabled.is_empty() {
+                println!("systemd: disabled {}", systemd.disabled.join(" "));
+            }
+            if !systemd.restarted.is_empty() {
+                println!("systemd: restarted {}", systemd.restarted.join(" "));
+            }
+        }
     }
-    println!("  loginctl enable-linger \"$USER\"   # keep the fleet running after you log out");
+    if let Some(rollout) = &systemd.rollout {
+        println!("rollout:");
+        for step in &rollout.steps {
+            let result = if step.ok { "ok" } else { "FAILED" };
+            println!(
+                "  {:<14} {:<6} {:>6} ms  {}",
+                step.step, result, step.millis, step.detail
+            );
+        }
+        if !rollout.stopped.is_empty() {
+            println!(
+                "rollout failed: stopped what this run started: {}",
+                rollout.stopped.join(" ")
+            );
+        }
+    }
+    if systemd.linger != Some(true) {
+        println!("  {}", crate::systemd::LINGER_HINT);
+    }
 }
 
 pub fn print_status(report: &crate::status::StatusReport, json: bool) {

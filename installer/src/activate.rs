@@ -1,0 +1,166 @@
+//! Activation: what follows a successful apply — `daemon-reload`, enabling
+//! the holder and one unit per roster agent (disabling agents removed from
+//! the roster), optionally restarting units whose files changed, and the
+//! canary-first rollout. When no user manager is reachable the files stay
+//! installed and the exact commands to run later are reported instead.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::install::InstallReport;
+use crate::layout::Layout;
+use crate::plan::Action;
+use crate::render::agent_env_path;
+use crate::rollout::{self, AgentExpectation, RolloutPlan, RolloutReport, UnknownCanary};
+use crate::systemd::{self, agent_unit, ServiceManager, HOLDER_UNIT};
+
+#[derive(Debug, Clone)]
+pub struct ActivateOptions {
+    pub start: bool,
+    pub canary: Option<String>,
+    pub wave: usize,
+    pub restart_changed: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Reloaded and enabled (and started, with --start).
+    Done,
+    /// Not attempted (`--no-systemctl`, or a --home that is not $HOME).
+    Skipped,
+    /// No user manager answered.
+    Unreachable,
+    /// The rollout failed verification.
+    RolloutFailed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivationReport {
+    pub outcome: Outcome,
+    /// Why it was skipped or unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Commands to run by hand (when skipped or unreachable).
+    pub commands: Vec<String>,
+    pub enabled: Vec<String>,
+    pub disabled: Vec<String>,
+    pub restarted: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutReport>,
+    /// None when it cannot be told.
+    pub linger: Option<bool>,
+}
+
+impl ActivationReport {
+    pub fn skipped(report: &InstallReport, reason: String) -> ActivationReport {
+        ActivationReport {
+            outcome: Outcome::Skipped,
+            reason: Some(reason),
+            commands: systemd::manual_commands(&report.agents, &report.removed_agents),
+            enabled: Vec::new(),
+            disabled: Vec::new(),
+            restarted: Vec::new(),
+            rollout: None,
+            linger: systemd::linger_enabled(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActivateError {
+    #[error(transparent)]
+    Systemd(#[from] systemd::SystemdError),
+    #[error(transparent)]
+    Canary(#[from] UnknownCanary),
+}
+
+pub fn activate(
+    mgr: &dyn ServiceManager,
+    layout: &Layout,
+    report: &InstallReport,
+    opts: &ActivateOptions,
+) -> Result<ActivationReport, ActivateError> {
+    if let Err(why) = mgr.reachable() {
+        let mut out = ActivationReport::skipped(
+            report,
+            format!("no systemd user manager is reachable ({why})"),
+        );
+        out.outcome = Outcome::Unreachable;
+        return Ok(out);
+    }
+    let mut out = ActivationReport::skipped(report, String::new());
+    out.outcome = Outcome::Done;
+    out.reason = None;
+    out.commands.clear();
+    mgr.daemon_reload()?;
+    if !report.removed_agents.is_empty() {
+        out.disabled = report
+            .removed_agents
+            .iter()
+            .map(|a| agent_unit(a))
+            .collect();
+        mgr.disable(&out.disabled)?;
+    }
+    out.enabled = std::iter::once(HOLDER_UNIT.to_owned())
+        .chain(report.agents.iter().map(|a| agent_unit(a)))
+        .collect();
+    mgr.enable(&out.enabled)?;
+
+    if opts.restart_changed {
+        out.restarted = changed_running_units(mgr, report);
+        if !out.restarted.is_empty() {
+            mgr.restart(&out.restarted)?;
+        }
+    }
+    if opts.start {
+        let plan = RolloutPlan {
+            socket: report.socket.clone(),
+            holder_session: report.holder_session.clone(),
+            agents: report
+                .agents
+                .iter()
+                .map(|name| {
+                    let env = layout.target(&agent_env_path(name));
+                    AgentExpectation::from_env_file(Path::new(&env), name, &report.socket)
+                })
+                .collect(),
+            canary: opts.canary.clone(),
+            wave: opts.wave,
+            timeout: opts.timeout,
+        };
+        let rollout = rollout::rollout(mgr, &plan)?;
+        if !rollout.ok {
+            out.outcome = Outcome::RolloutFailed;
+        }
+        out.rollout = Some(rollout);
+    }
+    Ok(out)
+}
+
+/// Running units whose unit file this install changed. Restarting the
+/// holder restarts every agent with it (PartOf=), so it comes alone.
+fn changed_running_units(mgr: &dyn ServiceManager, report: &InstallReport) -> Vec<String> {
+    let changed = |name: &str| {
+        report.files.iter().any(|f| {
+            f.path.ends_with(Path::new("systemd/user").join(name))
+                && matches!(f.action, Action::Update | Action::Overwrite)
+        })
+    };
+    let active = |unit: &str| mgr.property(unit, "ActiveState").as_deref() == Ok("active");
+    if changed(HOLDER_UNIT) && active(HOLDER_UNIT) {
+        return vec![HOLDER_UNIT.to_owned()];
+    }
+    if !changed("mosaic-agent@.service") {
+        return Vec::new();
+    }
+    report
+        .agents
+        .iter()
+        .map(|a| agent_unit(a))
+        .filter(|unit| active(unit))
+        .collect()
+}

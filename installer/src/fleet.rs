@@ -1,0 +1,86 @@
+//! The fleet's tmux side: queries against one named tmux server. Every
+//! command carries `-L <socket>` and every session target is exact-match
+//! (`=name`), so `agent-1` never hits `agent-10` and the operator's default
+//! server is only ever read, by its explicit name `default`.
+
+use std::process::{Command, Output};
+
+/// One tmux server, addressed by socket name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmuxServer {
+    pub socket: String,
+}
+
+/// A session as `list-sessions` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionInfo {
+    pub name: String,
+    /// Unix time the session was created: a recreated session differs.
+    pub created: String,
+}
+
+impl TmuxServer {
+    pub fn new(socket: &str) -> TmuxServer {
+        TmuxServer {
+            socket: socket.to_owned(),
+        }
+    }
+
+    /// The operator's default server, for read-only checks.
+    pub fn default_server() -> TmuxServer {
+        TmuxServer::new("default")
+    }
+
+    fn run(&self, args: &[&str]) -> std::io::Result<Output> {
+        Command::new("tmux")
+            .env_remove("TMUX")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+    }
+
+    /// Whether the server runs and answers.
+    pub fn running(&self) -> bool {
+        self.run(&["list-sessions"])
+            .is_ok_and(|out| out.status.success())
+    }
+
+    /// Whether a session called exactly `name` exists.
+    pub fn has_session(&self, name: &str) -> bool {
+        self.run(&["has-session", "-t", &format!("={name}")])
+            .is_ok_and(|out| out.status.success())
+    }
+
+    /// The sessions of this server; empty when it does not run.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let Ok(out) = self.run(&["list-sessions", "-F", "#{session_name}\t#{session_created}"])
+        else {
+            return Vec::new();
+        };
+        if !out.status.success() {
+            return Vec::new();
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let (name, created) = line.split_once('\t')?;
+                Some(SessionInfo {
+                    name: name.to_owned(),
+                    created: created.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// A format (`#{pane_start_command}`, ...) of the active pane of the
+    /// session called exactly `name`.
+    pub fn pane_format(&self, name: &str, format: &str) -> Option<String> {
+        let out = self
+            .run(&["display-message", "-p", "-t", &format!("={name}:"), format])
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+    }
+}

@@ -1,0 +1,130 @@
+//! systemd: the user service manager behind a small trait, so that tests
+//! and `cargo xtask canary` can point the installer at a specific manager
+//! (the sandboxed one) and the fleet verbs can depend on the trait only.
+//!
+//! [`SystemctlUser`] drives `systemctl --user` of the invoking user.
+
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("systemctl --user {args} failed: {message}")]
+pub struct SystemdError {
+    pub args: String,
+    pub message: String,
+}
+
+/// The unit names of the fleet.
+pub const HOLDER_UNIT: &str = "mosaic-tmux-holder.service";
+
+pub fn agent_unit(agent: &str) -> String {
+    format!("mosaic-agent@{agent}.service")
+}
+
+/// What the installer and the fleet verbs need from a service manager.
+pub trait ServiceManager {
+    /// Ok when a manager answers; Err(why) otherwise.
+    fn reachable(&self) -> Result<(), String>;
+    fn daemon_reload(&self) -> Result<(), SystemdError>;
+    fn enable(&self, units: &[String]) -> Result<(), SystemdError>;
+    fn disable(&self, units: &[String]) -> Result<(), SystemdError>;
+    /// Start units and wait for the start jobs to finish.
+    fn start(&self, units: &[String]) -> Result<(), SystemdError>;
+    fn stop(&self, units: &[String]) -> Result<(), SystemdError>;
+    fn restart(&self, units: &[String]) -> Result<(), SystemdError>;
+    /// A unit property (`ActiveState`, `NRestarts`, ...), as systemctl shows it.
+    fn property(&self, unit: &str, name: &str) -> Result<String, SystemdError>;
+}
+
+/// `systemctl --user` of the invoking user.
+#[derive(Debug, Default, Clone)]
+pub struct SystemctlUser;
+
+impl SystemctlUser {
+    fn run(&self, args: &[&str], units: &[String]) -> Result<String, SystemdError> {
+        let output = Command::new("systemctl")
+            .arg("--user")
+            .args(args)
+            .args(units)
+            .output()
+            .map_err(|err| SystemdError {
+                args: args.join(" "),
+                message: format!("cannot run systemctl: {err}"),
+            })?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(SystemdError {
+                args: [args.join(" "), units.join(" ")]
+                    .join(" ")
+                    .trim()
+                    .to_owned(),
+                message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+        }
+    }
+}
+
+impl ServiceManager for SystemctlUser {
+    fn reachable(&self) -> Result<(), String> {
+        self.run(&["show-environment"], &[])
+            .map(|_| ())
+            .map_err(|err| err.message)
+    }
+
+    fn daemon_reload(&self) -> Result<(), SystemdError> {
+        self.run(&["daemon-reload"], &[]).map(|_| ())
+    }
+
+    fn enable(&self, units: &[String]) -> Result<(), SystemdError> {
+        self.run(&["enable", "--quiet"], units).map(|_| ())
+    }
+
+    fn disable(&self, units: &[String]) -> Result<(), SystemdError> {
+        self.run(&["disable", "--quiet"], units).map(|_| ())
+    }
+
+    fn start(&self, units: &[String]) -> Result<(), SystemdError> {
+        self.run(&["start"], units).map(|_| ())
+    }
+
+    fn stop(&self, units: &[String]) -> Result<(), SystemdError> {
+        self.run(&["stop"], units).map(|_| ())
+    }
+
+    fn restart(&self, units: &[String]) -> Result<(), SystemdError> {
+        self.run(&["restart"], units).map(|_| ())
+    }
+
+    fn property(&self, unit: &str, name: &str) -> Result<String, SystemdError> {
+        let out = self.run(&["show", "--value", "-p", name], &[unit.to_owned()])?;
+        Ok(out.trim().to_owned())
+    }
+}
+
+/// Whether logind keeps this user's manager running after logout; None
+/// when it cannot be told.
+pub fn linger_enabled() -> Option<bool> {
+    let user = std::env::var("USER")
+        .ok()
+        .or_else(|| std::env::var("LOGNAME").ok())?;
+    let dir = Path::new("/var/lib/systemd/linger");
+    dir.is_dir().then(|| dir.join(user).exists())
+}
+
+/// The commands an operator runs by hand when the installer could not.
+pub fn manual_commands(agents: &[String], removed: &[String]) -> Vec<String> {
+    let mut commands = vec!["systemctl --user daemon-reload".to_owned()];
+    if !removed.is_empty() {
+        let units: Vec<String> = removed.iter().map(|a| agent_unit(a)).collect();
+        commands.push(format!("systemctl --user disable {}", units.join(" ")));
+    }
+    let mut units = vec![HOLDER_UNIT.to_owned()];
+    units.extend(agents.iter().map(|a| agent_unit(a)));
+    commands.push(format!("systemctl --user enable {}", units.join(" ")));
+    commands.push(format!("systemctl --user start {}", units.join(" ")));
+    commands
+}
+
+pub const LINGER_HINT: &str =
+    "loginctl enable-linger \"$USER\"   # keep the fleet running after you log out";
