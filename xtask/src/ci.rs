@@ -1,0 +1,33 @@
+//! `cargo xtask ci`: everything CI runs, in the order that fails fastest —
+//! formatting, clippy, the whole test suite (real tmux, real systemd tools,
+//! real npm), the script and unit lint, and the packaging check. Missing
+//! machine tools are installed first where that is possible ([`crate::deps`]).
+
+use anyhow::Context;
+use xshell::{cmd, Shell};
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(crate::project_root());
+    crate::deps::ensure(&sh).context("installing the tools the tests drive")?;
+    cmd!(sh, "cargo fmt --all --check")
+        .run()
+        .context("formatting differs: run `cargo fmt --all`")?;
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets --locked -- -D warnings"
+    )
+    .run()
+    .context("clippy found problems")?;
+    cmd!(sh, "cargo test --workspace --locked")
+        .run()
+        .context("tests failed")?;
+    crate::lint::run(crate::lint::Args {
+        scripts_only: false,
+    })
+    .context("lint failed")?;
+    Ok(())
+}
