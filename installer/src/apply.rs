@@ -21,11 +21,11 @@ use crate::confine::{self, ConfineError};
 pub enum ApplyError {
     #[error(transparent)]
     Confine(#[from] ConfineError),
-    #[error("cannot {what} {}: {source}", path.display())]
+    #[error("cannot {what} {}: {cause}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("injected failure after filesystem operation {0} (fault-injection test)")]
     Injected(usize),
@@ -61,6 +61,8 @@ pub struct Transaction {
     backup_count: usize,
     /// Directories created to hold backups, removed again on rollback.
     backup_dirs_created: Vec<PathBuf>,
+    /// Directories whose entries changed since the last [`Transaction::sync_dirs`].
+    dirty_dirs: std::collections::BTreeSet<PathBuf>,
 }
 
 impl Transaction {
@@ -79,6 +81,7 @@ impl Transaction {
             committed: false,
             backup_count: 0,
             backup_dirs_created: Vec::new(),
+            dirty_dirs: Default::default(),
         }
     }
 
@@ -143,7 +146,8 @@ impl Transaction {
         let real = self.confined(path)?;
         let previous = self.backup(&real)?;
         self.tick()?;
-        atomic_write(&real, bytes, mode)?;
+        write_and_rename(&real, bytes, mode)?;
+        self.mark_dirty(&real);
         self.journal.push(match previous {
             Some(backup) => Change::Replaced { path: real, backup },
             None => Change::Created { path: real },
@@ -159,7 +163,7 @@ impl Transaction {
         };
         self.tick()?;
         fs::remove_file(&real).map_err(io("remove", &real))?;
-        sync_parent(&real)?;
+        self.mark_dirty(&real);
         self.journal.push(Change::Removed { path: real, backup });
         Ok(())
     }
@@ -196,6 +200,7 @@ impl Transaction {
             & 0o7777;
         self.tick()?;
         fs::remove_dir(&real).map_err(io("remove", &real))?;
+        self.mark_dirty(&real);
         self.journal.push(Change::RemovedDir { path: real, mode });
         Ok(true)
     }
@@ -232,6 +237,27 @@ impl Transaction {
         let bytes = fs::read(real).map_err(io("read", real))?;
         atomic_write(&backup, &bytes, meta.permissions().mode() & 0o7777)?;
         Ok(Some(backup))
+    }
+
+    fn mark_dirty(&mut self, path: &Path) {
+        if let Some(dir) = path.parent() {
+            self.dirty_dirs.insert(dir.to_path_buf());
+        }
+    }
+
+    /// Make every rename and removal so far durable: one fsync per changed
+    /// directory rather than one per file. Call before anything that must
+    /// only become durable after them (the receipt).
+    pub fn sync_dirs(&mut self) -> Result<(), ApplyError> {
+        for dir in std::mem::take(&mut self.dirty_dirs) {
+            match File::open(&dir) {
+                Ok(handle) => handle.sync_all().map_err(io("fsync directory", &dir))?,
+                // Removed later in this transaction: its parent is dirty instead.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(io("open directory", &dir)(err)),
+            }
+        }
+        Ok(())
     }
 
     /// Keep every change; the journal is returned for `rollback` later.
@@ -305,6 +331,13 @@ fn restore(backup: &Path, path: &Path) -> Result<(), ApplyError> {
 
 /// Same-directory temp file, mode, fsync, rename, fsync of the directory.
 pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
+    write_and_rename(path, bytes, mode)?;
+    sync_parent(path)
+}
+
+/// Same-directory temp file, mode, fsync, rename; the directory's fsync is
+/// left to the caller.
+fn write_and_rename(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::Builder::new()
         .prefix(".mosaic-install-")
@@ -319,7 +352,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyErr
         .map_err(io("fsync", temp.path()))?;
     temp.persist(path)
         .map_err(|err| io("rename into place", path)(err.error))?;
-    sync_parent(path)
+    Ok(())
 }
 
 fn sync_parent(path: &Path) -> Result<(), ApplyError> {
@@ -331,7 +364,7 @@ fn sync_parent(path: &Path) -> Result<(), ApplyError> {
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ApplyError {
     let path = path.to_path_buf();
-    move |source| ApplyError::Io { what, path, source }
+    move |cause| ApplyError::Io { what, path, cause }
 }
 
 #[cfg(test)]

@@ -37,10 +37,10 @@ pub struct Bundle {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("cannot read bundle file {}: {source}", path.display())]
+    #[error("cannot read bundle file {}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("bundle {origin} has no usable package.json version: {why}; point --bundle at an unpacked mosaic-fleet-templates package")]
     Version { origin: String, why: String },
@@ -135,7 +135,7 @@ fn collect_embedded(dir: &Dir<'static>, out: &mut Vec<BundleFile>) {
 fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<BundleFile>) -> Result<(), BundleError> {
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| BundleError::Read { path, source }
+        move |cause| BundleError::Read { path, cause }
     };
     for entry in std::fs::read_dir(dir).map_err(read_err(dir))? {
         let entry = entry.map_err(read_err(dir))?;

@@ -118,6 +118,12 @@ pub struct RenderArgs {
 
 /// Parse the process arguments and run; the binary's whole `main`.
 pub fn main() -> ExitCode {
+    // Like every Unix filter: a closed pipe (`| head`) ends us quietly
+    // instead of panicking in println!.
+    // SAFETY: called before any thread starts; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -126,6 +132,7 @@ pub fn main() -> ExitCode {
                 .downcast_ref::<install::InstallError>()
                 .map(|e| e.exit_code())
                 .or_else(|| err.downcast_ref::<profile::ProfileError>().map(|_| 2))
+                .or_else(|| err.downcast_ref::<crate::layout::LayoutError>().map(|_| 2))
                 .unwrap_or(1);
             eprintln!("mosaic-install: error: {err:#}");
             ExitCode::from(code as u8)
@@ -200,7 +207,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bundle = bundle(args.bundle.as_ref())?;
             let profile = Profile::resolve(&args.profile, &bundle)?;
             let layout = layout(&global)?;
-            let tree = render::render(&bundle, &profile, &layout.unit_mosaic_dir())?;
+            let tree = render::render(&bundle, &profile, &layout.unit_mosaic_dir()?)?;
             report::write_rendered(&tree, &args.out).with_context(|| {
                 format!("writing the rendered tree into {}", args.out.display())
             })?;

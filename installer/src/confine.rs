@@ -18,10 +18,10 @@ pub enum ConfineError {
     },
     #[error("{} is not a plain relative path inside the install root", .0.display())]
     NotRelative(PathBuf),
-    #[error("cannot inspect {}: {source}", path.display())]
+    #[error("cannot inspect {}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -44,9 +44,9 @@ pub fn resolve(root: &Path, rel: &Path) -> Result<PathBuf, ConfineError> {
         match std::fs::symlink_metadata(&next) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 hops += 1;
-                let target = std::fs::read_link(&next).map_err(|source| ConfineError::Io {
+                let target = std::fs::read_link(&next).map_err(|cause| ConfineError::Io {
                     path: next.clone(),
-                    source,
+                    cause,
                 })?;
                 let absolute = if target.is_absolute() {
                     target.clone()
@@ -71,7 +71,7 @@ pub fn resolve(root: &Path, rel: &Path) -> Result<PathBuf, ConfineError> {
                     current.push(rest);
                 }
             }
-            Err(source) => return Err(ConfineError::Io { path: next, source }),
+            Err(cause) => return Err(ConfineError::Io { path: next, cause }),
         }
     }
     Ok(current)
@@ -101,10 +101,10 @@ fn canonical_prefix(path: &Path) -> Result<PathBuf, ConfineError> {
                 return Ok(out);
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
+            Err(cause) => {
                 return Err(ConfineError::Io {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 })
             }
         }

@@ -20,10 +20,10 @@ pub struct Generations<'a> {
 pub enum GenerationError {
     #[error("no journal for generation {n} at {}: it was pruned or never written, so it cannot be rolled back", path.display())]
     NoJournal { n: u64, path: PathBuf },
-    #[error("journal {} is damaged: {source}", path.display())]
+    #[error("journal {} is damaged: {cause}", path.display())]
     Damaged {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
@@ -62,7 +62,7 @@ impl<'a> Generations<'a> {
             n,
             path: path.clone(),
         })?;
-        serde_json::from_slice(&bytes).map_err(|source| GenerationError::Damaged { path, source })
+        serde_json::from_slice(&bytes).map_err(|cause| GenerationError::Damaged { path, cause })
     }
 
     /// Drop generations older than the newest `keep` (best effort: this is

@@ -65,17 +65,19 @@ pub enum InstallError {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
+    #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
     Receipt(#[from] ReceiptError),
     #[error(transparent)]
     Confine(#[from] ConfineError),
     #[error(
-        "{source}\nnothing was changed: every step already taken was undone{}",
+        "{failure}\nnothing was changed: every step already taken was undone{}",
         undo_problems(problems)
     )]
     Apply {
-        source: Box<ApplyError>,
+        failure: Box<ApplyError>,
         problems: Vec<String>,
         /// Filesystem operations performed before the failure.
         ops: usize,
@@ -86,7 +88,7 @@ impl InstallError {
     /// Exit status: 2 for bad input the operator must fix, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            InstallError::Profile(_) => 2,
+            InstallError::Profile(_) | InstallError::Layout(_) => 2,
             _ => 1,
         }
     }
@@ -162,7 +164,7 @@ pub fn install(opts: &InstallOptions) -> Result<InstallReport, InstallError> {
     // Read-only steps first: a bad profile must stop us before any lock or write.
     let receipt = Receipt::load(&layout.receipt())?;
     let profile = resolve_profile(opts, &bundle, receipt.as_ref())?;
-    let tree = render::render(&bundle, &profile, &layout.unit_mosaic_dir())?;
+    let tree = render::render(&bundle, &profile, &layout.unit_mosaic_dir()?)?;
 
     let lock = if opts.dry_run {
         None
@@ -282,11 +284,14 @@ fn plan_and_apply(
     #[cfg(feature = "fault-injection")]
     tx.fail_after(opts.fail_after);
     let applied = apply_plan(&mut tx, layout, &report.plan).and_then(|()| {
+        // Every file durable before the receipt that vouches for them.
+        tx.sync_dirs()?;
         let bytes = new_receipt.to_bytes();
         let gen_receipt = generations.receipt_path(number);
         tx.create_dir_all(gen_receipt.parent().expect("has parent"), 0o755)?;
         tx.write(&gen_receipt, &bytes, 0o644)?;
-        tx.write(&layout.receipt(), &bytes, 0o644)
+        tx.write(&layout.receipt(), &bytes, 0o644)?;
+        tx.sync_dirs()
     });
     let journal_written = applied.and_then(|()| {
         let journal = serde_json::to_vec_pretty(tx.journal()).expect("journal serializes");
@@ -299,7 +304,7 @@ fn plan_and_apply(
         let problems = tx.rollback();
         let _ = std::fs::remove_dir_all(generations.backup_dir(number));
         return Err(InstallError::Apply {
-            source: Box::new(source),
+            failure: Box::new(source),
             problems,
             ops,
         });
@@ -345,10 +350,20 @@ fn build_receipt(report: &InstallReport, old: Option<&Receipt>, generation: u64)
         .iter()
         .filter_map(|f| {
             let desired = f.desired.as_deref()?;
+            let previous = old.and_then(|r| r.file(&f.path));
+            // A kept config file is recorded as what we last wrote there (so
+            // an edit stays an edit), or as found when we never wrote it.
+            let (sha256, mode) = match (f.action, previous, &f.current) {
+                (Action::KeepConfig, Some(record), _) => {
+                    (record.sha256.clone(), record.mode.clone())
+                }
+                (Action::KeepConfig, None, Some(disk)) => (disk.sha256(), mode_string(disk.mode)),
+                _ => (sha256_hex(desired), mode_string(f.mode)),
+            };
             Some(FileRecord {
                 path: f.path.clone(),
-                mode: mode_string(f.mode),
-                sha256: sha256_hex(desired),
+                mode,
+                sha256,
                 ownership: f.ownership,
                 preexisting: f.preexisting,
             })

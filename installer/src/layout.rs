@@ -23,6 +23,8 @@ pub enum LayoutError {
     NoHome,
     #[error("home directory {} is not an absolute path; pass an absolute --home", .0.display())]
     Relative(PathBuf),
+    #[error("config directory {dir} contains {bad:?}, which systemd unit files cannot name safely (units refer to it in ExecStart= and EnvironmentFile=); use a config directory of letters, digits and / . _ - @ + (unset XDG_CONFIG_HOME to use ~/.config)", dir = .0.display(), bad = .1)]
+    UnitUnsafe(PathBuf, char),
 }
 
 impl Layout {
@@ -63,12 +65,19 @@ impl Layout {
     }
 
     /// How the units refer to the Mosaic tree: `%h/.config/mosaic` when the
-    /// config root is the default one, its absolute path otherwise.
-    pub fn unit_mosaic_dir(&self) -> String {
+    /// config root is the default one, its absolute path otherwise (refused
+    /// when it holds characters a unit file would misread: spaces, `%`, ...).
+    pub fn unit_mosaic_dir(&self) -> Result<String, LayoutError> {
         if self.config == self.home.join(".config") {
-            "%h/.config/mosaic".to_owned()
-        } else {
-            format!("{}/mosaic", self.config.display())
+            return Ok("%h/.config/mosaic".to_owned());
+        }
+        let spelled = self.config.display().to_string();
+        let unsafe_char = spelled
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "/._-@+".contains(*c)));
+        match unsafe_char {
+            Some(c) => Err(LayoutError::UnitUnsafe(self.config.clone(), c)),
+            None => Ok(format!("{spelled}/mosaic")),
         }
     }
 
@@ -110,7 +119,7 @@ mod tests {
         let layout = Layout::for_home(Path::new("/h")).unwrap();
         assert_eq!(layout.config, Path::new("/h/.config"));
         assert_eq!(layout.state, Path::new("/h/.local/state/mosaic-install"));
-        assert_eq!(layout.unit_mosaic_dir(), "%h/.config/mosaic");
+        assert_eq!(layout.unit_mosaic_dir().unwrap(), "%h/.config/mosaic");
         assert_eq!(
             layout.target(Path::new("mosaic/fleet/roster.yaml")),
             Path::new("/h/.config/mosaic/fleet/roster.yaml")
@@ -121,6 +130,8 @@ mod tests {
     fn moved_config_root_is_spelled_out_for_units() {
         let mut layout = Layout::for_home(Path::new("/h")).unwrap();
         layout.config = PathBuf::from("/cfg");
-        assert_eq!(layout.unit_mosaic_dir(), "/cfg/mosaic");
+        assert_eq!(layout.unit_mosaic_dir().unwrap(), "/cfg/mosaic");
+        layout.config = PathBuf::from("/my config 100%");
+        assert!(layout.unit_mosaic_dir().is_err());
     }
 }

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 pub enum LockError {
     #[error("another mosaic-install is running (pid {pid}) and holds {}; wait for it to finish, then run again", path.display())]
     Held { pid: String, path: PathBuf },
-    #[error("cannot take the install lock {}: {source}", path.display())]
+    #[error("cannot take the install lock {}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -30,9 +30,9 @@ pub struct InstallLock {
 impl InstallLock {
     /// Take the lock at `path`, failing fast if another process holds it.
     pub fn acquire(path: &Path) -> Result<InstallLock, LockError> {
-        let err = |source| LockError::Io {
+        let err = |cause| LockError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         let mut created = Vec::new();
         let mut cursor = path.parent();
@@ -40,9 +40,18 @@ impl InstallLock {
             created.push(dir.to_path_buf());
             cursor = dir.parent();
         }
+        // Another run may create the same directories at the same moment:
+        // only what this run really created is ours to remove again.
+        let mut made = Vec::new();
         for dir in created.iter().rev() {
-            fs::create_dir(dir).map_err(err)?;
+            match fs::create_dir(dir) {
+                Ok(()) => made.push(dir.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(err(e)),
+            }
         }
+        made.reverse();
+        let created = made;
         let created_file = !path.exists();
         let mut file = OpenOptions::new()
             .read(true)
@@ -66,7 +75,7 @@ impl InstallLock {
                     path: path.to_path_buf(),
                 });
             }
-            Err(fs::TryLockError::Error(source)) => return Err(err(source)),
+            Err(fs::TryLockError::Error(cause)) => return Err(err(cause)),
         }
         file.set_len(0).map_err(err)?;
         file.rewind().map_err(err)?;

@@ -8,9 +8,13 @@
 //! and every value safe to write into an env file. All violations are
 //! reported together, each with file, line, field, rule and fix.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+mod locate;
+mod validate;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+pub use validate::{name_problem, socket_problem, Violation};
 
 use serde::Deserialize;
 
@@ -134,9 +138,9 @@ impl Profile {
         if looks_like_path {
             let path = PathBuf::from(spec);
             let text = std::fs::read(&path)
-                .map_err(|source| ProfileError::Read {
+                .map_err(|cause| ProfileError::Read {
                     path: path.clone(),
-                    source,
+                    cause,
                 })
                 .and_then(|bytes| {
                     String::from_utf8(bytes)
@@ -171,7 +175,7 @@ impl Profile {
                 message: err.to_string(),
             }
         })?;
-        let violations = validate(&roster, text);
+        let violations = validate::validate(&roster, text);
         if !violations.is_empty() {
             return Err(ProfileError::Invalid {
                 origin: origin.to_owned(),
@@ -187,32 +191,14 @@ impl Profile {
     }
 }
 
-/// One broken rule: where, what, and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub line: Option<usize>,
-    pub field: String,
-    pub rule: String,
-    pub fix: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(line) = self.line {
-            write!(f, "line {line}: ")?;
-        }
-        write!(f, "{}: {}\n    fix: {}", self.field, self.rule, self.fix)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("unknown profile `{name}`: the embedded profiles are {known}; or pass the path of a roster file (for example --profile ./roster.yaml)")]
     UnknownProfile { name: String, known: String },
-    #[error("cannot read profile {}: {source}; check the path and its permissions", path.display())]
+    #[error("cannot read profile {}: {cause}; check the path and its permissions", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("profile {} is not UTF-8 text; save it as UTF-8 YAML", path.display())]
     NotUtf8 { path: PathBuf },
@@ -236,253 +222,6 @@ fn render_violations(violations: &[Violation]) -> String {
         .map(|v| format!("  {v}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Why `name` cannot be an agent (or holder session) name, if it cannot.
-pub fn name_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("is empty".into());
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Some(format!(
-            "is {} characters long; at most {MAX_NAME_LEN} are allowed",
-            name.len()
-        ));
-    }
-    if name.contains('.') {
-        return Some(
-            "contains `.`: tmux silently renames a session called `a.b` to `a_b`, so the \
-             unit's exact-match stop (kill-session -t =NAME) would miss it"
-                .into(),
-        );
-    }
-    if name.contains(':') {
-        return Some(
-            "contains `:`, which tmux reads as the session:window separator in targets".into(),
-        );
-    }
-    if name.starts_with('-') {
-        return Some("starts with `-`, which tmux and systemctl would read as an option".into());
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-    {
-        return Some(format!(
-            "contains {bad:?}; only ASCII letters, digits, `_` and `-` are valid at once in a \
-             tmux session, a systemd instance and a file name"
-        ));
-    }
-    None
-}
-
-/// Why `socket` cannot be a tmux socket name, if it cannot.
-pub fn socket_problem(socket: &str) -> Option<String> {
-    if socket.is_empty() || socket.len() > MAX_NAME_LEN {
-        return Some(format!("must be 1 to {MAX_NAME_LEN} characters long"));
-    }
-    if socket.contains('/') {
-        return Some("contains `/`: tmux -L takes a name, not a path".into());
-    }
-    if let Some(bad) = socket
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
-        return Some(format!(
-            "contains {bad:?}; only ASCII letters, digits, `_`, `-` and `.` are allowed"
-        ));
-    }
-    None
-}
-
-fn workdir_problem(dir: &str) -> Option<String> {
-    let shaped = dir.starts_with('/') || dir == "~" || dir.starts_with("~/");
-    (!shaped).then(|| format!("`{dir}` is neither absolute nor ~/-relative"))
-}
-
-/// Control characters cannot be written into an env file so that systemd
-/// and bash both read back the original value.
-fn control_problem(value: &str) -> Option<String> {
-    value.chars().find(|c| c.is_control()).map(|c| {
-        let what = match c {
-            '\n' => "a newline".to_owned(),
-            '\0' => "a NUL byte".to_owned(),
-            other => format!("the control character {other:?}"),
-        };
-        format!("contains {what}, which cannot be written safely into an env file")
-    })
-}
-
-fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
-    let mut out = Vec::new();
-    let mut push = |needle: Option<&str>, field: String, rule: String, fix: &str| {
-        out.push(Violation {
-            line: needle.and_then(|n| line_of(text, n)),
-            field,
-            rule,
-            fix: fix.to_owned(),
-        });
-    };
-    if roster.version != 1 {
-        push(
-            Some("version"),
-            "version".into(),
-            format!("is {}; only roster version 1 exists", roster.version),
-            "set `version: 1`",
-        );
-    }
-    if roster.transport != "tmux" {
-        push(
-            Some("transport"),
-            "transport".into(),
-            format!("is `{}`; only `tmux` is supported", roster.transport),
-            "set `transport: tmux`",
-        );
-    }
-    if let Some(problem) = socket_problem(roster.socket()) {
-        push(
-            Some(roster.socket()),
-            "tmux.socket_name".into(),
-            problem,
-            "use a plain name such as `mosaic-fleet`",
-        );
-    }
-    if let Some(problem) = name_problem(roster.holder_session()) {
-        push(
-            Some(roster.holder_session()),
-            "tmux.holder_session".into(),
-            problem,
-            "use a plain name such as `_holder`",
-        );
-    }
-    if let Some(dir) = &roster.defaults.working_directory {
-        if let Some(problem) = workdir_problem(dir).or_else(|| control_problem(dir)) {
-            push(
-                Some(dir),
-                "defaults.working_directory".into(),
-                problem,
-                "use an absolute path or one starting with ~/",
-            );
-        }
-    }
-    for (runtime, settings) in &roster.runtimes {
-        if !RUNTIMES.contains(&runtime.as_str()) {
-            push(
-                Some(runtime),
-                format!("runtimes.{runtime}"),
-                format!("`{runtime}` is not a runtime"),
-                &format!("use one of {}", RUNTIMES.join(", ")),
-            );
-        }
-        if let Some(problem) = settings.reset_command.as_deref().and_then(control_problem) {
-            push(
-                Some(runtime),
-                format!("runtimes.{runtime}.reset_command"),
-                problem,
-                "put the reset command on one line",
-            );
-        }
-    }
-    if roster.agents.is_empty() {
-        push(
-            Some("agents"),
-            "agents".into(),
-            "is empty; a fleet needs at least one agent".into(),
-            "add an agent with `name` and `runtime`",
-        );
-    }
-    let mut seen = BTreeSet::new();
-    for (index, agent) in roster.agents.iter().enumerate() {
-        let at = |field: &str| format!("agents[{index}].{field}");
-        let needle = Some(agent.name.as_str()).filter(|n| !n.is_empty());
-        if let Some(problem) = name_problem(&agent.name) {
-            push(
-                needle,
-                at("name"),
-                format!("`{}` {problem}", agent.name),
-                "use ASCII letters, digits, `_` and `-` (at most 64), not starting with `-`",
-            );
-        } else if !seen.insert(agent.name.as_str()) {
-            push(
-                needle,
-                at("name"),
-                format!("`{}` is a duplicate agent name", agent.name),
-                "give every agent a unique name",
-            );
-        } else if agent.name == roster.holder_session() {
-            push(
-                needle,
-                at("name"),
-                format!("`{}` is the holder session's name", agent.name),
-                "rename the agent or set tmux.holder_session",
-            );
-        }
-        if !RUNTIMES.contains(&agent.runtime.as_str()) {
-            push(
-                needle,
-                at("runtime"),
-                format!("`{}` is not a runtime", agent.runtime),
-                &format!("use one of {}", RUNTIMES.join(", ")),
-            );
-        }
-        if let Some(problem) = agent.socket.as_deref().and_then(socket_problem) {
-            push(
-                needle,
-                at("socket"),
-                problem,
-                "use a plain name such as `mosaic-fleet`",
-            );
-        }
-        if let Some(dir) = &agent.working_directory {
-            if let Some(problem) = workdir_problem(dir) {
-                push(
-                    needle,
-                    at("working_directory"),
-                    problem,
-                    "use an absolute path or one starting with ~/",
-                );
-            }
-        }
-        let texts = [
-            ("class", &agent.class),
-            ("host", &agent.host),
-            ("ssh", &agent.ssh),
-            ("model_hint", &agent.model_hint),
-            ("command", &agent.command),
-            ("working_directory", &agent.working_directory),
-        ];
-        for (field, value) in texts {
-            if let Some(problem) = value.as_deref().and_then(control_problem) {
-                push(needle, at(field), problem, "write the value on one line");
-            }
-        }
-        if agent
-            .command
-            .as_deref()
-            .is_some_and(|c| c.trim().is_empty())
-        {
-            push(
-                needle,
-                at("command"),
-                "is empty".into(),
-                "remove `command` to use the default launch command, or give one",
-            );
-        }
-    }
-    out
-}
-
-/// 1-based line of the first occurrence of `needle` as a YAML scalar or key.
-fn line_of(text: &str, needle: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| {
-            let line = line.split(" #").next().unwrap_or(line);
-            line.contains(&format!(": {needle}"))
-                || line.contains(&format!(": \"{needle}\""))
-                || line.contains(&format!(": '{needle}'"))
-                || line.trim_start().starts_with(&format!("{needle}:"))
-        })
-        .map(|index| index + 1)
 }
 
 /// The one-line description of a profile: its first comment line.

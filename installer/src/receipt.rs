@@ -67,15 +67,15 @@ impl FileRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptError {
-    #[error("cannot read receipt {}: {source}", path.display())]
+    #[error("cannot read receipt {}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("receipt {} is damaged ({source}); move it aside to treat this install as unknown, or restore it from {}", path.display(), path.parent().map(|p| p.join("generations").display().to_string()).unwrap_or_default())]
+    #[error("receipt {} is damaged ({cause}); move it aside to treat this install as unknown, or restore it from {}", path.display(), path.parent().map(|p| p.join("generations").display().to_string()).unwrap_or_default())]
     Parse {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
@@ -85,18 +85,18 @@ impl Receipt {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
+            Err(cause) => {
                 return Err(ReceiptError::Read {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 })
             }
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| ReceiptError::Parse {
+            .map_err(|cause| ReceiptError::Parse {
                 path: path.to_path_buf(),
-                source,
+                cause,
             })
     }
 

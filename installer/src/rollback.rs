@@ -101,10 +101,10 @@ pub fn rollback(layout: &Layout) -> Result<RollbackReport, RollbackError> {
                     report.removed.push(path.clone());
                 }
                 Change::Replaced { path, backup } | Change::Removed { path, backup } => {
-                    let bytes = std::fs::read(backup).map_err(|source| ApplyError::Io {
+                    let bytes = std::fs::read(backup).map_err(|cause| ApplyError::Io {
                         what: "read backup",
                         path: backup.clone(),
-                        source,
+                        cause,
                     })?;
                     let mode = std::fs::metadata(backup)
                         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
@@ -120,7 +120,7 @@ pub fn rollback(layout: &Layout) -> Result<RollbackReport, RollbackError> {
                 Change::RemovedDir { path, mode } => tx.create_dir_all(path, *mode)?,
             }
         }
-        Ok(())
+        tx.sync_dirs()
     })();
     if let Err(err) = result {
         tx.rollback();

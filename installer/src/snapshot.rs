@@ -30,13 +30,13 @@ impl Snapshot {
                 Ok(_) => {
                     return Err(ConfineError::Io {
                         path: real,
-                        source: std::io::Error::other(
+                        cause: std::io::Error::other(
                             "a file stands where a directory is needed; move it aside",
                         ),
                     })
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(ConfineError::Io { path: real, source }),
+                Err(cause) => return Err(ConfineError::Io { path: real, cause }),
             }
         }
         Ok(snapshot)
@@ -46,9 +46,9 @@ impl Snapshot {
 /// Bytes and mode of the regular file at `rel`, None when absent.
 pub fn read_file(root: &Path, rel: &Path) -> Result<Option<DiskFile>, ConfineError> {
     let real = confine::resolve(root, rel)?;
-    let io = |source| ConfineError::Io {
+    let io = |cause| ConfineError::Io {
         path: real.clone(),
-        source,
+        cause,
     };
     match std::fs::metadata(&real) {
         Ok(meta) if meta.is_file() => {

@@ -38,7 +38,7 @@ pub enum UninstallError {
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("{0}\nnothing was removed: every step already taken was undone")]
-    Apply(#[from] Box<ApplyError>),
+    Apply(Box<ApplyError>),
 }
 
 pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, UninstallError> {
@@ -83,8 +83,8 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
 
     if dry_run {
+        report.removed_dirs = emptied_dirs(layout, &dirs, &to_remove);
         report.removed = to_remove;
-        report.removed_dirs = dirs.iter().map(|d| layout.target(d)).collect();
         return Ok(report);
     }
     let backups = layout
@@ -101,11 +101,12 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
                 report.removed_dirs.push(target);
             }
         }
-        tx.remove(&layout.receipt())
+        tx.remove(&layout.receipt())?;
+        tx.sync_dirs()
     })();
     if let Err(err) = result {
         tx.rollback();
-        return Err(Box::new(err).into());
+        return Err(UninstallError::Apply(Box::new(err)));
     }
     tx.commit();
     report.removed = to_remove;
@@ -116,4 +117,23 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
     drop(lock);
     let _ = std::fs::remove_dir(&layout.state);
     Ok(report)
+}
+
+/// The created directories (deepest first) that would be empty once
+/// `removed` are gone, as the real run would find them.
+fn emptied_dirs(layout: &Layout, dirs: &[PathBuf], removed: &[PathBuf]) -> Vec<PathBuf> {
+    let mut gone: std::collections::BTreeSet<PathBuf> = removed.iter().cloned().collect();
+    let mut emptied = Vec::new();
+    for dir in dirs {
+        let target = layout.target(dir);
+        let Ok(entries) = std::fs::read_dir(&target) else {
+            continue;
+        };
+        let empty = entries.flatten().all(|entry| gone.contains(&entry.path()));
+        if empty {
+            gone.insert(target.clone());
+            emptied.push(target);
+        }
+    }
+    emptied
 }

@@ -66,6 +66,38 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// `mosaic-install` kept away from the machine's real state: `HOME` is
+/// `home` (so even a run without `--home` stays inside it), the XDG base
+/// directory variables are unset, `XDG_RUNTIME_DIR` is an empty directory of
+/// `world` and the session bus is unset (so no `systemctl --user` reaches a
+/// real manager), and `TMUX_TMPDIR` is `world`'s (so the read-only listing of
+/// the "default" tmux server only ever sees that world).
+pub fn mosaic_install(home: &Path, world: &TmuxWorld) -> Command {
+    let runtime = world.tmpdir().join("xdg-runtime");
+    std::fs::create_dir_all(&runtime).expect("create XDG_RUNTIME_DIR");
+    let mut cmd = world.command(workspace_bin("mosaic-install"));
+    cmd.env("HOME", home)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    cmd
+}
+
+/// The values of the `# key: value` comment lines that head a fixture file
+/// (fixtures carry their own expectations, so adding a file adds a case).
+pub fn fixture_header(path: &Path, key: &str) -> Vec<String> {
+    let bytes = std::fs::read(path).expect("read fixture");
+    let prefix = format!("# {key}:");
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(|value| value.trim().to_owned())
+        .collect()
+}
+
 /// A temp directory standing in for `$HOME`.
 pub struct TempHome {
     dir: tempfile::TempDir,
@@ -216,4 +248,90 @@ fn sha256_hex(bytes: &[u8]) -> String {
             let _ = write!(hex, "{byte:02x}");
             hex
         })
+}
+
+/// Copy the tree under `src` into `dst` (created as needed), keeping file
+/// modes and symlinks as they are; for fixtures and "fresh copy" setups.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dst).expect("create copy destination");
+    for entry in std::fs::read_dir(src).expect("read copy source").flatten() {
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&from).expect("stat");
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&from).expect("readlink");
+            std::os::unix::fs::symlink(target, &to).expect("copy symlink");
+        } else if meta.is_dir() {
+            copy_tree(&from, &to);
+            std::fs::set_permissions(&to, meta.permissions()).expect("copy dir mode");
+        } else {
+            std::fs::copy(&from, &to).expect("copy file");
+            let mode = meta.permissions().mode() & 0o7777;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
+                .expect("copy file mode");
+        }
+    }
+}
+
+/// The lines only in `before` ("- ...") and only in `after` ("+ ...") of two
+/// [`tree_listing`]s: a readable message when two trees should be equal.
+pub fn listing_diff(before: &[String], after: &[String]) -> Vec<String> {
+    let gone = before.iter().filter(|l| !after.contains(l));
+    let new = after.iter().filter(|l| !before.contains(l));
+    gone.map(|l| format!("- {l}"))
+        .chain(new.map(|l| format!("+ {l}")))
+        .collect()
+}
+
+/// Assert that two [`tree_listing`]s are equal, showing only what differs.
+pub fn assert_same_tree(before: &[String], after: &[String], what: &str) {
+    assert!(
+        before == after,
+        "{what}:\n{}",
+        listing_diff(before, after).join("\n")
+    );
+}
+
+/// Append `text` to the file at `path` (an operator's edit); returns the
+/// file's new bytes.
+pub fn append(path: &Path, text: &str) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).expect("read the file to edit");
+    bytes.extend_from_slice(text.as_bytes());
+    std::fs::write(path, &bytes).expect("edit the file");
+    bytes
+}
+
+/// A copy of `templates/` in a temp dir with its package.json version set to
+/// `version`: the next generation of the bundle, for `--bundle` upgrades.
+pub fn bundle_copy(version: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("mosaic-bundle-")
+        .tempdir()
+        .expect("create bundle dir");
+    copy_tree(&templates_dir(), dir.path());
+    let manifest = dir.path().join("package.json");
+    let text = std::fs::read_to_string(&manifest).expect("read package.json");
+    let mut bumped = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| match line.split_once("\"version\":") {
+            Some((indent, rest)) if !bumped && indent.trim().is_empty() => {
+                bumped = true;
+                let comma = if rest.trim_end().ends_with(',') {
+                    ","
+                } else {
+                    ""
+                };
+                format!("{indent}\"version\": \"{version}\"{comma}")
+            }
+            _ => line.to_owned(),
+        })
+        .collect();
+    assert!(
+        bumped,
+        "templates/package.json has no top-level version line"
+    );
+    std::fs::write(&manifest, lines.join("\n") + "\n").expect("write package.json");
+    dir
 }

@@ -1,0 +1,276 @@
+//! Profile validation: the rules that make every name safe at once as a
+//! tmux session, a systemd instance and a file name, and every value safe to
+//! write into an env file. Every violation is collected, each with its line,
+//! field, rule and fix.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::locate::Locator;
+use super::{Roster, MAX_NAME_LEN, RUNTIMES};
+
+const CONTROL_FIX: &str =
+    "remove the control characters (newline, tab, escape, NUL) from the value";
+
+/// One broken rule: where, what, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub line: Option<usize>,
+    pub field: String,
+    pub rule: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        write!(f, "{}: {}\n    fix: {}", self.field, self.rule, self.fix)
+    }
+}
+
+/// Why `name` cannot be an agent (or holder session) name, if it cannot.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!(
+            "is {} characters long; at most {MAX_NAME_LEN} are allowed",
+            name.len()
+        ));
+    }
+    if name.contains('.') {
+        return Some(
+            "contains `.`: tmux silently renames a session called `a.b` to `a_b`, so the \
+             unit's exact-match stop (kill-session -t =NAME) would miss it"
+                .into(),
+        );
+    }
+    if name.contains(':') {
+        return Some(
+            "contains `:`, which tmux reads as the session:window separator in targets".into(),
+        );
+    }
+    if name.starts_with('-') {
+        return Some("starts with `-`, which tmux and systemctl would read as an option".into());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Some(format!(
+            "contains {bad:?}; only ASCII letters, digits, `_` and `-` are valid at once in a \
+             tmux session, a systemd instance and a file name"
+        ));
+    }
+    None
+}
+
+/// Why `socket` cannot be a tmux socket name, if it cannot.
+pub fn socket_problem(socket: &str) -> Option<String> {
+    if socket.is_empty() || socket.len() > MAX_NAME_LEN {
+        return Some(format!("must be 1 to {MAX_NAME_LEN} characters long"));
+    }
+    if socket.contains('/') {
+        return Some("contains `/`: tmux -L takes a name, not a path".into());
+    }
+    if socket.starts_with('.') || socket.starts_with('-') {
+        return Some(
+            "starts with `.` or `-`: `.` and `..` name directories, and `-` reads as an option"
+                .into(),
+        );
+    }
+    if let Some(bad) = socket
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Some(format!(
+            "contains {bad:?}; only ASCII letters, digits, `_`, `-` and `.` are allowed"
+        ));
+    }
+    None
+}
+
+pub(super) fn workdir_problem(dir: &str) -> Option<String> {
+    let shaped = dir.starts_with('/') || dir == "~" || dir.starts_with("~/");
+    (!shaped).then(|| format!("`{dir}` is neither absolute nor ~/-relative"))
+}
+
+/// Control characters cannot be written into an env file so that systemd
+/// and bash both read back the original value.
+pub(super) fn control_problem(value: &str) -> Option<String> {
+    value.chars().find(|c| c.is_control()).map(|c| {
+        let what = match c {
+            '\n' => "a newline".to_owned(),
+            '\0' => "a NUL byte".to_owned(),
+            other => format!("the control character {other:?}"),
+        };
+        format!("contains {what}, which cannot be written safely into an env file")
+    })
+}
+
+pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
+    let locate = Locator::new(text);
+    let mut out = Vec::new();
+    let mut push = |line: Option<usize>, field: String, rule: String, fix: &str| {
+        out.push(Violation {
+            line,
+            field,
+            rule,
+            fix: fix.to_owned(),
+        });
+    };
+    if roster.version != 1 {
+        push(
+            locate.key(&["version"]),
+            "version".into(),
+            format!("is {}; only roster version 1 exists", roster.version),
+            "set `version: 1`",
+        );
+    }
+    if roster.transport != "tmux" {
+        push(
+            locate.key(&["transport"]),
+            "transport".into(),
+            format!("is `{}`; only `tmux` is supported", roster.transport),
+            "set `transport: tmux`",
+        );
+    }
+    if let Some(problem) = socket_problem(roster.socket()) {
+        push(
+            locate.key(&["tmux", "socket_name|socketName"]),
+            "tmux.socket_name".into(),
+            problem,
+            "use a plain name such as `mosaic-fleet`",
+        );
+    }
+    if let Some(problem) = name_problem(roster.holder_session()) {
+        push(
+            locate.key(&["tmux", "holder_session|holderSession"]),
+            "tmux.holder_session".into(),
+            problem,
+            "use a plain name such as `_holder`",
+        );
+    }
+    if let Some(dir) = &roster.defaults.working_directory {
+        if let Some(problem) = workdir_problem(dir).or_else(|| control_problem(dir)) {
+            push(
+                locate.key(&["defaults", "working_directory|workingDirectory"]),
+                "defaults.working_directory".into(),
+                problem,
+                "use an absolute path or one starting with ~/",
+            );
+        }
+    }
+    for (runtime, settings) in &roster.runtimes {
+        if !RUNTIMES.contains(&runtime.as_str()) {
+            push(
+                locate.key(&["runtimes", runtime]),
+                format!("runtimes.{runtime}"),
+                format!("`{runtime}` is not a runtime"),
+                &format!("use one of {}", RUNTIMES.join(", ")),
+            );
+        }
+        if let Some(problem) = settings.reset_command.as_deref().and_then(control_problem) {
+            push(
+                locate.key(&["runtimes", runtime, "reset_command|resetCommand"]),
+                format!("runtimes.{runtime}.reset_command"),
+                problem,
+                CONTROL_FIX,
+            );
+        }
+    }
+    if roster.agents.is_empty() {
+        push(
+            locate.key(&["agents"]),
+            "agents".into(),
+            "is empty; a fleet needs at least one agent".into(),
+            "add an agent with `name` and `runtime`",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (index, agent) in roster.agents.iter().enumerate() {
+        let at = |field: &str| format!("agents[{index}].{field}");
+        let line = |field: &str| locate.agent(index, field);
+        if let Some(problem) = name_problem(&agent.name) {
+            push(
+                line("name"),
+                at("name"),
+                format!("`{}` {problem}", agent.name),
+                "use ASCII letters, digits, `_` and `-` (at most 64), not starting with `-`",
+            );
+        } else if !seen.insert(agent.name.as_str()) {
+            push(
+                line("name"),
+                at("name"),
+                format!("`{}` is a duplicate agent name", agent.name),
+                "give every agent a unique name",
+            );
+        } else if agent.name == roster.holder_session() {
+            push(
+                line("name"),
+                at("name"),
+                format!("`{}` is the holder session's name", agent.name),
+                "rename the agent or set tmux.holder_session",
+            );
+        }
+        if !RUNTIMES.contains(&agent.runtime.as_str()) {
+            push(
+                line("runtime"),
+                at("runtime"),
+                format!("`{}` is not a runtime", agent.runtime),
+                &format!("use one of {}", RUNTIMES.join(", ")),
+            );
+        }
+        if let Some(problem) = agent.socket.as_deref().and_then(socket_problem) {
+            push(
+                line("socket"),
+                at("socket"),
+                problem,
+                "use a plain name such as `mosaic-fleet`",
+            );
+        }
+        if let Some(dir) = &agent.working_directory {
+            if let Some(problem) = workdir_problem(dir) {
+                push(
+                    line("working_directory|workingDirectory"),
+                    at("working_directory"),
+                    problem,
+                    "use an absolute path or one starting with ~/",
+                );
+            }
+        }
+        let texts = [
+            ("class", "class", &agent.class),
+            ("host", "host", &agent.host),
+            ("ssh", "ssh", &agent.ssh),
+            ("model_hint", "model_hint|modelHint", &agent.model_hint),
+            ("command", "command", &agent.command),
+            (
+                "working_directory",
+                "working_directory|workingDirectory",
+                &agent.working_directory,
+            ),
+        ];
+        for (field, keys, value) in texts {
+            if let Some(problem) = value.as_deref().and_then(control_problem) {
+                push(line(keys), at(field), problem, CONTROL_FIX);
+            }
+        }
+        if agent
+            .command
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            push(
+                line("command"),
+                at("command"),
+                "is empty".into(),
+                "remove `command` to use the default launch command, or give one",
+            );
+        }
+    }
+    out
+}
