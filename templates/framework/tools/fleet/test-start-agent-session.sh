@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# test-start-agent-session.sh: drive start-agent-session.sh (next to this
+# script) against a real tmux server on a throwaway named socket.
+#
+# Self-contained and safe to run anywhere: its own TMUX_TMPDIR, socket, HOME
+# and Mosaic config dir; it never talks to any other tmux server and kills
+# only its own server on exit. Prints "ok - <name>" per check and stops at
+# the first failure.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+start="$here/start-agent-session.sh"
+work=$(mktemp -d "${TMUX_TMPDIR:-/tmp}/mosaic-test.XXXXXX")
+export TMUX_TMPDIR=$work
+unset TMUX TMUX_PANE MOSAIC_AGENT_NAME MOSAIC_AGENT_RUNTIME MOSAIC_AGENT_MODEL \
+    MOSAIC_AGENT_WORKDIR MOSAIC_AGENT_COMMAND XDG_CONFIG_HOME
+export HOME="$work/home" MOSAIC_CONFIG_DIR="$work/home/.config/mosaic"
+export MOSAIC_TMUX_SOCKET="mosaic-test-$$"
+socket=$MOSAIC_TMUX_SOCKET
+mkdir -p "$HOME" "$MOSAIC_CONFIG_DIR/fleet/agents" "$work/bin"
+current=setup
+
+finish() {
+    local status=$?
+    tmux -L "$socket" kill-server >/dev/null 2>&1 || true
+    rm -rf -- "$work"
+    if ((status != 0)); then
+        printf 'not ok - %s\n' "$current"
+    fi
+    exit "$status"
+}
+trap finish EXIT
+
+fail() {
+    printf '%s\n' "$*" >&2
+    exit 1
+}
+
+check() {
+    current=$1
+    "$2"
+    printf 'ok - %s\n' "$1"
+}
+
+# Poll a condition for up to ten seconds.
+wait_until() {
+    local tick
+    for ((tick = 0; tick < 100; tick++)); do
+        if "$@"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# A stand-in for the mosaic CLI: records its arguments, then idles.
+cat >"$work/bin/mosaic" <<'EOF'
+#!/usr/bin/env bash
+printf '%s\n' "$@" >"$HOME/mosaic-args"
+exec sleep 3600
+EOF
+chmod +x "$work/bin/mosaic"
+export PATH="$work/bin:$PATH"
+
+sessions() {
+    tmux -L "$socket" list-sessions -F '#{session_name}' 2>/dev/null | sort | tr '\n' ' '
+}
+
+has_session() {
+    tmux -L "$socket" has-session -t "=$1" 2>/dev/null
+}
+
+# Runs start-agent-session.sh; its exit code lands in $status, output in $out.
+run_start() {
+    status=0
+    out=$("$start" "$@" 2>&1) || status=$?
+}
+
+t_rejects_names() {
+    local name
+    for name in a.b a:b -x '' 'a b' "$(printf 'x%.0s' {1..65})"; do
+        run_start -- "$name"
+        ((status == 2)) || fail "name '$name': exit $status, expected 2: $out"
+        [[ $out == *"invalid agent name"* ]] || fail "name '$name': $out"
+    done
+    run_start -- a.b
+    [[ $out == *"renames a session called 'a.b' to 'a_b'"* ]] || fail "no rename explanation: $out"
+    run_start -x
+    ((status == 2)) || fail "option -x: exit $status, expected 2"
+}
+
+t_needs_holder() {
+    MOSAIC_AGENT_RUNTIME=claude run_start agent-1
+    ((status == 3)) || fail "exit $status without a holder, expected 3: $out"
+    [[ $out == *"systemctl --user start mosaic-tmux-holder.service"* ]] || fail "no hint: $out"
+    tmux -L "$socket" -f /dev/null new-session -d -s _holder
+}
+
+t_starts_from_env_file() {
+    # The installer's quoting: double quotes, with \\ \" \$ \` escaped.
+    cat >"$MOSAIC_CONFIG_DIR/fleet/agents/agent-1.env" <<'EOF'
+MOSAIC_AGENT_NAME="agent-1"
+MOSAIC_AGENT_RUNTIME="claude"
+MOSAIC_AGENT_MODEL="opus \"4\" \$x"
+MOSAIC_AGENT_WORKDIR="~/work dir"
+EOF
+    run_start agent-1
+    ((status == 0)) || fail "exit $status: $out"
+    [[ $out == started* ]] || fail "expected 'started': $out"
+    wait_until test -s "$HOME/mosaic-args" || fail "mosaic was not launched"
+    local expected
+    expected=$(printf '%s\n' yolo claude --model "opus \"4\" \$x")
+    [[ $(cat "$HOME/mosaic-args") == "$expected" ]] || fail "mosaic got: $(cat "$HOME/mosaic-args")"
+    [[ $(tmux -L "$socket" display-message -p -t "=agent-1:0.0" '#{pane_current_path}') == "$HOME/work dir" ]] ||
+        fail "the session does not run in ~/work dir"
+}
+
+t_reuses() {
+    run_start agent-1
+    ((status == 0)) || fail "exit $status: $out"
+    [[ $out == reusing* ]] || fail "expected 'reusing': $out"
+    [[ $(sessions) == "_holder agent-1 " ]] || fail "sessions: $(sessions)"
+}
+
+t_exact_match() {
+    MOSAIC_AGENT_RUNTIME=x MOSAIC_AGENT_COMMAND="sleep 3600" run_start agent-10
+    [[ $out == started* ]] || fail "agent-10: $out"
+    tmux -L "$socket" kill-session -t "=agent-1"
+    # A prefix match would find agent-10 and wrongly "reuse" it.
+    MOSAIC_AGENT_RUNTIME=x MOSAIC_AGENT_COMMAND="sleep 3600" run_start agent-1
+    [[ $out == started* ]] || fail "agent-1 after its stop: $out"
+    [[ $(sessions) == "_holder agent-1 agent-10 " ]] || fail "sessions: $(sessions)"
+}
+
+t_bad_workdir() {
+    : >"$work/a-file"
+    MOSAIC_AGENT_RUNTIME=x MOSAIC_AGENT_WORKDIR="$work/a-file/sub" run_start agent-2
+    ((status == 4)) || fail "exit $status, expected 4: $out"
+    [[ $out == *"cannot create the workdir"* ]] || fail "$out"
+    ! has_session agent-2 || fail "agent-2 was started anyway"
+}
+
+t_supervise_exits_when_gone() {
+    MOSAIC_AGENT_RUNTIME=x MOSAIC_AGENT_COMMAND="sleep 3600" \
+        "$start" --supervise agent-3 >"$work/supervise.out" 2>&1 &
+    local pid=$! rc=0
+    wait_until has_session agent-3 || fail "agent-3 did not start"
+    tmux -L "$socket" kill-session -t "=agent-3"
+    wait "$pid" || rc=$?
+    ((rc == 1)) || fail "--supervise exited $rc after the session died, expected 1"
+    grep -q "session agent-3 .* is gone" "$work/supervise.out" || fail "$(cat "$work/supervise.out")"
+}
+
+t_supervise_sigterm() {
+    MOSAIC_AGENT_RUNTIME=x MOSAIC_AGENT_COMMAND="sleep 3600" \
+        "$start" --supervise agent-4 >"$work/supervise.out" 2>&1 &
+    local pid=$! rc=0
+    wait_until has_session agent-4 || fail "agent-4 did not start"
+    kill -TERM "$pid"
+    wait "$pid" || rc=$?
+    ((rc == 0)) || fail "--supervise exited $rc on SIGTERM, expected 0"
+    has_session agent-4 || fail "SIGTERM to the supervisor must leave the session to ExecStop"
+}
+
+check "rejects invalid agent names (a.b: tmux would rename it a_b)" t_rejects_names
+check "without a holder server: exit 3 and how to start it" t_needs_holder
+check "starts the session from the agent's env file" t_starts_from_env_file
+check "reuses a live session" t_reuses
+check "agent-1 is matched exactly, never agent-10" t_exact_match
+check "a workdir that cannot be created exits 4" t_bad_workdir
+check "--supervise exits 1 once the session is gone" t_supervise_exits_when_gone
+check "--supervise exits 0 on SIGTERM" t_supervise_sigterm

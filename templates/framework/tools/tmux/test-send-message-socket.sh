@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# test-send-message-socket.sh: drive send-message.sh and agent-send.sh (next
+# to this script) against a real tmux server on a throwaway named socket.
+#
+# Self-contained and safe to run anywhere: it makes its own TMUX_TMPDIR and
+# socket, never talks to any other tmux server, and kills only its own server
+# on exit. Prints "ok - <name>" per check and stops at the first failure.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+work=$(mktemp -d "${TMUX_TMPDIR:-/tmp}/mosaic-test.XXXXXX")
+export TMUX_TMPDIR=$work
+unset TMUX TMUX_PANE MOSAIC_TMUX_SOCKET
+socket="mosaic-test-$$"
+current=setup
+
+finish() {
+    local status=$?
+    tmux -L "$socket" kill-server >/dev/null 2>&1 || true
+    rm -rf -- "$work"
+    if ((status != 0)); then
+        printf 'not ok - %s\n' "$current"
+    fi
+    exit "$status"
+}
+trap finish EXIT
+
+fail() {
+    printf '%s\n' "$*" >&2
+    exit 1
+}
+
+check() {
+    current=$1
+    "$2"
+    printf 'ok - %s\n' "$1"
+}
+
+# Poll a condition for up to ten seconds.
+wait_until() {
+    local tick
+    for ((tick = 0; tick < 100; tick++)); do
+        if "$@"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# A stand-in REPL: asks for bracketed paste like a real agent REPL, reads
+# with canonical mode off (no 4 KiB line limit) and appends each submitted
+# line to the file $1.
+cat >"$work/recorder" <<'EOF'
+#!/usr/bin/env bash
+set -euo pipefail
+stty -icanon -echoctl
+printf '\e[?2004h'
+printf 'ready> '
+while IFS= read -r line; do
+    line=${line//$'\e[200~'/}
+    line=${line//$'\e[201~'/}
+    printf '%s\n' "$line" >>"$1"
+    printf 'ready> '
+done
+EOF
+# A program that shows what is typed but never accepts Enter.
+cat >"$work/sink" <<'EOF'
+#!/usr/bin/env bash
+set -euo pipefail
+stty -icanon -echo -icrnl
+printf 'sink> '
+while IFS= read -r -d '' -n 1 char; do
+    case $char in
+    $'\r' | $'\n') ;;
+    *) printf '%s' "$char" ;;
+    esac
+done
+EOF
+# ssh stand-in for the remote path: records its arguments, then runs the
+# remote command here with sh, as sshd would run it with the login shell.
+mkdir -p "$work/bin"
+cat >"$work/bin/ssh" <<'EOF'
+#!/usr/bin/env bash
+set -euo pipefail
+printf '%s\n' "$@" >"$TMUX_TMPDIR/ssh-args"
+while (($# > 0)); do
+    case $1 in
+    -o) shift 2 ;;
+    --) shift; break ;;
+    -*) shift ;;
+    *) break ;;
+    esac
+done
+shift
+exec sh -c "$*"
+EOF
+chmod +x "$work/recorder" "$work/sink" "$work/bin/ssh"
+
+pane_shows() {
+    tmux -L "$socket" capture-pane -p -t "$1" | grep -qF -- "$2"
+}
+
+start_recorder() {
+    : >"$work/$1.rec"
+    tmux -L "$socket" -f /dev/null new-session -d -s "$1" -x 120 -y 30 "$work/recorder" "$work/$1.rec"
+    wait_until pane_shows "=$1:0.0" 'ready>' || fail "recorder in session $1 did not start"
+}
+
+recorded() {
+    cat -- "$work/$1.rec"
+}
+
+# Waits until session $1 recorded a marker sent after everything else, then
+# compares the whole record with the expected lines ($2...). The marker makes
+# "exactly once" exact: a stray extra Enter would show up before it.
+expect_record() {
+    local session=$1 expected
+    shift
+    "$here/send-message.sh" -L "$socket" -t "=$session" "end-of-test" ||
+        fail "the end marker was not delivered to $session"
+    wait_until grep -qx 'end-of-test' "$work/$session.rec" ||
+        fail "the end marker never reached $session"
+    expected=$(printf '%s\n' "$@" end-of-test)
+    [[ $(recorded "$session") == "$expected" ]] ||
+        fail "session $session recorded:"$'\n'"$(recorded "$session")"$'\n'"expected:"$'\n'"$expected"
+}
+
+this_host() {
+    local name
+    name=$(hostname -s 2>/dev/null) || name=$(uname -n)
+    printf '%s' "${name%%.*}"
+}
+
+tricky=$'it\'s "quoted" $HOME `date` \\n ünïcødé ✓ 日本語 100%'
+long=
+for ((chunk = 0; chunk < 64; chunk++)); do
+    printf -v piece '%-63s|' "chunk $chunk \"q\" \$x \`b\`"
+    long+=$piece
+done
+
+t_quotes_unicode() {
+    start_recorder rec1
+    "$here/send-message.sh" -L "$socket" -t "=rec1" "$tricky" || fail "send-message failed"
+    expect_record rec1 "$tricky"
+}
+
+t_four_kib() {
+    ((${#long} == 4096)) || fail "test message is ${#long} bytes"
+    start_recorder rec2
+    "$here/send-message.sh" -L "$socket" -t "=rec2" "$long" || fail "send-message failed"
+    expect_record rec2 "$long"
+}
+
+t_base64_and_stdin() {
+    start_recorder rec3
+    "$here/send-message.sh" -L "$socket" -t "=rec3" -b "$(printf '%s' "$tricky" | base64 | tr -d '\n')" ||
+        fail "send-message -b failed"
+    printf '%s\n' "from stdin" | "$here/send-message.sh" -L "$socket" -t "=rec3" ||
+        fail "send-message from stdin failed"
+    expect_record rec3 "$tricky" "from stdin"
+}
+
+t_session_means_first_pane() {
+    start_recorder rec4
+    : >"$work/rec4-right.rec"
+    # The new pane becomes the active one: '=rec4' alone would mean it.
+    tmux -L "$socket" split-window -t "=rec4:0.0" "$work/recorder" "$work/rec4-right.rec"
+    wait_until pane_shows "=rec4:0.1" 'ready>' || fail "second recorder did not start"
+    "$here/send-message.sh" -L "$socket" -t "=rec4" "to the first pane" || fail "send-message failed"
+    expect_record rec4 "to the first pane"
+    [[ ! -s $work/rec4-right.rec ]] || fail "the active pane =rec4:0.1 received: $(cat "$work/rec4-right.rec")"
+}
+
+t_exact_match() {
+    start_recorder agent-10
+    local status=0
+    "$here/send-message.sh" -L "$socket" -t "=agent-1" "for agent-1" 2>/dev/null || status=$?
+    ((status == 3)) || fail "sending to missing =agent-1 exited $status, expected 3"
+    start_recorder agent-1
+    "$here/send-message.sh" -L "$socket" -t "=agent-1" "for agent-1" || fail "send-message failed"
+    expect_record agent-1 "for agent-1"
+    expect_record agent-10
+}
+
+t_missing_target() {
+    local status=0 err
+    err=$("$here/send-message.sh" -L "$socket" -t "=no-such-session" "hello" 2>&1) || status=$?
+    ((status == 3)) || fail "exit $status, expected 3"
+    [[ $err == *"no pane '=no-such-session:0.0'"* ]] || fail "unexpected error: $err"
+    status=0
+    err=$("$here/send-message.sh" -L "$socket-none" -t "=rec1" "hello" 2>&1) || status=$?
+    ((status == 3)) || fail "exit $status without a server, expected 3"
+    [[ $err == *"no tmux server on socket"* ]] || fail "unexpected error: $err"
+}
+
+t_draft_detected() {
+    tmux -L "$socket" -f /dev/null new-session -d -s sink -x 120 -y 30 "$work/sink"
+    wait_until pane_shows "=sink:0.0" 'sink>' || fail "sink did not start"
+    local status=0 err
+    err=$("$here/send-message.sh" -L "$socket" -r 2 -t "=sink" "never submitted" 2>&1) || status=$?
+    ((status == 1)) || fail "exit $status, expected 1"
+    [[ $err == *"still an unsubmitted draft"* ]] || fail "unexpected error: $err"
+    pane_shows "=sink:0.0" "never submitted" || fail "the draft is not on the sink's input line"
+}
+
+t_agent_send_inside_tmux() {
+    start_recorder rec5
+    tmux -L "$socket" -f /dev/null new-session -d -s sender \
+        "$here/agent-send.sh" -L "$socket" -s rec5 -n far -m "hello from inside"
+    # It runs on its own: let it finish before the end marker goes in.
+    wait_until grep -qF 'hello from inside' "$work/rec5.rec" ||
+        fail "nothing arrived from the sender session"
+    expect_record rec5 "[$(this_host):sender -> far:rec5] hello from inside"
+}
+
+t_agent_send_outside_tmux() {
+    start_recorder rec6
+    USER=alice "$here/agent-send.sh" -L "$socket" -s rec6 -m "plain shell" ||
+        fail "agent-send failed"
+    "$here/agent-send.sh" -L "$socket" -s rec6 -S "ops:console" -n far -m "$tricky" ||
+        fail "agent-send -S failed"
+    expect_record rec6 "[$(this_host):alice -> $(this_host):rec6] plain shell" \
+        "[ops:console -> far:rec6] $tricky"
+}
+
+t_agent_send_remote() {
+    start_recorder rec7
+    printf '%s' "$tricky" >"$work/body"
+    PATH="$work/bin:$PATH" "$here/agent-send.sh" -H bob@remote.example -L "$socket" \
+        -s rec7 -S "me:here" -f "$work/body" || fail "agent-send -H failed"
+    expect_record rec7 "[me:here -> remote.example:rec7] $tricky"
+    grep -qx 'bob@remote.example' "$work/ssh-args" || fail "ssh was not aimed at bob@remote.example"
+    grep -qx 'BatchMode=yes' "$work/ssh-args" || fail "ssh may prompt: no BatchMode=yes"
+}
+
+check "send-message submits quotes, \$, backticks and unicode exactly once" t_quotes_unicode
+check "send-message delivers 4 KiB whole, once" t_four_kib
+check "send-message -b base64 and stdin deliver the same bytes" t_base64_and_stdin
+check "=session is the pane =session:0.0, not the active pane" t_session_means_first_pane
+check "=agent-1 never reaches agent-10" t_exact_match
+check "a missing pane or server exits 3" t_missing_target
+check "a message left as a draft exits 1" t_draft_detected
+check "agent-send preamble names the sender's own tmux session" t_agent_send_inside_tmux
+check "agent-send outside tmux uses the user name; -S overrides the source" t_agent_send_outside_tmux
+check "agent-send -H ships send-message.sh over ssh" t_agent_send_remote

@@ -1,0 +1,345 @@
+//! The scripts tests' fixture: a `TmuxWorld` with a planted session on its
+//! default server, a scratch directory standing in for `$HOME`, and helpers to
+//! run the shipped scripts hermetically, start recorder panes and wait
+//! (bounded) for what the panes show or record.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
+
+use mosaic_tests::{fixtures_dir, require_tool, templates_dir, TmuxWorld};
+
+/// The named socket the scripts are aimed at in every world.
+pub const SOCKET: &str = "fleet-test";
+/// Sent last to a recorder: once it is recorded, every earlier line is too,
+/// so a stray extra Enter would show up as an empty line before it.
+const END_MARKER: &str = "end-of-test";
+/// Upper bound for anything a test waits for; reached only when broken.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// For whichever tmux command starts a server: no ~/.tmux.conf or
+/// /etc/tmux.conf (a base-index 1 there would move the panes under test).
+const NO_CONFIG: [&str; 2] = ["-f", "/dev/null"];
+
+/// Settings of the caller's environment that must not leak into the scripts.
+const CALLER_SETTINGS: [&str; 9] = [
+    "MOSAIC_TMUX_SOCKET",
+    "MOSAIC_AGENT_NAME",
+    "MOSAIC_AGENT_RUNTIME",
+    "MOSAIC_AGENT_MODEL",
+    "MOSAIC_AGENT_WORKDIR",
+    "MOSAIC_AGENT_COMMAND",
+    "MOSAIC_CONFIG_DIR",
+    "XDG_CONFIG_HOME",
+    "TMUX_PANE",
+];
+
+pub struct Fixture {
+    pub world: TmuxWorld,
+    scratch: tempfile::TempDir,
+    default_server: String,
+}
+
+impl Fixture {
+    /// None (after a visible "skipped") when tmux is not installed.
+    pub fn new() -> Option<Fixture> {
+        if !require_tool("tmux", "the scripts drive a real tmux server") {
+            return None;
+        }
+        let world = TmuxWorld::new();
+        world.remember("default");
+        let planted = world
+            .command("tmux")
+            .args(NO_CONFIG)
+            .args(["new-session", "-d", "-s", "operator", "sleep 3600"])
+            .output()
+            .expect("run tmux");
+        assert!(planted.status.success(), "plant a session: {planted:?}");
+        let scratch = tempfile::Builder::new()
+            .prefix("mosaic-scripts-")
+            .tempdir()
+            .expect("create scratch dir");
+        let mut fixture = Fixture {
+            world,
+            scratch,
+            default_server: String::new(),
+        };
+        fixture.default_server = fixture.default_server_state();
+        Some(fixture)
+    }
+
+    /// Sessions, panes, processes, screen and buffers of the world's default
+    /// server (`tmux` without `-L`, inside this world's TMUX_TMPDIR only).
+    fn default_server_state(&self) -> String {
+        let tmux = |args: &[&str]| {
+            let out = self
+                .world
+                .command("tmux")
+                .args(args)
+                .output()
+                .expect("run tmux");
+            assert!(out.status.success(), "default server query failed: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let panes = "#{session_name} #{session_created} #{pane_id} #{pane_pid} #{pane_dead}";
+        [
+            tmux(&["list-panes", "-a", "-F", panes]),
+            tmux(&["capture-pane", "-p", "-t", "=operator:0.0"]),
+            tmux(&["list-buffers", "-F", "#{buffer_name}"]),
+        ]
+        .join("--\n")
+    }
+
+    pub fn assert_default_server_untouched(&self) {
+        assert_eq!(
+            self.default_server_state(),
+            self.default_server,
+            "the world's default tmux server changed"
+        );
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.scratch.path().join(name)
+    }
+
+    pub fn home(&self) -> PathBuf {
+        let home = self.path("home");
+        std::fs::create_dir_all(&home).expect("create scratch home");
+        home
+    }
+
+    /// A shipped script (path under `templates/`) with this world's
+    /// TMUX_TMPDIR, the scratch home and none of the caller's settings.
+    pub fn script(&self, rel: &str) -> Command {
+        let mut cmd = self.world.command(templates_dir().join(rel));
+        for var in CALLER_SETTINGS {
+            cmd.env_remove(var);
+        }
+        cmd.env("HOME", self.home());
+        cmd
+    }
+
+    /// tmux on the scripts' named socket.
+    pub fn tmux(&self, args: &[&str]) -> Output {
+        self.world.run(SOCKET, args)
+    }
+
+    pub fn assert_ok(&self, out: &Output, what: &str) {
+        assert!(
+            out.status.success(),
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn send(&self, args: &[&str]) -> Output {
+        self.script("framework/tools/tmux/send-message.sh")
+            .args(["-L", SOCKET])
+            .args(args)
+            .output()
+            .expect("run send-message.sh")
+    }
+
+    pub fn start_agent_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = self.script("framework/tools/fleet/start-agent-session.sh");
+        cmd.env("MOSAIC_TMUX_SOCKET", SOCKET).args(args);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        cmd
+    }
+
+    pub fn start_agent(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.start_agent_command(args, env)
+            .output()
+            .expect("run start-agent-session.sh")
+    }
+
+    /// The holder's server, as mosaic-tmux-holder.service starts it.
+    pub fn start_holder(&self) {
+        let mut args = NO_CONFIG.to_vec();
+        args.extend(["new-session", "-d", "-s", "_holder", "sleep 3600"]);
+        let out = self.tmux(&args);
+        self.assert_ok(&out, "start the holder session");
+    }
+
+    pub fn new_session(&self, session: &str, program: &[&str]) {
+        let mut args = NO_CONFIG.to_vec();
+        args.extend(["new-session", "-d", "-s", session, "-x", "120", "-y", "30"]);
+        args.extend_from_slice(program);
+        self.assert_ok(&self.tmux(&args), "new-session");
+    }
+
+    /// A session whose pane runs the recorder; returns its record file.
+    pub fn start_recorder(&self, session: &str) -> PathBuf {
+        let record = self.path(&format!("{session}.rec"));
+        let recorder = fixture("recorder.sh");
+        self.new_session(
+            session,
+            &[recorder.to_str().unwrap(), record.to_str().unwrap()],
+        );
+        self.wait_for_pane(&format!("={session}:0.0"), "ready>");
+        record
+    }
+
+    pub fn pane_text(&self, target: &str) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-t", target]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn wait_for_pane(&self, target: &str, text: &str) {
+        wait_until(&format!("`{text}` in pane {target}"), || {
+            self.pane_text(target).contains(text)
+        });
+    }
+
+    /// Sends the end marker, waits for it, then compares the whole record.
+    pub fn expect_record(&self, session: &str, record: &Path, expected: &[&str]) {
+        let target = format!("={session}");
+        self.assert_ok(
+            &self.send(&["-t", &target, END_MARKER]),
+            "send the end marker",
+        );
+        wait_until(&format!("the end marker in {session}'s record"), || {
+            lines(record).last().map(String::as_str) == Some(END_MARKER)
+        });
+        let mut want: Vec<&str> = expected.to_vec();
+        want.push(END_MARKER);
+        assert_eq!(lines(record), want, "record of session {session}");
+    }
+
+    /// agent-send.sh -H through the ssh stand-in, which logs its arguments.
+    pub fn remote_agent_send(&self, log: &Path, message: &str) -> Output {
+        let shim = fixtures_dir().join("scripts/ssh-shim");
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![shim];
+        dirs.extend(std::env::split_paths(&path));
+        self.script("framework/tools/tmux/agent-send.sh")
+            .env("PATH", std::env::join_paths(dirs).expect("join PATH"))
+            .env("SSH_SHIM_LOG", log)
+            .args(["-H", "bob@remote.example", "-L", SOCKET, "-s", "rec"])
+            .args(["-S", "me:here", "-m", message])
+            .output()
+            .expect("run agent-send.sh")
+    }
+
+    /// Renders the bundle for the `minimal` profile into the scratch home,
+    /// as an install would lay it out.
+    pub fn install_rendered_tree(&self) {
+        use mosaic_install::{bundle::Bundle, profile::Profile, render::render};
+        use std::os::unix::fs::PermissionsExt;
+        let bundle = Bundle::from_dir(&templates_dir()).expect("read templates/");
+        let profile = Profile::resolve("minimal", &bundle).expect("resolve minimal");
+        let tree = render(&bundle, &profile, "%h/.config/mosaic").expect("render minimal");
+        for file in tree.files {
+            let target = self.home().join(".config").join(&file.path);
+            std::fs::create_dir_all(target.parent().unwrap()).expect("create dir");
+            std::fs::write(&target, &file.contents).expect("write rendered file");
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(file.mode))
+                .expect("set mode");
+        }
+    }
+
+    pub fn run_fleet_units_test(&self) -> Output {
+        let units = self.home().join(".config/systemd/user");
+        self.script("framework/systemd/user/test-fleet-units.sh")
+            .arg(units)
+            .output()
+            .expect("run test-fleet-units.sh")
+    }
+}
+
+/// Base64 through coreutils' `base64`, unwrapped.
+pub fn base64(text: &str) -> String {
+    let out = pipe("base64", &["-w0"], text.as_bytes());
+    String::from_utf8(out).expect("base64 is ASCII")
+}
+
+pub fn base64_decode(encoded: &str) -> Vec<u8> {
+    pipe("base64", &["-d"], encoded.as_bytes())
+}
+
+/// A file under `tests/fixtures/scripts/`.
+pub fn fixture(name: &str) -> PathBuf {
+    fixtures_dir().join("scripts").join(name)
+}
+
+/// The lines of a record file (none while it does not exist).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Poll `done` until it holds; panic after [`PATIENCE`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+pub fn wait_for_exit(child: &mut Child) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            return status;
+        }
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            panic!("the process did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// This host's short name, as the scripts compute it.
+pub fn short_host() -> String {
+    let name = Command::new("hostname")
+        .arg("-s")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_else(|| {
+            let out = Command::new("uname").arg("-n").output().expect("run uname");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        });
+    name.split('.').next().unwrap_or_default().to_owned()
+}
+
+/// Quotes, `$`, backticks, backslashes, unicode (wide too), over 4 KiB.
+pub fn tricky_message() -> String {
+    let piece = r#"it's "quoted" $HOME ${PATH} `date` $(id) \n \\ ünïcødé ✓ 日本語 100% "#;
+    let mut text = String::new();
+    while text.len() < 4096 {
+        text.push_str(piece);
+    }
+    text.push_str("the end");
+    text
+}
+
+fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("run {program}: {err}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{program} failed");
+    out.stdout
+}
