@@ -1,0 +1,161 @@
+//! Repository-wide conventions as ordinary tests (the rust-analyzer "tidy"
+//! pattern): every Rust file says what it owns, nothing is left as a stub,
+//! and no shipped script runs tmux without naming its server.
+
+use std::path::{Path, PathBuf};
+
+use mosaic_tests::{templates_dir, workspace_root};
+
+fn files_under(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            if name != "target" && name != "snapshots" && name != "fixtures" {
+                files_under(&path, extension, out);
+            }
+        } else if path.extension().is_some_and(|e| e == extension) {
+            out.push(path);
+        }
+    }
+}
+
+fn rust_files() -> Vec<PathBuf> {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for crate_dir in ["installer", "xtask", "tests"] {
+        files_under(&root.join(crate_dir), "rs", &mut files);
+    }
+    assert!(files.len() > 20, "found only {} Rust files", files.len());
+    files
+}
+
+#[test]
+fn every_rust_file_opens_with_a_module_doc() {
+    let missing: Vec<_> = rust_files()
+        .into_iter()
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            !text.trim_start().starts_with("//!")
+        })
+        .collect();
+    assert!(missing.is_empty(), "files without a //! doc: {missing:#?}");
+}
+
+#[test]
+fn no_stubs_left_behind() {
+    // Spelled in pieces so that this file does not match itself.
+    let markers = [
+        concat!("tod", "o!("),
+        concat!("unimpl", "emented!("),
+        concat!("TO", "DO"),
+        concat!("FIX", "ME"),
+    ];
+    let mut hits = Vec::new();
+    for path in rust_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            if markers.iter().any(|m| line.contains(m)) {
+                hits.push(format!("{}:{}: {line}", path.display(), number + 1));
+            }
+        }
+    }
+    assert!(hits.is_empty(), "stubs:\n{}", hits.join("\n"));
+}
+
+/// tmux subcommands: a `tmux` followed by one of these (or by an option
+/// other than `-L`/`-S`) is a command line that did not name its server.
+const TMUX_SUBCOMMANDS: &[&str] = &[
+    "attach",
+    "attach-session",
+    "capture-pane",
+    "delete-buffer",
+    "display",
+    "display-message",
+    "has-session",
+    "kill-server",
+    "kill-session",
+    "list-panes",
+    "list-sessions",
+    "load-buffer",
+    "ls",
+    "new",
+    "new-session",
+    "paste-buffer",
+    "respawn-pane",
+    "run-shell",
+    "send-keys",
+    "set",
+    "set-option",
+    "show-options",
+    "split-window",
+    "start-server",
+    "wait-for",
+];
+
+/// The words following each command-position `tmux` on a line.
+fn tmux_invocations(line: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("tmux") {
+        let before = rest[..at].chars().last();
+        let after = &rest[at + 4..];
+        let command_position = before.is_none_or(|c| c.is_whitespace() || "(|;&'\"`{".contains(c));
+        if command_position && after.starts_with(' ') {
+            let next = after.split_whitespace().next().unwrap_or("");
+            found.push(next);
+        }
+        rest = after;
+    }
+    found
+}
+
+/// Every tmux command line in a shipped script names its server with `-L`
+/// (or, for the one read-only query of the caller's own server, `-S` from
+/// `$TMUX`): nothing may ever reach the operator's default server by accident.
+#[test]
+fn shipped_scripts_never_run_tmux_without_a_server() {
+    let mut scripts = Vec::new();
+    files_under(&templates_dir(), "sh", &mut scripts);
+    assert!(scripts.len() >= 6, "found only {} scripts", scripts.len());
+    let mut hits = Vec::new();
+    let mut checked = 0;
+    for path in &scripts {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            for next in tmux_invocations(line) {
+                let unnamed = TMUX_SUBCOMMANDS.contains(&next)
+                    || (next.starts_with('-') && next != "-L" && next != "-S");
+                if next == "-L" || next == "-S" {
+                    checked += 1;
+                }
+                if unnamed {
+                    hits.push(format!("{}:{}: {line}", path.display(), number + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} tmux command lines found: is the scan broken?"
+    );
+    assert!(
+        hits.is_empty(),
+        "tmux without -L in shipped scripts:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn the_scan_sees_unnamed_tmux_commands() {
+    assert_eq!(tmux_invocations("x=$(tmux -L s ls)"), ["-L"]);
+    assert_eq!(tmux_invocations("  tmux kill-server"), ["kill-server"]);
+    assert_eq!(
+        tmux_invocations("echo 'no tmux server on socket'"),
+        ["server"]
+    );
+    assert_eq!(tmux_invocations("trap 'tmux -L \"$s\" x' EXIT"), ["-L"]);
+}
