@@ -125,6 +125,7 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    let json = cli.global.json;
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -135,6 +136,13 @@ pub fn main() -> ExitCode {
                 .or_else(|| err.downcast_ref::<crate::layout::LayoutError>().map(|_| 2))
                 .unwrap_or(1);
             eprintln!("mosaic-install: error: {err:#}");
+            if json {
+                // Orchestrators read stdout: give them the failure there too.
+                report::print_json(&serde_json::json!({
+                    "error": format!("{err:#}"),
+                    "exit_code": code,
+                }));
+            }
             ExitCode::from(code as u8)
         }
     }

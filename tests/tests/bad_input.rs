@@ -265,3 +265,21 @@ fn unreadable_profile_files_are_named_with_the_reason_once() {
         );
     }
 }
+
+/// Orchestrators drive `--json` and read stdout: a refusal is a JSON object
+/// there too, with the same message and exit code as on stderr.
+#[test]
+fn json_mode_reports_the_refusal_on_stdout() {
+    let world = TmuxWorld::new();
+    let home = installed_home(&world);
+    let out = install(&home, &world, &["--json", "--profile", "no-such-profile"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exit_code"], 2);
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("unknown profile `no-such-profile`"),
+        "{error}"
+    );
+    assert!(error.contains("local-canary, minimal, usc"), "{error}");
+}
