@@ -29,5 +29,8 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         scripts_only: false,
     })
     .context("lint failed")?;
+    cmd!(sh, "cargo xtask pack --check")
+        .run()
+        .context("the packaging check failed")?;
     Ok(())
 }

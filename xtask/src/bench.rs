@@ -1,0 +1,33 @@
+//! `cargo xtask bench <task>`: whole-process benchmarks against the tools
+//! they replace. One module per benchmarked task; `measure` holds the shared
+//! running, timing, memory and table code. To add one: a module here, a
+//! variant in `Task`, an arm in `run`.
+
+mod install;
+mod measure;
+mod pack;
+mod upgrade;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(clap::Subcommand)]
+enum Task {
+    /// `xtask pack --dry-run --json` and a full pack against npm pack.
+    Pack(pack::Args),
+    /// mosaic-install (fresh, no-op, 10/100/1000 agents) against a shell cp baseline.
+    Install(install::Args),
+    /// Upgrading a Mosaic 0.0.31 tree, a no-op upgrade and status, against a fresh install.
+    Upgrade(upgrade::Args),
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.task {
+        Task::Pack(args) => pack::run(args),
+        Task::Install(args) => install::run(args),
+        Task::Upgrade(args) => upgrade::run(args),
+    }
+}

@@ -1,0 +1,174 @@
+//! `cargo xtask dist`: the release artifacts in `dist/` — the npm-style
+//! package of `templates/` (as `cargo xtask pack` builds it), the release
+//! binary archive `mosaic-install-<version>-<target>.tar.gz` (binary, README,
+//! LICENSE under one top directory; fixed mtimes, owner 0, so it is
+//! reproducible for a given binary), and `SHA256SUMS` in `sha256sum -c` format.
+
+use crate::pack::{self, Packed};
+use anyhow::{bail, Context, Result};
+use sha2::Digest as _;
+use std::path::{Path, PathBuf};
+use xshell::{cmd, Shell};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where the artifacts go [default: dist/].
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Package this already-built `mosaic-install` instead of running
+    /// `cargo build --release -p mosaic-install`.
+    #[arg(long, value_name = "FILE")]
+    binary: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let root = crate::project_root();
+    let out_dir = args.out_dir.unwrap_or_else(|| root.join("dist"));
+    let sh = Shell::new().context("create a shell")?;
+    sh.change_dir(&root);
+
+    let packed = Packed::new(&root.join("templates"))?;
+    let package = packed.write(&out_dir)?;
+
+    let metadata = CargoMetadata::read(&sh)?;
+    let binary = match args.binary {
+        Some(binary) => binary,
+        None => {
+            cmd!(sh, "cargo build --release -p mosaic-install")
+                .run()
+                .context("build the release binary")?;
+            metadata
+                .target_directory
+                .join("release")
+                .join("mosaic-install")
+        }
+    };
+    let target = host_triple(&sh)?;
+    let name = format!("mosaic-install-{}-{target}", metadata.installer_version);
+    let release = out_dir.join(format!("{name}.tar.gz"));
+    write_release_archive(
+        &release,
+        &name,
+        &[
+            (binary.as_path(), "mosaic-install", 0o755),
+            (&root.join("README.md"), "README.md", 0o644),
+            (&root.join("LICENSE"), "LICENSE", 0o644),
+        ],
+    )?;
+
+    let sums = write_sha256sums(&out_dir, &[&package, &release])?;
+    for artifact in [&package, &release, &sums] {
+        println!("{}", artifact.display());
+    }
+    Ok(())
+}
+
+/// What `cargo metadata` says about the workspace.
+struct CargoMetadata {
+    installer_version: String,
+    target_directory: PathBuf,
+}
+
+impl CargoMetadata {
+    fn read(sh: &Shell) -> Result<CargoMetadata> {
+        let json = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
+            .quiet()
+            .read()
+            .context("run cargo metadata")?;
+        let metadata: serde_json::Value =
+            serde_json::from_str(&json).context("parse cargo metadata")?;
+        let installer_version = metadata["packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == "mosaic-install")
+            .and_then(|p| p["version"].as_str())
+            .context("cargo metadata lists no mosaic-install package")?
+            .to_owned();
+        let target_directory = metadata["target_directory"]
+            .as_str()
+            .context("cargo metadata has no target_directory")?
+            .into();
+        Ok(CargoMetadata {
+            installer_version,
+            target_directory,
+        })
+    }
+}
+
+/// The host target triple, from `rustc -vV`.
+fn host_triple(sh: &Shell) -> Result<String> {
+    let version = cmd!(sh, "rustc -vV")
+        .quiet()
+        .read()
+        .context("run rustc -vV")?;
+    version
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("rustc -vV printed no `host:` line")
+}
+
+/// A gzip tar of `files` (source, name in the archive, mode) under `top/`.
+fn write_release_archive(path: &Path, top: &str, files: &[(&Path, &str, u32)]) -> Result<()> {
+    let gzip = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(Vec::new(), flate2::Compression::best());
+    let mut tar = tar::Builder::new(gzip);
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(size);
+        header.set_mtime(pack::NPM_MTIME);
+        header.set_uid(0);
+        header.set_gid(0);
+        header
+    };
+    let mut dir = header(tar::EntryType::Directory, 0o755, 0);
+    tar.append_data(&mut dir, format!("{top}/"), std::io::empty())
+        .context("archive the top directory")?;
+    for (source, name, mode) in files {
+        if !source.is_file() {
+            bail!(
+                "{} does not exist (needed for {name} in {top})",
+                source.display()
+            );
+        }
+        let content =
+            std::fs::read(source).with_context(|| format!("read {}", source.display()))?;
+        let mut entry = header(tar::EntryType::Regular, *mode, content.len() as u64);
+        tar.append_data(&mut entry, format!("{top}/{name}"), content.as_slice())
+            .with_context(|| format!("archive {}", source.display()))?;
+    }
+    let gzip = tar.into_inner().context("finish the tar stream")?;
+    let bytes = gzip.finish().context("finish the gzip stream")?;
+    std::fs::write(path, bytes).with_context(|| format!("write {}", path.display()))
+}
+
+/// `SHA256SUMS` beside the artifacts: `<sha256 hex>  <file name>` per line.
+fn write_sha256sums(dir: &Path, artifacts: &[&Path]) -> Result<PathBuf> {
+    let mut lines = Vec::new();
+    for artifact in artifacts {
+        let bytes =
+            std::fs::read(artifact).with_context(|| format!("read {}", artifact.display()))?;
+        let digest = sha2::Sha256::digest(&bytes);
+        lines.push(format!(
+            "{}  {}\n",
+            pack::hex(&digest),
+            file_name(artifact)?
+        ));
+    }
+    lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
+    let path = dir.join("SHA256SUMS");
+    std::fs::write(&path, lines.concat()).with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
+}
+
+fn file_name(path: &Path) -> Result<String> {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{} has no UTF-8 file name", path.display()))
+}

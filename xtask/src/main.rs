@@ -1,0 +1,65 @@
+//! `cargo xtask`: the project's tasks as a plain binary, one module per task
+//! (the rust-analyzer pattern). Shell work goes through `xshell`'s `cmd!`.
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod canary;
+mod ci;
+mod deps;
+mod dist;
+mod lint;
+mod pack;
+mod sandbox;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Project tasks for the Mosaic fleet installer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// bash -n and shellcheck on every script, systemd-analyze verify on every rendered unit.
+    Lint(lint::Args),
+    /// Everything CI runs: fmt, clippy, tests, lint, packaging check.
+    Ci(ci::Args),
+    /// Run a command next to a real, isolated systemd user manager (root only).
+    Sandbox(sandbox::Args),
+    /// The inside of `sandbox`: pid 1 of its namespaces (started by `sandbox` only).
+    #[command(hide = true)]
+    SandboxInside(sandbox::InsideArgs),
+    /// Build dist/<name>-<version>.tgz from templates/ as npm pack would; --check is the CI packaging check.
+    Pack(pack::Args),
+    /// Release artifacts in dist/: the npm-style .tgz, the binary archive, SHA256SUMS.
+    Dist(dist::Args),
+    /// The canary rollout end to end against a real systemd user manager (sandboxed; --live: yours).
+    Canary(canary::Args),
+    /// Whole-process benchmarks against the tools we replace (`bench pack`).
+    Bench(bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Lint(args) => lint::run(args),
+        Task::Ci(args) => ci::run(args),
+        Task::Sandbox(args) => sandbox::run(args),
+        Task::SandboxInside(args) => sandbox::inside(args),
+        Task::Pack(args) => pack::run(args),
+        Task::Dist(args) => dist::run(args),
+        Task::Bench(args) => bench::run(args),
+        Task::Canary(args) => canary::run(args),
+    }
+}
+
+/// The workspace root, from this crate's manifest directory.
+pub fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ sits in the workspace root")
+        .to_path_buf()
+}

@@ -1,0 +1,137 @@
+//! What `pack` tells the user: the object `npm pack --dry-run --json` prints
+//! (same fields, same order, same `files` order), and the human summary
+//! modelled on npm's notice block.
+
+use super::archive::{Archive, Entry};
+use super::collate::listing_order;
+use super::package::Package;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PackReport {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    /// Bytes of the `.tgz`.
+    pub size: u64,
+    pub unpacked_size: u64,
+    pub shasum: String,
+    pub integrity: String,
+    pub filename: String,
+    pub files: Vec<FileReport>,
+    pub entry_count: usize,
+    pub bundled: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileReport {
+    pub path: String,
+    pub size: u64,
+    pub mode: u32,
+}
+
+impl PackReport {
+    pub fn new(package: &Package, archive: &Archive) -> PackReport {
+        let mut files: Vec<FileReport> = archive.entries.iter().map(FileReport::from).collect();
+        files.sort_by(|a, b| listing_order(&a.path, &b.path));
+        PackReport {
+            id: package.id(),
+            name: package.name.clone(),
+            version: package.version.clone(),
+            size: archive.tgz.len() as u64,
+            unpacked_size: archive.unpacked_size(),
+            shasum: archive.shasum(),
+            integrity: archive.integrity(),
+            filename: package.filename(),
+            entry_count: files.len(),
+            files,
+            bundled: Vec::new(),
+        }
+    }
+
+    /// npm's `--json` output: an array holding this one report.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&[self]).expect("a pack report serializes")
+    }
+
+    /// The human summary, line for line npm's notice block.
+    pub fn to_table(&self) -> String {
+        let mut lines = vec![
+            format!("package: {}", self.id),
+            "Tarball Contents".to_owned(),
+        ];
+        lines.extend(
+            self.files
+                .iter()
+                .map(|f| format!("{} {}", format_bytes(f.size, false), f.path)),
+        );
+        lines.push("Tarball Details".to_owned());
+        let integrity = &self.integrity;
+        let short_integrity = format!(
+            "{}[...]{}",
+            integrity.get(..20).unwrap_or(integrity),
+            integrity.get(80..).unwrap_or_default()
+        );
+        for (key, value) in [
+            ("name", self.name.clone()),
+            ("version", self.version.clone()),
+            ("filename", self.filename.clone()),
+            ("package size", format_bytes(self.size, true)),
+            ("unpacked size", format_bytes(self.unpacked_size, true)),
+            ("shasum", self.shasum.clone()),
+            ("integrity", short_integrity),
+            ("total files", self.entry_count.to_string()),
+        ] {
+            lines.push(format!("{key}: {value}"));
+        }
+        lines.join("\n")
+    }
+}
+
+impl From<&Entry> for FileReport {
+    fn from(entry: &Entry) -> FileReport {
+        FileReport {
+            path: entry.path.clone(),
+            size: entry.size,
+            mode: entry.mode,
+        }
+    }
+}
+
+/// npm's `formatBytes`: B under 1000, then kB, MB, GB with one decimal
+/// (JavaScript's `toFixed(1)`, which rounds exact halves up).
+fn format_bytes(bytes: u64, space: bool) -> String {
+    let spacer = if space { " " } else { "" };
+    let (divisor, unit) = match bytes {
+        0..=999 => return format!("{bytes}{spacer}B"),
+        1_000..=999_949 => (1e3, "kB"),
+        999_950..=999_949_999 => (1e6, "MB"),
+        _ => (1e9, "GB"),
+    };
+    let value = bytes as f64 / divisor;
+    // `{:.1}` rounds an exact tie (x.25, x.75) to even; toFixed rounds it up.
+    let exact_tie = (value * 4.0).fract() == 0.0 && (value * 2.0).fract() != 0.0;
+    let value = if exact_tie {
+        (value * 10.0).ceil() / 10.0
+    } else {
+        value
+    };
+    format!("{value:.1}{spacer}{unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_bytes;
+
+    #[test]
+    fn sizes_print_like_npm() {
+        assert_eq!(format_bytes(697, false), "697B");
+        assert_eq!(format_bytes(1091, false), "1.1kB");
+        assert_eq!(format_bytes(3990, true), "4.0 kB");
+        assert_eq!(format_bytes(1250, true), "1.3 kB");
+        assert_eq!(format_bytes(1150, true), "1.1 kB");
+        assert_eq!(format_bytes(1450, true), "1.4 kB");
+        assert_eq!(format_bytes(2_500_000, true), "2.5 MB");
+    }
+}
