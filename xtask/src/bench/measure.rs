@@ -164,6 +164,7 @@ pub fn release_installer(sh: &xshell::Shell) -> Result<PathBuf> {
     let root = crate::project_root();
     let _dir = sh.push_dir(&root);
     xshell::cmd!(sh, "cargo build --quiet --release -p mosaic-install")
+        .quiet()
         .run()
         .context("building the release mosaic-install")?;
     Ok(root.join("target/release/mosaic-install"))
