@@ -3,6 +3,8 @@
 //! the roster), optionally restarting units whose files changed, and the
 //! canary-first rollout. When no user manager is reachable the files stay
 //! installed and the exact commands to run later are reported instead.
+//! Also the reverse for `uninstall`: stop and disable the fleet's units
+//! before their files go.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use crate::layout::Layout;
 use crate::plan::Action;
 use crate::render::agent_env_path;
 use crate::rollout::{self, AgentExpectation, RolloutPlan, RolloutReport, UnknownCanary};
-use crate::systemd::{self, agent_unit, ServiceManager, HOLDER_UNIT};
+use crate::systemd::{self, agent_unit, ServiceManager, SystemdError, AGENT_TEMPLATE, HOLDER_UNIT};
 
 #[derive(Debug, Clone)]
 pub struct ActivateOptions {
@@ -141,20 +143,23 @@ pub fn activate(
     Ok(out)
 }
 
-/// Running units whose unit file this install changed. Restarting the
-/// holder restarts every agent with it (PartOf=), so it comes alone.
+/// Running units whose unit file this install changed in what systemd reads
+/// (a new version in the header comment alone restarts nothing). Restarting
+/// the holder restarts every agent with it (PartOf=), so it comes alone.
 fn changed_running_units(mgr: &dyn ServiceManager, report: &InstallReport) -> Vec<String> {
     let changed = |name: &str| {
-        report.files.iter().any(|f| {
+        report.plan.files.iter().any(|f| {
             f.path.ends_with(Path::new("systemd/user").join(name))
                 && matches!(f.action, Action::Update | Action::Overwrite)
+                && directives(f.current.as_ref().map(|c| c.bytes.as_slice()))
+                    != directives(f.desired.as_deref())
         })
     };
     let active = |unit: &str| mgr.property(unit, "ActiveState").as_deref() == Ok("active");
     if changed(HOLDER_UNIT) && active(HOLDER_UNIT) {
         return vec![HOLDER_UNIT.to_owned()];
     }
-    if !changed("mosaic-agent@.service") {
+    if !changed(AGENT_TEMPLATE) {
         return Vec::new();
     }
     report
@@ -163,4 +168,73 @@ fn changed_running_units(mgr: &dyn ServiceManager, report: &InstallReport) -> Ve
         .map(|a| agent_unit(a))
         .filter(|unit| active(unit))
         .collect()
+}
+
+/// A unit file's lines as systemd reads them: no comments, no blank lines.
+fn directives(bytes: Option<&[u8]>) -> Vec<String> {
+    String::from_utf8_lossy(bytes.unwrap_or_default())
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with(';'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What `uninstall` did to the running fleet.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeactivationReport {
+    /// `Done`, or `Unreachable` with the commands to run by hand.
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub commands: Vec<String>,
+    /// Units stopped and disabled (agents first, the holder last).
+    pub units: Vec<String>,
+}
+
+/// Before `uninstall` removes the unit files: stop and disable the agents'
+/// units and the holder (systemd cannot disable a unit whose file is gone).
+/// Run [`ServiceManager::daemon_reload`] once the files are removed, so that
+/// the manager forgets the units.
+pub fn deactivate(
+    mgr: &dyn ServiceManager,
+    agents: &[String],
+) -> Result<DeactivationReport, SystemdError> {
+    let units: Vec<String> = agents
+        .iter()
+        .map(|a| agent_unit(a))
+        .chain(std::iter::once(HOLDER_UNIT.to_owned()))
+        .collect();
+    if let Err(why) = mgr.reachable() {
+        return Ok(DeactivationReport {
+            outcome: Outcome::Unreachable,
+            reason: Some(format!("no systemd user manager is reachable ({why})")),
+            commands: systemd::manual_uninstall_commands(agents),
+            units: Vec::new(),
+        });
+    }
+    mgr.stop(&units)?;
+    mgr.disable(&units)?;
+    Ok(DeactivationReport {
+        outcome: Outcome::Done,
+        reason: None,
+        commands: Vec::new(),
+        units,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_and_blank_lines_are_not_directives() {
+        let old = b"# Managed by mosaic-install 0.1.0\n[Service]\nRestart=always\n";
+        let new = b"# Managed by mosaic-install 0.2.0\n\n[Service]\n; note\nRestart=always\n";
+        assert_eq!(directives(Some(old)), directives(Some(new)));
+        assert_ne!(
+            directives(Some(old)),
+            directives(Some(b"[Service]\nRestart=no\n"))
+        );
+    }
 }

@@ -15,7 +15,7 @@ use crate::bundle::Bundle;
 use crate::install::{self, InstallOptions};
 use crate::layout::Layout;
 use crate::profile::{self, Profile};
-use crate::systemd::SystemctlUser;
+use crate::systemd::{ServiceManager, SystemctlUser};
 use crate::{render, report};
 
 #[derive(Parser, Debug)]
@@ -101,6 +101,9 @@ pub struct UninstallArgs {
     /// Show what would be removed and kept; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not stop and disable the units first; print the commands instead.
+    #[arg(long)]
+    pub no_systemctl: bool,
 }
 
 #[derive(Args, Debug)]
@@ -187,11 +190,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Some(Command::Uninstall(args)) => {
-            let report = crate::uninstall::uninstall(&layout(&global)?, args.dry_run)?;
-            report::print_uninstall(&report, global.json);
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(Command::Uninstall(args)) => run_uninstall(&global, &args),
         Some(Command::Rollback) => {
             let report = crate::rollback::rollback(&layout(&global)?)?;
             report::print_rollback(&report, global.json);
@@ -272,6 +271,46 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Stop and disable the fleet's units while their files still exist
+/// (systemd cannot disable a unit whose file is gone), remove the files,
+/// then reload so the manager forgets the units.
+fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<ExitCode> {
+    let layout = layout(global)?;
+    let agents = crate::receipt::Receipt::load(&layout.receipt())?
+        .map(|receipt| receipt.agents)
+        .unwrap_or_default();
+    let skip = if args.no_systemctl {
+        Some("--no-systemctl".to_owned())
+    } else {
+        foreign_home(global)
+    };
+    let down = match (&skip, args.dry_run) {
+        (_, true) => None,
+        (Some(why), false) => Some(activate::DeactivationReport {
+            outcome: activate::Outcome::Skipped,
+            reason: Some(why.clone()),
+            commands: crate::systemd::manual_uninstall_commands(&agents),
+            units: Vec::new(),
+        }),
+        (None, false) => Some(
+            activate::deactivate(&SystemctlUser, &agents)
+                .context("stopping the fleet before uninstalling; nothing was removed")?,
+        ),
+    };
+    let mut report = crate::uninstall::uninstall(&layout, args.dry_run)?;
+    if down
+        .as_ref()
+        .is_some_and(|d| d.outcome == activate::Outcome::Done)
+    {
+        SystemctlUser
+            .daemon_reload()
+            .context("the files are removed, but systemctl --user daemon-reload failed")?;
+    }
+    report.systemd = down;
+    report::print_uninstall(&report, global.json);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Why systemctl must not run for this --home: the user manager only reads

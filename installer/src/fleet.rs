@@ -74,13 +74,19 @@ impl TmuxServer {
     }
 
     /// A format (`#{pane_start_command}`, ...) of the active pane of the
-    /// session called exactly `name`.
+    /// session called exactly `name`; None when there is no such session
+    /// (tmux 3.3 prints an empty line and exits 0 for a missing target, so
+    /// the session's name is read along and checked).
     pub fn pane_format(&self, name: &str, format: &str) -> Option<String> {
+        let probe = format!("#{{session_name}}\t{format}");
         let out = self
-            .run(&["display-message", "-p", "-t", &format!("={name}:"), format])
+            .run(&["display-message", "-p", "-t", &format!("={name}:"), &probe])
             .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (session, value) = text.trim_end_matches('\n').split_once('\t')?;
+        (session == name).then(|| value.trim_end().to_owned())
     }
 }

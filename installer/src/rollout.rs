@@ -1,11 +1,9 @@
 //! Canary-first rollout (`--start`): the holder, then one canary agent,
 //! verified, then the rest in waves, each verified. A failed verification
 //! stops what this run started, leaves everything else as it was, and says
-//! which step failed and why.
-//!
-//! "Verified" means: the unit is active, its session exists on its named
-//! socket, the session's pane runs the agent's command, and the operator's
-//! default tmux server has exactly the sessions it had before.
+//! which step failed and why. The checks themselves live in [`verify`].
+
+mod verify;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,9 +11,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::envfile;
-use crate::fleet::{SessionInfo, TmuxServer};
+use crate::fleet::TmuxServer;
 use crate::render::shell_quote;
 use crate::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
+
+pub use verify::SETTLE;
 
 /// What one agent should look like once started.
 #[derive(Debug, Clone)]
@@ -135,7 +135,7 @@ pub fn rollout(
 
     let holder_units = vec![HOLDER_UNIT.to_owned()];
     let step = run_step(mgr, "holder", &holder_units, &mut started, || {
-        verify_holder(mgr, plan)
+        verify::holder(mgr, plan)
     });
     let mut failed = !step.ok;
     report.steps.push(step);
@@ -149,20 +149,18 @@ pub fn rollout(
         } else {
             format!("wave {index}")
         };
+        let agents: Vec<&AgentExpectation> = wave
+            .iter()
+            .map(|agent| {
+                plan.agents
+                    .iter()
+                    .find(|a| &a.name == agent)
+                    .expect("waves come from the plan")
+            })
+            .collect();
         let units: Vec<String> = wave.iter().map(|a| agent_unit(a)).collect();
         let step = run_step(mgr, &name, &units, &mut started, || {
-            wave.iter()
-                .map(|agent| {
-                    let expect = plan
-                        .agents
-                        .iter()
-                        .find(|a| &a.name == agent)
-                        .expect("waves come from the plan");
-                    verify_agent(mgr, expect, plan.timeout)
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(|details| details.join("; "))
-                .and_then(|detail| default_untouched(&default_before).map(|()| detail))
+            verify::wave(mgr, &agents, plan.timeout, &default_before)
         });
         failed = !step.ok;
         report.steps.push(step);
@@ -170,21 +168,26 @@ pub fn rollout(
 
     if failed {
         report.ok = false;
-        let agents: Vec<String> = started
-            .iter()
-            .filter(|u| *u != HOLDER_UNIT)
-            .cloned()
-            .collect();
-        let mut to_stop = agents;
-        if started.iter().any(|u| u == HOLDER_UNIT) {
-            to_stop.push(HOLDER_UNIT.to_owned());
-        }
-        if !to_stop.is_empty() {
-            let _ = mgr.stop(&to_stop);
-            report.stopped = to_stop;
-        }
+        report.stopped = stop_started(mgr, &started);
     }
     Ok(report)
+}
+
+/// Stops the agents this run started, and the holder last if this run
+/// started it (no agent ran before then: they need it).
+fn stop_started(mgr: &dyn ServiceManager, started: &[String]) -> Vec<String> {
+    let mut to_stop: Vec<String> = started
+        .iter()
+        .filter(|u| *u != HOLDER_UNIT)
+        .cloned()
+        .collect();
+    if started.iter().any(|u| u == HOLDER_UNIT) {
+        to_stop.push(HOLDER_UNIT.to_owned());
+    }
+    if !to_stop.is_empty() {
+        let _ = mgr.stop(&to_stop);
+    }
+    to_stop
 }
 
 /// Start `units` (remembering which were not active before) and verify.
@@ -216,96 +219,6 @@ fn run_step(
         ok,
         detail,
         millis: clock.elapsed().as_millis(),
-    }
-}
-
-fn verify_holder(mgr: &dyn ServiceManager, plan: &RolloutPlan) -> Result<String, String> {
-    wait_active(mgr, HOLDER_UNIT, plan.timeout)?;
-    let server = TmuxServer::new(&plan.socket);
-    poll(plan.timeout, || server.has_session(&plan.holder_session)).map_err(|()| {
-        format!(
-            "{HOLDER_UNIT} is active but tmux -L {} has no session {}",
-            plan.socket, plan.holder_session
-        )
-    })?;
-    Ok(format!(
-        "tmux -L {} up with session {}",
-        plan.socket, plan.holder_session
-    ))
-}
-
-/// Unit active, session present on its socket, pane running its command.
-pub fn verify_agent(
-    mgr: &dyn ServiceManager,
-    agent: &AgentExpectation,
-    timeout: Duration,
-) -> Result<String, String> {
-    let unit = agent_unit(&agent.name);
-    wait_active(mgr, &unit, timeout)?;
-    let server = TmuxServer::new(&agent.socket);
-    poll(timeout, || server.has_session(&agent.name)).map_err(|()| {
-        format!(
-            "{unit} is active but tmux -L {} has no session ={}",
-            agent.socket, agent.name
-        )
-    })?;
-    let running = server
-        .pane_format(&agent.name, "#{pane_start_command}")
-        .unwrap_or_default();
-    if loose(&running) != loose(&agent.command) {
-        return Err(format!(
-            "session ={} runs `{running}`, expected `{}`",
-            agent.name, agent.command
-        ));
-    }
-    Ok(format!("{} running `{}`", agent.name, agent.command))
-}
-
-/// tmux shows a start command quoted and escaped when it has specials.
-fn loose(command: &str) -> String {
-    let trimmed = command
-        .strip_prefix('"')
-        .and_then(|c| c.strip_suffix('"'))
-        .unwrap_or(command);
-    trimmed.replace('\\', "")
-}
-
-fn default_untouched(before: &[SessionInfo]) -> Result<(), String> {
-    let after = TmuxServer::default_server().sessions();
-    if after == before {
-        Ok(())
-    } else {
-        Err(format!(
-            "the default tmux server changed: before {before:?}, after {after:?}"
-        ))
-    }
-}
-
-fn wait_active(mgr: &dyn ServiceManager, unit: &str, timeout: Duration) -> Result<(), String> {
-    let mut last = String::new();
-    let found = poll(timeout, || {
-        last = mgr.property(unit, "ActiveState").unwrap_or_default();
-        last == "active" || last == "failed"
-    });
-    match (found, last.as_str()) {
-        (Ok(()), "active") => Ok(()),
-        _ => Err(format!(
-            "{unit} is {} (see `journalctl --user -u {unit}`)",
-            if last.is_empty() { "unknown" } else { &last }
-        )),
-    }
-}
-
-fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> Result<(), ()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -345,14 +258,6 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown canary agent `z`; the roster's agents are a, b"
-        );
-    }
-
-    #[test]
-    fn tmux_quoting_is_ignored_when_comparing() {
-        assert_eq!(
-            loose(r#""sleep 100 # \"q\" \$HOME""#),
-            loose(r#"sleep 100 # "q" $HOME"#)
         );
     }
 }

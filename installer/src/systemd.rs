@@ -16,6 +16,8 @@ pub struct SystemdError {
 
 /// The unit names of the fleet.
 pub const HOLDER_UNIT: &str = "mosaic-tmux-holder.service";
+/// The agents' template unit; each agent runs as an instance of it.
+pub const AGENT_TEMPLATE: &str = "mosaic-agent@.service";
 
 pub fn agent_unit(agent: &str) -> String {
     format!("mosaic-agent@{agent}.service")
@@ -124,6 +126,17 @@ pub fn manual_commands(agents: &[String], removed: &[String]) -> Vec<String> {
     commands.push(format!("systemctl --user enable {}", units.join(" ")));
     commands.push(format!("systemctl --user start {}", units.join(" ")));
     commands
+}
+
+/// The commands an operator runs by hand to take the fleet down before (or
+/// after) `uninstall` when the installer could not.
+pub fn manual_uninstall_commands(agents: &[String]) -> Vec<String> {
+    let mut units: Vec<String> = agents.iter().map(|a| agent_unit(a)).collect();
+    units.push(HOLDER_UNIT.to_owned());
+    vec![
+        format!("systemctl --user disable --now {}", units.join(" ")),
+        "systemctl --user daemon-reload".to_owned(),
+    ]
 }
 
 pub const LINGER_HINT: &str =

@@ -25,6 +25,9 @@ pub struct UninstallReport {
     pub removed_dirs: Vec<PathBuf>,
     /// Agents whose units were installed (for the systemd step).
     pub agents: Vec<String>,
+    /// How the units were stopped and disabled first; filled in by the CLI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<crate::activate::DeactivationReport>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,7 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
         kept: Vec::new(),
         removed_dirs: Vec::new(),
         agents: receipt.agents.clone(),
+        systemd: None,
     };
     let mut to_remove = Vec::new();
     for record in &receipt.files {

@@ -3,6 +3,7 @@
 //! running, timing, memory and table code. To add one: a module here, a
 //! variant in `Task`, an arm in `run`.
 
+mod fleet;
 mod install;
 mod measure;
 mod pack;
@@ -22,12 +23,15 @@ enum Task {
     Install(install::Args),
     /// Upgrading a Mosaic 0.0.31 tree, a no-op upgrade and status, against a fresh install.
     Upgrade(upgrade::Args),
+    /// 20 agents brought up through the systemd units against a plain tmux loop (systemd sandbox).
+    Fleet(fleet::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.task {
         Task::Pack(args) => pack::run(args),
         Task::Install(args) => install::run(args),
+        Task::Fleet(args) => fleet::run(args),
         Task::Upgrade(args) => upgrade::run(args),
     }
 }

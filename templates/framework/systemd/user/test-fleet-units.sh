@@ -116,7 +116,7 @@ t_units_present() {
 
 t_holder_named_socket() {
     tmux_lines_use_socket "$holder"
-    directive "$holder" ExecStart | grep -q 'tmux -L [^ ]* new-session -d' ||
+    directive "$holder" ExecStart | grep -Eq 'tmux -L [^ ]+( -f [^ ]+)? new-session -d' ||
         fail "holder ExecStart does not start a detached session on a named socket"
     directive "$holder" ExecStop | grep -q 'tmux -L [^ ]* kill-server' ||
         fail "holder ExecStop does not stop its named server"

@@ -147,9 +147,10 @@ fi
 
 # Supervision: poll once a second. On SIGTERM (systemctl stop) leave quietly;
 # when the session is gone, wait one more second first, because a stop runs
-# ExecStop (which kills the session) just before it sends SIGTERM.
+# ExecStop (which kills the session) just before it sends SIGTERM. systemd
+# signals the sleeper too, so it may be gone already: that is no error.
 sleeper=
-trap '[[ -z $sleeper ]] || kill "$sleeper" 2>/dev/null; exit 0' TERM
+trap '[[ -z $sleeper ]] || kill "$sleeper" 2>/dev/null || true; exit 0' TERM
 pause() {
     sleep 1 &
     sleeper=$!
