@@ -328,6 +328,8 @@ fn dist_artifacts_verify_with_sha256sum() {
     let built = tempfile::tempdir().expect("temp dir");
     let binary = built.path().join("mosaic-install");
     std::fs::copy(mosaic_tests::workspace_bin("mosaic-install"), &binary).expect("copy binary");
+    let fleet = built.path().join("mosaic-fleet");
+    std::fs::copy(mosaic_tests::workspace_bin("mosaic-fleet"), &fleet).expect("copy binary");
     let out = run(xtask()
         .args(["dist", "--out-dir"])
         .arg(out_dir.path())
@@ -379,6 +381,7 @@ fn dist_artifacts_verify_with_sha256sum() {
         );
     };
     same("mosaic-install", &binary);
+    same("mosaic-fleet", &fleet);
     same(
         "README.md",
         &mosaic_tests::workspace_root().join("README.md"),

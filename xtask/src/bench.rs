@@ -7,6 +7,7 @@ mod fleet;
 mod install;
 mod measure;
 mod pack;
+mod send;
 mod upgrade;
 
 #[derive(clap::Args)]
@@ -23,6 +24,8 @@ enum Task {
     Install(install::Args),
     /// Upgrading a Mosaic 0.0.31 tree, a no-op upgrade and status, against a fresh install.
     Upgrade(upgrade::Args),
+    /// mosaic-fleet agent send --verify against send-message.sh; fleet status of 100 agents against 10 tmux calls.
+    Send(send::Args),
     /// 20 agents brought up through the systemd units against a plain tmux loop (systemd sandbox).
     Fleet(fleet::Args),
 }
@@ -33,5 +36,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Task::Install(args) => install::run(args),
         Task::Fleet(args) => fleet::run(args),
         Task::Upgrade(args) => upgrade::run(args),
+        Task::Send(args) => send::run(args),
     }
 }

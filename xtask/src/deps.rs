@@ -1,5 +1,5 @@
 //! The machine tools the test suite drives for real (tmux, systemd,
-//! shellcheck, npm, hyperfine, unshare), and their Debian packages. `ci`
+//! shellcheck, npm, hyperfine, unshare, and zsh and fish for the completions), and their Debian packages. `ci`
 //! installs what is missing when it runs as root with apt-get (a fresh CI
 //! machine); anywhere else it names the command to run.
 
@@ -15,6 +15,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("unshare", "util-linux"),
     ("npm", "npm"),
     ("hyperfine", "hyperfine"),
+    ("zsh", "zsh"),
+    ("fish", "fish"),
 ];
 
 fn on_path(tool: &str) -> bool {

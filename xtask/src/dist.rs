@@ -1,7 +1,9 @@
 //! `cargo xtask dist`: the release artifacts in `dist/` — the npm-style
 //! package of `templates/` (as `cargo xtask pack` builds it), the release
-//! binary archive `mosaic-install-<version>-<target>.tar.gz` (binary, README,
-//! LICENSE under one top directory; fixed mtimes, owner 0, so it is
+//! binary archive `mosaic-install-<version>-<target>.tar.gz` (the
+//! `mosaic-install` and `mosaic-fleet` binaries, README,
+//! LICENSE and the `share/` tree of shell completions and man pages from
+//! `completions`, under one top directory; fixed mtimes, owner 0, so it is
 //! reproducible for a given binary), and `SHA256SUMS` in `sha256sum -c` format.
 
 use crate::pack::{self, Packed};
@@ -15,8 +17,8 @@ pub struct Args {
     /// Where the artifacts go [default: dist/].
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
-    /// Package this already-built `mosaic-install` instead of running
-    /// `cargo build --release -p mosaic-install`.
+    /// Package this already-built `mosaic-install` (and the `mosaic-fleet`
+    /// beside it) instead of running `cargo build --release -p mosaic-install`.
     #[arg(long, value_name = "FILE")]
     binary: Option<PathBuf>,
 }
@@ -43,18 +45,34 @@ pub fn run(args: Args) -> Result<()> {
                 .join("mosaic-install")
         }
     };
+    let fleet = binary.with_file_name("mosaic-fleet");
+    if !fleet.is_file() {
+        bail!(
+            "{} is missing: mosaic-fleet ships beside mosaic-install (build both with cargo build --release -p mosaic-install)",
+            fleet.display()
+        );
+    }
     let target = host_triple(&sh)?;
     let name = format!("mosaic-install-{}-{target}", metadata.installer_version);
     let release = out_dir.join(format!("{name}.tar.gz"));
-    write_release_archive(
-        &release,
-        &name,
-        &[
-            (binary.as_path(), "mosaic-install", 0o755),
-            (&root.join("README.md"), "README.md", 0o644),
-            (&root.join("LICENSE"), "LICENSE", 0o644),
-        ],
-    )?;
+    let share = tempfile::tempdir().context("create a directory for completions")?;
+    let generated: Vec<(PathBuf, String)> = crate::completions::generate(share.path())?
+        .into_iter()
+        .map(|rel| (share.path().join(&rel), rel.display().to_string()))
+        .collect();
+    let (readme, license) = (root.join("README.md"), root.join("LICENSE"));
+    let mut files = vec![
+        (binary.as_path(), "mosaic-install", 0o755),
+        (fleet.as_path(), "mosaic-fleet", 0o755),
+        (readme.as_path(), "README.md", 0o644),
+        (license.as_path(), "LICENSE", 0o644),
+    ];
+    files.extend(
+        generated
+            .iter()
+            .map(|(path, rel)| (path.as_path(), rel.as_str(), 0o644)),
+    );
+    write_release_archive(&release, &name, &files)?;
 
     let sums = write_sha256sums(&out_dir, &[&package, &release])?;
     for artifact in [&package, &release, &sums] {

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod canary;
 mod ci;
+mod completions;
 mod deps;
 mod dist;
 mod lint;
@@ -39,6 +40,8 @@ enum Task {
     Dist(dist::Args),
     /// The canary rollout end to end against a real systemd user manager (sandboxed; --live: yours).
     Canary(canary::Args),
+    /// Shell completions (bash, zsh, fish) and man pages for mosaic-install and mosaic-fleet.
+    Completions(completions::Args),
     /// Whole-process benchmarks against the tools we replace (`bench pack`).
     Bench(bench::Args),
 }
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Task::Pack(args) => pack::run(args),
         Task::Dist(args) => dist::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::Completions(args) => completions::run(args),
         Task::Canary(args) => canary::run(args),
     }
 }

@@ -1,0 +1,158 @@
+//! The verbs and flags of `mosaic-fleet` (clap derive): `fleet …` and
+//! `agent …`, as the Mosaic CLI names them. Their doc comments are the help
+//! text, the man pages and the completions' descriptions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The whole fleet: init, start, stop, verify, status.
+    #[command(subcommand)]
+    Fleet(FleetVerb),
+    /// One agent: roster, status, start, stop, restart, add, remove, send, reset, tail, attach.
+    #[command(subcommand)]
+    Agent(AgentVerb),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FleetVerb {
+    /// Write the roster from a shipped profile (or a roster file) and env files for its agents.
+    Init {
+        /// Embedded profile name (minimal, local-canary, usc) or path of a roster file.
+        #[arg(long, value_name = "NAME|PATH")]
+        profile: String,
+        /// Replace an existing roster (it is backed up first).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start canary-first: the holder, the canary (verified), then the rest in verified waves.
+    Start {
+        /// Agent to start first (default: the roster's first).
+        #[arg(long, value_name = "NAME")]
+        canary: Option<String>,
+        /// Agents per wave after the canary.
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+        wave: u64,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Stop every agent, then the holder.
+    Stop,
+    /// Check the holder, every enabled agent (unit active, session alive) and the default tmux server; exit 1 listing what failed.
+    Verify,
+    /// One row per agent: unit state, session, command, idle time, restarts; exit 1 when something is down.
+    Status {
+        /// Redraw every 2 seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct WaitArgs {
+    /// Seconds to wait for a unit and its session.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    pub timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentVerb {
+    /// The roster as a table.
+    Roster,
+    /// Status of one agent (or all); exit 1 when it is down.
+    Status { name: Option<String> },
+    /// Start the agent's unit and wait for its session.
+    Start(UnitArgs),
+    /// Stop the agent's unit (its session only, matched exactly).
+    Stop(UnitArgs),
+    /// Restart the agent's unit and wait for its session.
+    Restart(UnitArgs),
+    /// Add an agent: validate, append it to the roster, write its env file, enable its unit.
+    Add(AddArgs),
+    /// Remove an agent: stop and disable its unit, take it out of the roster; its env file is kept unless --purge.
+    Remove {
+        name: String,
+        /// Also remove the agent's env file.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Send a message with the addressing preamble and a reliable submit (paste, Enter, retried while a draft).
+    Send(SendArgs),
+    /// Clear the agent's conversation with its runtime's reset_command, else restart it and send a kick-start message.
+    Reset {
+        name: String,
+        /// Restart the process even when the runtime has a reset command.
+        #[arg(long)]
+        new: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Print the agent pane's recent output.
+    Tail {
+        name: String,
+        /// Lines to print.
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
+        lines: usize,
+    },
+    /// Attach this terminal to the agent's session (tmux -L SOCKET attach -t =NAME).
+    Attach {
+        name: String,
+        /// Watch without typing into the agent.
+        #[arg(long)]
+        read_only: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct UnitArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    pub name: String,
+    /// claude, codex, opencode or pi.
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: String,
+    /// Working directory (absolute or ~/...; default: the roster's default).
+    #[arg(long, value_name = "DIR")]
+    pub working_directory: Option<String>,
+    /// Model passed as --model (the roster's model_hint).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Command to run instead of `mosaic yolo <runtime> [--model M]`.
+    #[arg(long, value_name = "COMMAND")]
+    pub command: Option<String>,
+    /// The agent's class (worker, reviewer, ...).
+    #[arg(long, value_name = "CLASS")]
+    pub class: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    /// The agent to send to.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Send to every agent of the roster on this machine; report per agent.
+    #[arg(long)]
+    pub all: bool,
+    /// The message (else --file, else stdin).
+    #[arg(short = 'm', long, value_name = "TEXT", conflicts_with = "file")]
+    pub message: Option<String>,
+    /// Read the message from a file.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Print ACCEPTED, DRAFT or DOWN per agent once the text has left the input line (or not).
+    #[arg(long)]
+    pub verify: bool,
+    /// Source label replacing `<host>:<session>` in the preamble.
+    #[arg(long = "from", value_name = "LABEL")]
+    pub source: Option<String>,
+    /// Enter presses before giving up on a draft.
+    #[arg(short = 'r', long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=999))]
+    pub attempts: u32,
+}

@@ -1,0 +1,279 @@
+//! The tmux transport: agents are sessions on named tmux servers (the
+//! holder's socket, or an agent's own `socket` from the roster).
+//!
+//! Every command carries `-L <socket>`; every target is exact: a session is
+//! `=NAME:` (so `agent-1` never matches `agent-10`), resolved once to its
+//! pane id (`%N`, unique on the server) for everything after. The operator's
+//! default server is only ever read, by its explicit name `-L default`, to
+//! check that no agent session leaked onto it.
+//!
+//! Submitting (the reliable submit of `send-message.sh`) lives in `submit`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+mod submit;
+
+use super::{Delivery, FleetView, SessionState, SubmitOptions, Transport, TransportError};
+
+const PANE_FORMAT: &str =
+    "#{session_name}\t#{window_active}\t#{pane_active}\t#{pane_dead}\t#{window_activity}\t#{pane_current_command}";
+
+/// Agents as sessions on named tmux servers.
+#[derive(Debug, Clone)]
+pub struct TmuxTransport {
+    default_socket: String,
+    holder_session: String,
+    /// Agents whose socket is not the default one.
+    sockets: BTreeMap<String, String>,
+}
+
+impl TmuxTransport {
+    pub fn new(default_socket: &str, holder_session: &str) -> TmuxTransport {
+        TmuxTransport {
+            default_socket: default_socket.to_owned(),
+            holder_session: holder_session.to_owned(),
+            sockets: BTreeMap::new(),
+        }
+    }
+
+    /// Address `agent` on `socket` instead of the default socket.
+    pub fn with_agent_socket(mut self, agent: &str, socket: &str) -> TmuxTransport {
+        if socket != self.default_socket {
+            self.sockets.insert(agent.to_owned(), socket.to_owned());
+        }
+        self
+    }
+
+    fn socket_of(&self, agent: &str) -> &str {
+        self.sockets
+            .get(agent)
+            .map(String::as_str)
+            .unwrap_or(&self.default_socket)
+    }
+
+    fn command(socket: &str) -> Command {
+        let mut command = Command::new("tmux");
+        command.env_remove("TMUX").arg("-L").arg(socket);
+        command
+    }
+
+    fn run(socket: &str, args: &[&str]) -> Result<Output, TransportError> {
+        Self::command(socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|cause| TransportError::Spawn {
+                program: "tmux".into(),
+                cause,
+            })
+    }
+
+    /// Run and require success; stdout as text.
+    fn query(socket: &str, args: &[&str]) -> Result<String, TransportError> {
+        let out = Self::run(socket, args)?;
+        if !out.status.success() {
+            return Err(TransportError::Failed {
+                command: format!("tmux -L {socket} {}", args.join(" ")),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The pane of the agent's session, or why there is none.
+    fn pane(&self, agent: &str) -> Result<(String, String), String> {
+        let socket = self.socket_of(agent).to_owned();
+        let target = format!("={agent}:");
+        match Self::query(
+            &socket,
+            &["display-message", "-p", "-t", &target, "#{pane_id}"],
+        ) {
+            Ok(id) if !id.trim().is_empty() => Ok((socket, id.trim().to_owned())),
+            _ if !server_runs(&socket) => Err(format!(
+                "no tmux server on socket {socket} (is mosaic-tmux-holder.service running?)"
+            )),
+            _ => Err(format!("no session ={agent} on tmux -L {socket}")),
+        }
+    }
+}
+
+fn no_session(agent: &str, why: String) -> TransportError {
+    TransportError::NoSession {
+        agent: agent.to_owned(),
+        where_: format!("({why})"),
+    }
+}
+
+fn server_runs(socket: &str) -> bool {
+    TmuxTransport::run(socket, &["list-sessions"]).is_ok_and(|out| out.status.success())
+}
+
+impl Transport for TmuxTransport {
+    fn describe(&self) -> String {
+        format!("tmux -L {}", self.default_socket)
+    }
+
+    fn sessions(&self, agents: &[String]) -> Result<FleetView, TransportError> {
+        let mut by_socket: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+        by_socket.entry(&self.default_socket).or_default();
+        for agent in agents {
+            by_socket
+                .entry(self.socket_of(agent))
+                .or_default()
+                .push(agent);
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut view = FleetView {
+            holder_up: false,
+            agents: BTreeMap::new(),
+        };
+        for (socket, names) in by_socket {
+            let panes = Self::query(socket, &["list-panes", "-a", "-F", PANE_FORMAT]);
+            let mut seen: BTreeMap<String, SessionState> = BTreeMap::new();
+            for line in panes.as_deref().unwrap_or("").lines() {
+                let fields: Vec<&str> = line.splitn(6, '\t').collect();
+                let [session, window_active, pane_active, dead, activity, command] = fields[..]
+                else {
+                    continue;
+                };
+                if window_active != "1" || pane_active != "1" {
+                    continue;
+                }
+                seen.insert(
+                    session.to_owned(),
+                    SessionState {
+                        alive: dead != "1",
+                        command: Some(command.to_owned()),
+                        idle_secs: activity.parse::<u64>().ok().map(|t| now.saturating_sub(t)),
+                    },
+                );
+            }
+            if socket == self.default_socket {
+                view.holder_up = seen.contains_key(&self.holder_session);
+            }
+            for name in names {
+                let state = seen.remove(name).unwrap_or_else(SessionState::down);
+                view.agents.insert(name.clone(), state);
+            }
+        }
+        Ok(view)
+    }
+
+    fn deliver(
+        &self,
+        agent: &str,
+        text: &str,
+        options: SubmitOptions,
+    ) -> Result<Delivery, TransportError> {
+        let (socket, pane) = match self.pane(agent) {
+            Ok(found) => found,
+            Err(why) => return Ok(Delivery::Down { why }),
+        };
+        match submit::submit(&socket, &pane, text, options) {
+            Err(err) => match self.pane(agent) {
+                Err(why) => Ok(Delivery::Down { why }),
+                Ok(_) => Err(err),
+            },
+            delivered => delivered,
+        }
+    }
+
+    fn recent_output(&self, agent: &str, lines: usize) -> Result<String, TransportError> {
+        let (socket, pane) = self.pane(agent).map_err(|why| no_session(agent, why))?;
+        let start = format!("-{lines}");
+        let text = Self::query(
+            &socket,
+            &["capture-pane", "-p", "-J", "-t", &pane, "-S", &start],
+        )?;
+        let all: Vec<&str> = text.trim_end().lines().collect();
+        let keep = &all[all.len().saturating_sub(lines)..];
+        Ok(keep.iter().map(|line| format!("{line}\n")).collect())
+    }
+
+    fn attach_command(
+        &self,
+        agent: &str,
+        read_only: bool,
+    ) -> Result<Vec<OsString>, TransportError> {
+        let (socket, _) = self.pane(agent).map_err(|why| no_session(agent, why))?;
+        let mut argv: Vec<OsString> = ["tmux", "-L", &socket, "attach-session", "-t"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        argv.push(format!("={agent}").into());
+        if read_only {
+            argv.push("-r".into());
+        }
+        Ok(argv)
+    }
+
+    fn isolation_problems(&self, agents: &[String]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for socket in std::iter::once(&self.default_socket).chain(self.sockets.values()) {
+            if socket == "default" {
+                problems.push(format!(
+                    "the fleet uses the socket `default`, which is the operator's own tmux server; give tmux.socket_name another name (the default is {})",
+                    crate::profile::DEFAULT_SOCKET
+                ));
+            }
+        }
+        let listed = Self::query("default", &["list-sessions", "-F", "#{session_name}"]);
+        for session in listed.as_deref().unwrap_or("").lines() {
+            if !agents.iter().any(|a| a == session) {
+                continue;
+            }
+            let target = format!("={session}");
+            let env = Self::query(
+                "default",
+                &["show-environment", "-t", &target, "MOSAIC_AGENT_NAME"],
+            );
+            if env.is_ok_and(|line| line.trim() == format!("MOSAIC_AGENT_NAME={session}")) {
+                problems.push(format!(
+                    "agent {session} runs on the default tmux server (session ={session} has MOSAIC_AGENT_NAME={session}); fleet agents belong on tmux -L {}",
+                    self.socket_of(session)
+                ));
+            }
+        }
+        problems
+    }
+
+    fn caller(&self) -> Option<String> {
+        if let Some(name) = std::env::var("MOSAIC_AGENT_NAME")
+            .ok()
+            .filter(|n| !n.is_empty())
+        {
+            return Some(name);
+        }
+        let socket = caller_socket_name()?;
+        let mut args = vec!["display-message", "-p"];
+        let pane = std::env::var("TMUX_PANE").unwrap_or_default();
+        if !pane.is_empty() {
+            args.extend(["-t", &pane]);
+        }
+        args.push("#S");
+        let name = Self::query(&socket, &args).ok()?;
+        Some(name.trim().to_owned()).filter(|n| !n.is_empty())
+    }
+}
+
+/// The `-L` name of the server the caller runs in, when `$TMUX` points at a
+/// socket in the standard directory (`${TMUX_TMPDIR:-/tmp}/tmux-<uid>/`).
+fn caller_socket_name() -> Option<String> {
+    let tmux = std::env::var("TMUX").ok()?;
+    let path = PathBuf::from(tmux.split(',').next()?);
+    let base = std::env::var_os("TMUX_TMPDIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    // SAFETY: getuid cannot fail and has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let dir = base.join(format!("tmux-{uid}"));
+    (path.parent() == Some(Path::new(&dir)))
+        .then(|| path.file_name()?.to_str().map(str::to_owned))
+        .flatten()
+}

@@ -1,0 +1,320 @@
+//! The fleet and agent verbs of `mosaic-fleet`, over the installed roster.
+//!
+//! Every verb works on a [`Fleet`]: the installed roster (with each agent's
+//! env file, which the operator may have edited), a [`Transport`] that
+//! reaches the agents' sessions and a [`FleetServices`] that runs their
+//! units. The verbs depend only on those traits, never on tmux or systemctl,
+//! so the in-memory fleet tests their logic and a Matrix transport could
+//! replace tmux without changing them. Each verb returns a report (for text
+//! or `--json`); printing is the CLI's.
+//!
+//! One module per verb group: [`fleet`] (init, start, stop, verify, status),
+//! [`agent`] (roster, status, start/stop/restart, tail, attach, reset),
+//! [`send`] (send with the addressing preamble), [`membership`] (add,
+//! remove) over the text edits of [`roster_edit`], and [`units`] (unit
+//! states in one query).
+
+pub mod agent;
+pub mod fleet;
+pub mod membership;
+pub mod roster_edit;
+pub mod send;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::apply::ApplyError;
+use crate::envfile;
+use crate::install::ROSTER_PATH;
+use crate::layout::{Layout, LayoutError};
+use crate::lock::LockError;
+use crate::profile::{Profile, ProfileError};
+use crate::render::{agent_env_path, shell_quote, AgentSettings, RenderError};
+use crate::rollout::UnknownCanary;
+use crate::systemd::SystemdError;
+use crate::transport::{Transport, TransportError};
+use units::FleetServices;
+
+/// One agent as the fleet runs it: the roster's entry with the settings of
+/// its env file (the operator's edits win, as they do for the unit).
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    pub name: String,
+    pub runtime: String,
+    pub class: Option<String>,
+    pub model: Option<String>,
+    /// None for an agent on another host.
+    pub workdir: Option<String>,
+    pub socket: String,
+    /// The command its pane runs.
+    pub command: String,
+    /// None (or localhost) for this machine.
+    pub host: Option<String>,
+}
+
+impl AgentView {
+    pub fn is_local(&self) -> bool {
+        matches!(self.host.as_deref(), None | Some("localhost" | "local"))
+    }
+}
+
+/// The roster at `~/.config/mosaic/fleet/roster.yaml`, validated.
+#[derive(Debug, Clone)]
+pub struct InstalledRoster {
+    pub path: PathBuf,
+    pub profile: Profile,
+    pub agents: Vec<AgentView>,
+}
+
+impl InstalledRoster {
+    pub fn load(layout: &Layout) -> Result<InstalledRoster, FleetError> {
+        let path = layout.target(Path::new(ROSTER_PATH));
+        if !path.is_file() {
+            return Err(FleetError::NoRoster { path });
+        }
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|cause| FleetError::Io {
+            what: "read",
+            path: path.clone(),
+            cause,
+        })?;
+        let profile = Profile::parse("installed", &origin, &text)?;
+        let settings = AgentSettings::of(&profile);
+        let agents = profile
+            .roster
+            .agents
+            .iter()
+            .map(|agent| {
+                let local = settings.iter().find(|s| s.name == agent.name);
+                let env = layout.target(&agent_env_path(&agent.name));
+                view(agent, local, &env, profile.roster.socket())
+            })
+            .collect();
+        Ok(InstalledRoster {
+            path,
+            profile,
+            agents,
+        })
+    }
+}
+
+fn view(
+    agent: &crate::profile::Agent,
+    local: Option<&AgentSettings>,
+    env_file: &Path,
+    default_socket: &str,
+) -> AgentView {
+    let mut out = AgentView {
+        name: agent.name.clone(),
+        runtime: agent.runtime.clone(),
+        class: agent.class.clone(),
+        model: agent.model_hint.clone(),
+        workdir: None,
+        socket: agent
+            .socket
+            .clone()
+            .unwrap_or_else(|| default_socket.to_owned()),
+        command: String::new(),
+        host: agent.host.clone(),
+    };
+    let Some(settings) = local else {
+        return out;
+    };
+    out.workdir = Some(settings.workdir.clone());
+    out.command = settings.command.clone().unwrap_or_else(|| {
+        let mut command = format!("mosaic yolo {}", settings.runtime);
+        if let Some(model) = &settings.model {
+            command.push_str(&format!(" --model {}", shell_quote(model)));
+        }
+        command
+    });
+    // The env file is what the unit runs with (start-agent-session.sh
+    // sources it alone), so when it exists its values are the truth.
+    if let Ok(text) = std::fs::read_to_string(env_file) {
+        let vars = envfile::parse(&text);
+        let expect =
+            crate::rollout::AgentExpectation::from_env_file(env_file, &agent.name, default_socket);
+        out.socket = expect.socket;
+        out.command = expect.command;
+        out.runtime = vars
+            .get("MOSAIC_AGENT_RUNTIME")
+            .cloned()
+            .unwrap_or(out.runtime);
+        out.model = vars.get("MOSAIC_AGENT_MODEL").cloned();
+        out.workdir = Some(
+            vars.get("MOSAIC_AGENT_WORKDIR")
+                .cloned()
+                .unwrap_or_else(|| crate::profile::DEFAULT_WORKDIR.to_owned()),
+        );
+    }
+    out
+}
+
+/// What every verb works on.
+pub struct Fleet<'a> {
+    pub layout: Layout,
+    pub roster: InstalledRoster,
+    pub transport: &'a dyn Transport,
+    pub services: &'a dyn FleetServices,
+}
+
+impl Fleet<'_> {
+    /// The agent called exactly `name`, or an error listing the known ones.
+    pub fn agent(&self, name: &str) -> Result<&AgentView, FleetError> {
+        self.roster
+            .agents
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| FleetError::UnknownAgent {
+                name: name.to_owned(),
+                known: self.known(),
+            })
+    }
+
+    /// The agent called `name` when it runs on this machine.
+    pub fn local_agent(&self, name: &str) -> Result<&AgentView, FleetError> {
+        let agent = self.agent(name)?;
+        if !agent.is_local() {
+            return Err(FleetError::RemoteAgent {
+                name: name.to_owned(),
+                host: agent.host.clone().unwrap_or_default(),
+            });
+        }
+        Ok(agent)
+    }
+
+    /// Names of the agents on this machine, in roster order.
+    pub fn local_names(&self) -> Vec<String> {
+        self.roster
+            .agents
+            .iter()
+            .filter(|a| a.is_local())
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
+    fn known(&self) -> String {
+        let names: Vec<&str> = self.roster.agents.iter().map(|a| a.name.as_str()).collect();
+        names.join(", ")
+    }
+
+    /// Fail with the commands to run later when no manager answers.
+    fn require_manager(&self, commands: Vec<String>) -> Result<(), FleetError> {
+        self.services
+            .reachable()
+            .map_err(|why| FleetError::Unreachable { why, commands })
+    }
+
+    /// Poll the transport until the agent's session is (or is not) alive.
+    fn wait_session(&self, agent: &str, alive: bool, timeout: Duration) -> bool {
+        let names = [agent.to_owned()];
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now_alive = self
+                .transport
+                .sessions(&names)
+                .ok()
+                .and_then(|view| view.agents.get(agent).map(|s| s.alive))
+                .unwrap_or(false);
+            if now_alive == alive {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("no roster at {}: install the fleet first (mosaic-install) or write one with `mosaic-fleet fleet init --profile minimal`", path.display())]
+    NoRoster { path: PathBuf },
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("unknown agent `{name}`; the roster's agents are: {known}")]
+    UnknownAgent { name: String, known: String },
+    #[error("agent `{name}` runs on host {host}; reach it there (agent-send.sh -H, or mosaic-fleet on that host)")]
+    RemoteAgent { name: String, host: String },
+    #[error("invalid agent name `{name}`: it {problem}")]
+    BadName { name: String, problem: String },
+    #[error("agent `{name}` is already in the roster {}", path.display())]
+    AgentExists { name: String, path: PathBuf },
+    #[error(
+        "cannot remove `{name}`: it is the roster's only agent, and a fleet needs at least one"
+    )]
+    LastAgent { name: String },
+    #[error("a roster already exists at {}; pass --force to replace it (it is backed up first)", path.display())]
+    RosterExists { path: PathBuf },
+    #[error("cannot edit {}: {why}", path.display())]
+    RosterEdit { path: PathBuf, why: String },
+    #[error("the message is {bytes} bytes; one submission is at most {limit} bytes (64 KiB): write the text to a file the agent can read and send its path instead")]
+    MessageTooLarge { bytes: usize, limit: usize },
+    #[error("the message is empty: give it with --message TEXT, --file FILE or on stdin")]
+    EmptyMessage,
+    #[error("cannot {what} {}: {cause}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error("no systemd user manager is reachable ({why}); run later:\n  {}", commands.join("\n  "))]
+    Unreachable { why: String, commands: Vec<String> },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Canary(#[from] UnknownCanary),
+    #[error("{failure}\nnothing was changed: every step already taken was undone{}", if problems.is_empty() { String::new() } else { format!(", except:\n  {}", problems.join("\n  ")) })]
+    Apply {
+        failure: Box<ApplyError>,
+        problems: Vec<String>,
+    },
+    #[error("{cause}\nnothing was changed: the roster and env files were restored{}", if problems.is_empty() { String::new() } else { format!(", except:\n  {}", problems.join("\n  ")) })]
+    Undone {
+        cause: Box<FleetError>,
+        problems: Vec<String>,
+    },
+}
+
+impl FleetError {
+    /// Exit status: 2 for input the operator must fix, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            FleetError::Profile(_)
+            | FleetError::Layout(_)
+            | FleetError::UnknownAgent { .. }
+            | FleetError::RemoteAgent { .. }
+            | FleetError::BadName { .. }
+            | FleetError::AgentExists { .. }
+            | FleetError::LastAgent { .. }
+            | FleetError::RosterExists { .. }
+            | FleetError::MessageTooLarge { .. }
+            | FleetError::EmptyMessage
+            | FleetError::Canary(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Where the verbs that write keep their backups: one directory per run.
+fn backup_dir(layout: &Layout, verb: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    layout
+        .state
+        .join("fleet-backups")
+        .join(format!("{stamp}-{verb}"))
+}

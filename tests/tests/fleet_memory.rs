@@ -1,0 +1,390 @@
+//! The verbs' logic in isolation, over the in-memory fleet (transport and
+//! service manager in one): which units each verb starts, stops, enables or
+//! restarts and in what order, what each agent receives, how outcomes turn
+//! into reports and exit codes. The real-tmux and sandboxed-systemd tests
+//! check the same verbs against the real things; these pin the decisions.
+
+use std::time::Duration;
+
+use mosaic_install::layout::Layout;
+use mosaic_install::transport::memory::MemoryFleet;
+use mosaic_install::transport::{Delivery, SubmitOptions, Transport};
+use mosaic_install::verbs::agent::{self, ResetMethod, UnitAction, KICK_START};
+use mosaic_install::verbs::roster_edit::NewAgent;
+use mosaic_install::verbs::send::{self, short_hostname, Recipients, SendRequest};
+use mosaic_install::verbs::{fleet, membership, Fleet, FleetError, InstalledRoster};
+use mosaic_tests::{fixtures_dir, TempHome};
+
+const AGENTS: [&str; 3] = ["agent-1", "agent-10", "sink"];
+const SOON: Duration = Duration::from_millis(300);
+
+/// A temp home holding the test roster (no env files: roster defaults).
+fn home() -> (TempHome, Layout) {
+    let home = TempHome::new();
+    let layout = Layout::for_home(home.path()).unwrap();
+    let roster = layout.target("mosaic/fleet/roster.yaml".as_ref());
+    std::fs::create_dir_all(roster.parent().unwrap()).unwrap();
+    std::fs::copy(fixtures_dir().join("fleet/roster.yaml"), &roster).unwrap();
+    (home, layout)
+}
+
+fn with_fleet<T>(memory: &MemoryFleet, run: impl FnOnce(&Fleet<'_>) -> T) -> T {
+    let (_home, layout) = home();
+    let fleet = Fleet {
+        roster: InstalledRoster::load(&layout).unwrap(),
+        layout,
+        transport: memory,
+        services: memory,
+    };
+    run(&fleet)
+}
+
+/// Manager calls other than status queries.
+fn actions(memory: &MemoryFleet) -> Vec<String> {
+    memory
+        .calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("show "))
+        .collect()
+}
+
+fn send_to(to: Recipients, body: &str) -> SendRequest {
+    SendRequest {
+        to,
+        body: body.into(),
+        source: Some("ops:desk".into()),
+        options: SubmitOptions::default(),
+    }
+}
+
+fn preamble(agent: &str) -> String {
+    format!("[ops:desk -> {}:{agent}] ", short_hostname())
+}
+
+#[test]
+fn broadcast_reports_down_agents_and_delivers_to_the_rest() {
+    let memory = MemoryFleet::running(&AGENTS);
+    memory.kill_session("agent-10");
+
+    let report = with_fleet(&memory, |f| {
+        send::send(f, &send_to(Recipients::All, "hi\n"))
+    })
+    .unwrap();
+
+    let outcomes: Vec<_> = report
+        .results
+        .iter()
+        .map(|r| (r.agent.as_str(), r.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("agent-1", "ACCEPTED"),
+            ("agent-10", "DOWN"),
+            ("sink", "ACCEPTED")
+        ]
+    );
+    assert_eq!(report.exit_code(), 3);
+    assert_eq!(
+        memory.submitted("agent-1"),
+        [format!("{}hi", preamble("agent-1"))]
+    );
+    assert_eq!(
+        memory.submitted("sink"),
+        [format!("{}hi", preamble("sink"))]
+    );
+}
+
+#[test]
+fn a_draft_is_reported_and_outranks_down() {
+    let memory = MemoryFleet::running(&AGENTS);
+    memory.make_draft_sink("sink");
+    memory.kill_session("agent-1");
+
+    let report = with_fleet(&memory, |f| send::send(f, &send_to(Recipients::All, "x"))).unwrap();
+
+    assert_eq!(report.results[2].delivery, Delivery::Draft { enters: 3 });
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(
+        memory.pane("sink").unwrap().draft,
+        Some(format!("{}x", preamble("sink")))
+    );
+}
+
+#[test]
+fn bad_messages_and_unknown_agents_send_nothing() {
+    let memory = MemoryFleet::running(&AGENTS);
+    let big = "x".repeat(send::MAX_MESSAGE_BYTES + 1);
+
+    let (unknown, too_big, empty) = with_fleet(&memory, |f| {
+        (
+            send::send(f, &send_to(Recipients::One("agent-2".into()), "hi")).unwrap_err(),
+            send::send(f, &send_to(Recipients::All, &big)).unwrap_err(),
+            send::send(f, &send_to(Recipients::All, "\n\n")).unwrap_err(),
+        )
+    });
+
+    assert_eq!(
+        unknown.to_string(),
+        "unknown agent `agent-2`; the roster's agents are: agent-1, agent-10, sink"
+    );
+    assert!(
+        matches!(too_big, FleetError::MessageTooLarge { bytes, limit: 65536 } if bytes == 65537)
+    );
+    assert!(matches!(empty, FleetError::EmptyMessage));
+    assert!(AGENTS.iter().all(|a| memory.submitted(a).is_empty()));
+}
+
+#[test]
+fn the_caller_on_the_transport_names_the_source() {
+    let memory = MemoryFleet::running(&AGENTS);
+    memory.set_caller("agent-10");
+    let mut request = send_to(Recipients::One("agent-1".into()), "review this");
+    request.source = None;
+
+    with_fleet(&memory, |f| send::send(f, &request)).unwrap();
+
+    let host = short_hostname();
+    assert_eq!(
+        memory.submitted("agent-1"),
+        [format!("[{host}:agent-10 -> {host}:agent-1] review this")]
+    );
+}
+
+#[test]
+fn reset_submits_the_runtimes_reset_command_without_a_preamble() {
+    let memory = MemoryFleet::running(&AGENTS);
+
+    let report = with_fleet(&memory, |f| agent::reset(f, "agent-1", false, SOON)).unwrap();
+
+    assert!(
+        matches!(report.method, ResetMethod::ResetCommand { ref command } if command == "/clear")
+    );
+    assert_eq!(report.outcome, "ACCEPTED");
+    assert_eq!(memory.submitted("agent-1"), ["/clear"]);
+    assert!(actions(&memory).is_empty(), "{:?}", memory.calls());
+}
+
+#[test]
+fn reset_without_a_reset_command_restarts_and_kick_starts() {
+    let memory = MemoryFleet::running(&AGENTS);
+
+    let report = with_fleet(&memory, |f| agent::reset(f, "agent-10", false, SOON)).unwrap();
+    let forced = with_fleet(&memory, |f| agent::reset(f, "agent-1", true, SOON)).unwrap();
+
+    assert!(matches!(
+        report.method,
+        ResetMethod::Restart {
+            session_alive: true
+        }
+    ));
+    assert!(matches!(forced.method, ResetMethod::Restart { .. }));
+    assert_eq!(
+        actions(&memory),
+        [
+            "restart mosaic-agent@agent-10.service",
+            "restart mosaic-agent@agent-1.service"
+        ]
+    );
+    let host = short_hostname();
+    let kick = format!("[{host}:");
+    let got = memory.submitted("agent-10");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with(&kick) && got[0].ends_with(&format!("-> {host}:agent-10] {KICK_START}")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn unit_verbs_drive_the_agents_unit_and_wait_for_its_session() {
+    let memory = MemoryFleet::running(&AGENTS);
+
+    let stopped = with_fleet(&memory, |f| {
+        agent::unit_action(f, "agent-1", UnitAction::Stop, SOON)
+    })
+    .unwrap();
+    let alive_after_stop = memory.pane("agent-1").is_some();
+    let started = with_fleet(&memory, |f| {
+        agent::unit_action(f, "agent-1", UnitAction::Start, SOON)
+    })
+    .unwrap();
+
+    assert!(stopped.ok && !stopped.session_alive && !alive_after_stop);
+    assert!(started.ok && started.session_alive);
+    assert!(memory.pane("agent-10").is_some(), "agent-10 was touched");
+    assert_eq!(
+        actions(&memory),
+        [
+            "stop mosaic-agent@agent-1.service",
+            "start mosaic-agent@agent-1.service"
+        ]
+    );
+}
+
+#[test]
+fn fleet_stop_stops_agents_before_the_holder() {
+    let memory = MemoryFleet::running(&AGENTS);
+
+    let report = with_fleet(&memory, fleet::stop).unwrap();
+
+    assert!(report.sessions_left.is_empty() && !report.holder_up);
+    assert_eq!(
+        actions(&memory),
+        [
+            "stop mosaic-agent@agent-1.service mosaic-agent@agent-10.service mosaic-agent@sink.service",
+            "stop mosaic-tmux-holder.service"
+        ]
+    );
+}
+
+#[test]
+fn status_and_verify_name_what_is_down() {
+    let memory = MemoryFleet::running(&AGENTS);
+    memory.kill_session("sink");
+    memory.leak("agent agent-1 runs on the default tmux server");
+
+    let (status, verify) = with_fleet(&memory, |f| {
+        (fleet::status(f, None).unwrap(), fleet::verify(f).unwrap())
+    });
+
+    assert!(!status.healthy());
+    assert!(status.agents[0].healthy() && !status.agents[2].healthy());
+    let failed: Vec<&str> = verify.failures().map(|c| c.check.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["agent sink session alive", "default tmux server untouched"]
+    );
+}
+
+#[test]
+fn verify_skips_agents_whose_unit_is_not_enabled() {
+    let memory = MemoryFleet::running(&AGENTS);
+    memory.kill_session("sink");
+    use mosaic_install::systemd::ServiceManager;
+    memory
+        .disable(&["mosaic-agent@sink.service".to_owned()])
+        .unwrap();
+
+    let verify = with_fleet(&memory, fleet::verify).unwrap();
+
+    assert!(verify.ok, "{:?}", verify.checks);
+    assert!(!verify.checks.iter().any(|c| c.check.contains("sink")));
+}
+
+#[test]
+fn status_without_a_manager_shows_sessions_and_says_why() {
+    let memory = MemoryFleet::running(&AGENTS);
+    memory.set_unreachable("Failed to connect to bus");
+
+    let status = with_fleet(&memory, |f| fleet::status(f, Some("agent-10"))).unwrap();
+
+    assert_eq!(
+        status.systemd_error.as_deref(),
+        Some("Failed to connect to bus")
+    );
+    assert_eq!(status.agents.len(), 1);
+    assert!(status.agents[0].unit.is_none() && status.healthy());
+}
+
+#[test]
+fn a_failed_enable_undoes_every_write_of_add() {
+    let memory = MemoryFleet::running(&AGENTS);
+    let (home, layout) = home();
+    let roster_path = layout.target("mosaic/fleet/roster.yaml".as_ref());
+    let fleet = Fleet {
+        roster: InstalledRoster::load(&layout).unwrap(),
+        layout: layout.clone(),
+        transport: &memory,
+        services: &memory,
+    };
+    let new = |name: &str| NewAgent {
+        name: name.into(),
+        runtime: "pi".into(),
+        ..NewAgent::default()
+    };
+    let before = std::fs::read(&roster_path).unwrap();
+
+    memory.fail_on("enable");
+    let failed = membership::add(&fleet, &new("agent-3")).unwrap_err();
+    let after_failure = std::fs::read(&roster_path).unwrap();
+    let env_after_failure = layout
+        .target("mosaic/fleet/agents/agent-3.env".as_ref())
+        .exists();
+
+    assert!(
+        failed
+            .to_string()
+            .contains("nothing was changed: the roster and env files were restored"),
+        "{failed}"
+    );
+    assert_eq!(after_failure, before);
+    assert!(!env_after_failure);
+    drop(home);
+}
+
+#[test]
+fn add_and_remove_drive_enable_then_stop_and_disable() {
+    let memory = MemoryFleet::running(&AGENTS);
+    let (_home, layout) = home();
+    let load = || Fleet {
+        roster: InstalledRoster::load(&layout).unwrap(),
+        layout: layout.clone(),
+        transport: &memory,
+        services: &memory,
+    };
+
+    let added = membership::add(
+        &load(),
+        &NewAgent {
+            name: "agent-3".into(),
+            runtime: "pi".into(),
+            ..NewAgent::default()
+        },
+    )
+    .unwrap();
+    let removed = membership::remove(&load(), "agent-1", false).unwrap();
+
+    assert_eq!(added.units, ["mosaic-agent@agent-3.service"]);
+    assert!(memory.unit("mosaic-agent@agent-3.service").enabled);
+    assert_eq!(removed.agents, ["agent-10", "sink", "agent-3"]);
+    assert_eq!(
+        actions(&memory),
+        [
+            "enable mosaic-agent@agent-3.service",
+            "stop mosaic-agent@agent-1.service",
+            "disable mosaic-agent@agent-1.service"
+        ]
+    );
+    assert!(memory.pane("agent-1").is_none());
+}
+
+#[test]
+fn tail_and_attach_go_through_the_transport() {
+    let memory = MemoryFleet::running(&AGENTS);
+    for n in 1..=3 {
+        let text = format!("line {n}");
+        memory
+            .deliver("agent-1", &text, SubmitOptions::default())
+            .unwrap();
+    }
+
+    let (tail, attach, gone) = with_fleet(&memory, |f| {
+        (
+            agent::tail(f, "agent-1", 2).unwrap(),
+            agent::attach(f, "agent-1", true).unwrap(),
+            {
+                memory.kill_session("agent-10");
+                agent::attach(f, "agent-10", false).unwrap_err()
+            },
+        )
+    });
+
+    assert_eq!(tail, "line 2\nline 3\n");
+    assert_eq!(attach, ["memory-attach", "agent-1", "read-only"]);
+    assert!(
+        gone.to_string()
+            .contains("agent agent-10 has no live session"),
+        "{gone}"
+    );
+}

@@ -1,0 +1,277 @@
+//! The fleet tests' fixture: a `TmuxWorld` whose default server carries a
+//! planted operator session (which must end exactly as it was), a temp home
+//! with the test roster installed by `mosaic-install`, and agent sessions
+//! started directly on the roster's named socket (a recorder of submitted
+//! lines, or a sink that never accepts Enter): no systemd needed.
+//! `mosaic-fleet` runs with `HOME` set to the temp home and an empty
+//! `XDG_RUNTIME_DIR`, so `systemctl --user` reaches no real manager.
+
+// Included by several test crates (fleet_send, fleet_verbs, ...), each of
+// which uses only part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use mosaic_tests::{
+    fixtures_dir, mosaic_install, require_tool, workspace_bin, TempHome, TmuxWorld,
+};
+
+/// The roster fixture's socket.
+pub const SOCKET: &str = "fleet-verbs";
+/// Upper bound for anything a test waits for; reached only when broken.
+const PATIENCE: Duration = Duration::from_secs(20);
+const NO_CONFIG: [&str; 2] = ["-f", "/dev/null"];
+
+pub struct FleetWorld {
+    pub world: TmuxWorld,
+    pub home: TempHome,
+    default_server: String,
+}
+
+/// `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    fixtures_dir().join(rel)
+}
+
+/// The test roster with its placeholders filled in for `home`.
+pub fn roster_text(home: &Path) -> String {
+    let text = std::fs::read_to_string(fixture("fleet/roster.yaml")).expect("read roster fixture");
+    text.replace("@SCRIPTS@", &fixture("scripts").display().to_string())
+        .replace("@HOME@", &home.display().to_string())
+}
+
+impl FleetWorld {
+    /// A world with the test roster installed; None (after a visible
+    /// "skipped") without tmux.
+    pub fn new() -> Option<FleetWorld> {
+        let fleet = FleetWorld::bare()?;
+        let roster = fleet.home().join("roster-fixture.yaml");
+        std::fs::write(&roster, roster_text(fleet.home())).expect("write roster");
+        let out = mosaic_install(fleet.home(), &fleet.world)
+            .args(["--no-systemctl", "--profile"])
+            .arg(&roster)
+            .output()
+            .expect("run mosaic-install");
+        assert_ok(&out, "mosaic-install");
+        Some(fleet)
+    }
+
+    /// A world with an empty home (nothing installed).
+    pub fn bare() -> Option<FleetWorld> {
+        if !require_tool("tmux", "the fleet verbs drive a real tmux server") {
+            return None;
+        }
+        let world = TmuxWorld::new();
+        world.remember("default");
+        let planted = world
+            .command("tmux")
+            .args(NO_CONFIG)
+            .args(["new-session", "-d", "-s", "operator", "sleep 3600"])
+            .output()
+            .expect("run tmux");
+        assert_ok(&planted, "plant a session on the default server");
+        let mut fleet = FleetWorld {
+            world,
+            home: TempHome::new(),
+            default_server: String::new(),
+        };
+        fleet.default_server = fleet.default_server_state();
+        Some(fleet)
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn config(&self, rel: &str) -> PathBuf {
+        self.home().join(".config").join(rel)
+    }
+
+    pub fn roster_path(&self) -> PathBuf {
+        self.config("mosaic/fleet/roster.yaml")
+    }
+
+    /// `mosaic-fleet` kept away from the machine: this home, this world's
+    /// tmux, no reachable systemd manager, a fixed user for the preamble.
+    pub fn fleet(&self) -> Command {
+        let runtime = self.world.tmpdir().join("xdg-runtime");
+        std::fs::create_dir_all(&runtime).expect("create XDG_RUNTIME_DIR");
+        let mut cmd = self.world.command(workspace_bin("mosaic-fleet"));
+        cmd.env("HOME", self.home())
+            .env("XDG_RUNTIME_DIR", runtime)
+            .env("USER", "tester")
+            .env_remove("TMUX_PANE")
+            .env_remove("MOSAIC_AGENT_NAME")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.fleet().args(args).output().expect("run mosaic-fleet")
+    }
+
+    /// tmux on the fleet's socket.
+    pub fn tmux(&self, args: &[&str]) -> Output {
+        self.world.run(SOCKET, args)
+    }
+
+    /// The holder's server, as mosaic-tmux-holder.service starts it.
+    pub fn start_holder(&self) {
+        let mut args = NO_CONFIG.to_vec();
+        args.extend(["new-session", "-d", "-s", "_holder", "sleep 3600"]);
+        assert_ok(&self.tmux(&args), "start the holder");
+    }
+
+    /// The agent's session running its roster command, as the unit would.
+    pub fn start_agent(&self, agent: &str) {
+        let command = match agent {
+            "sink" => format!("bash {}", fixture("scripts/draft-sink.sh").display()),
+            _ => format!(
+                "bash {} {}",
+                fixture("scripts/recorder.sh").display(),
+                self.record_path(agent).display()
+            ),
+        };
+        let mut args = NO_CONFIG.to_vec();
+        args.extend(["new-session", "-d", "-s", agent, "-x", "120", "-y", "30"]);
+        args.push(&command);
+        assert_ok(&self.tmux(&args), "start an agent session");
+        let prompt = if agent == "sink" { "sink>" } else { "ready>" };
+        self.wait_for_pane(agent, prompt);
+    }
+
+    /// Holder and every agent of the test roster running.
+    pub fn start_fleet(&self) {
+        self.start_holder();
+        for agent in ["agent-1", "agent-10", "sink"] {
+            self.start_agent(agent);
+        }
+    }
+
+    pub fn kill_session(&self, agent: &str) {
+        let target = format!("={agent}");
+        assert_ok(
+            &self.tmux(&["kill-session", "-t", &target]),
+            "kill a session",
+        );
+    }
+
+    pub fn record_path(&self, agent: &str) -> PathBuf {
+        self.home().join(format!("{agent}.rec"))
+    }
+
+    /// Lines the agent's recorder has recorded so far.
+    pub fn record(&self, agent: &str) -> Vec<String> {
+        std::fs::read_to_string(self.record_path(agent))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| line.replace("\x1b[200~", "").replace("\x1b[201~", ""))
+            .collect()
+    }
+
+    pub fn pane_text(&self, agent: &str) -> String {
+        let target = format!("={agent}:");
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", &target]).stdout)
+            .into_owned()
+    }
+
+    pub fn wait_for_pane(&self, agent: &str, text: &str) {
+        wait_until(&format!("`{text}` in {agent}'s pane"), || {
+            self.pane_text(agent).contains(text)
+        });
+    }
+
+    /// Sends an end marker with mosaic-fleet and returns the record up to
+    /// it: every earlier submission is in it, and nothing else is.
+    pub fn record_settled(&self, agent: &str) -> Vec<String> {
+        let out = self.run(&["agent", "send", agent, "--from", "end", "-m", "end-of-test"]);
+        assert_ok(&out, "send the end marker");
+        let marker = format!("[end -> {}:{agent}] end-of-test", short_host());
+        wait_until("the end marker in the record", || {
+            self.record(agent).last() == Some(&marker)
+        });
+        let mut lines = self.record(agent);
+        lines.pop();
+        lines
+    }
+
+    fn default_server_state(&self) -> String {
+        let tmux = |args: &[&str]| {
+            let out = self
+                .world
+                .command("tmux")
+                .args(args)
+                .output()
+                .expect("run tmux");
+            assert_ok(&out, "query the default server");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let panes = "#{session_name} #{session_created} #{pane_id} #{pane_pid} #{pane_dead}";
+        [
+            tmux(&["list-panes", "-a", "-F", panes]),
+            tmux(&["capture-pane", "-p", "-t", "=operator:0.0"]),
+            tmux(&["list-buffers", "-F", "#{buffer_name}"]),
+        ]
+        .join("--\n")
+    }
+
+    pub fn assert_default_server_untouched(&self) {
+        assert_eq!(
+            self.default_server_state(),
+            self.default_server,
+            "the world's default tmux server changed"
+        );
+    }
+}
+
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", stdout(out)))
+}
+
+/// Poll `done` until it holds; panic after [`PATIENCE`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// This host's short name, as mosaic-fleet and the scripts print it.
+pub fn short_host() -> String {
+    mosaic_install::verbs::send::short_hostname()
+}
+
+/// Quotes, `$`, backticks, backslashes, unicode (wide too), over 4 KiB.
+pub fn tricky_message() -> String {
+    let piece = r#"it's "quoted" $HOME ${PATH} `date` $(id) \n \\ ünïcødé ✓ 日本語 100% "#;
+    let mut text = String::new();
+    while text.len() < 4096 {
+        text.push_str(piece);
+    }
+    text.push_str("the end");
+    text
+}
