@@ -159,3 +159,56 @@ fn the_scan_sees_unnamed_tmux_commands() {
     );
     assert_eq!(tmux_invocations("trap 'tmux -L \"$s\" x' EXIT"), ["-L"]);
 }
+
+/// The README opens with the main job and the test command; keep them true:
+/// the main job's arguments work on the built binary (into a temp home),
+/// `cargo run -p mosaic-install` can pick its binary, and the test command is
+/// the one `.ci/run` runs.
+#[test]
+fn readme_commands_are_true() {
+    let root = workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README starts with a sh code block");
+    let commands: Vec<&str> = block
+        .lines()
+        .map(|line| line.split(" #").next().unwrap_or(line).trim())
+        .filter(|line| !line.is_empty())
+        .collect();
+    assert_eq!(commands.len(), 2, "two commands: {commands:?}");
+
+    let main_job = commands[0];
+    let args = main_job
+        .strip_prefix("cargo run --release -p mosaic-install -- ")
+        .expect("the main job runs mosaic-install through cargo");
+    let manifest = std::fs::read_to_string(root.join("installer/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("default-run = \"mosaic-install\""),
+        "cargo run -p mosaic-install needs default-run with two binaries"
+    );
+    let home = mosaic_tests::TempHome::new();
+    let world = mosaic_tests::TmuxWorld::new();
+    let mut words: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
+    let at = words.iter().position(|w| w == "--home").expect("--home");
+    words[at + 1] = home.path().display().to_string();
+    let out = mosaic_tests::mosaic_install(home.path(), &world)
+        .args(&words)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{main_job}: {out:?}");
+    assert!(home
+        .path()
+        .join(".config/systemd/user/mosaic-agent@.service")
+        .is_file());
+
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(
+        ci.lines()
+            .any(|line| line.contains(commands[1]) && !line.trim().starts_with('#')),
+        ".ci/run must run the README's test command `{}`",
+        commands[1]
+    );
+}
