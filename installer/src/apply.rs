@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::confine::{self, ConfineError};
+use crate::confine::{ConfineError, Confiner};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -52,7 +52,7 @@ pub enum Change {
 /// The filesystem changes of one run. Paths given to it are absolute and
 /// checked against `roots` (symlinks leaving every root are refused).
 pub struct Transaction {
-    roots: Vec<PathBuf>,
+    roots: Vec<Confiner>,
     backup_dir: PathBuf,
     journal: Vec<Change>,
     ops: usize,
@@ -71,7 +71,11 @@ impl Transaction {
     pub fn begin(roots: Vec<PathBuf>, backup_dir: PathBuf) -> Transaction {
         // Journals record real paths, so accept the roots' canonical forms too.
         let canonical: Vec<PathBuf> = roots.iter().filter_map(|r| r.canonicalize().ok()).collect();
-        let roots = roots.into_iter().chain(canonical).collect();
+        let roots = roots
+            .iter()
+            .chain(&canonical)
+            .filter_map(|root| Confiner::new(root).ok())
+            .collect();
         Transaction {
             roots,
             backup_dir,
@@ -112,8 +116,8 @@ impl Transaction {
     /// Resolve `path` inside one of the roots, refusing escaping symlinks.
     fn confined(&self, path: &Path) -> Result<PathBuf, ApplyError> {
         for root in &self.roots {
-            if let Ok(rel) = path.strip_prefix(root) {
-                return Ok(confine::resolve(root, rel)?);
+            if let Ok(rel) = path.strip_prefix(root.root()) {
+                return Ok(root.resolve(rel)?);
             }
         }
         Err(ConfineError::NotRelative(path.to_path_buf()).into())
@@ -152,6 +156,53 @@ impl Transaction {
             Some(backup) => Change::Replaced { path: real, backup },
             None => Change::Created { path: real },
         });
+        Ok(())
+    }
+
+    /// Create files that do not exist yet. Their temp files are written and
+    /// fsynced in parallel — the fsyncs dominate, and the filesystem can
+    /// commit many at once — then renamed into place one by one, each
+    /// recorded, exactly as [`Transaction::write`] would. A file that
+    /// appeared meanwhile goes through `write` (backed up first).
+    pub fn create_files(&mut self, files: &[(PathBuf, &[u8], u32)]) -> Result<(), ApplyError> {
+        let reals = files
+            .iter()
+            .map(|(path, _, _)| self.confined(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let chunk = files.len().div_ceil(PARALLEL_WRITES).max(1);
+        let temps: Vec<Result<tempfile::TempPath, ApplyError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = files
+                .chunks(chunk)
+                .zip(reals.chunks(chunk))
+                .map(|(files, reals)| {
+                    scope.spawn(move || {
+                        files
+                            .iter()
+                            .zip(reals)
+                            .map(|((_, bytes, mode), real)| durable_temp(real, bytes, *mode))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| worker.join().expect("a temp-file writer panicked"))
+                .collect()
+        });
+        // Any error drops every temp file (TempPath deletes on drop).
+        let temps = temps.into_iter().collect::<Result<Vec<_>, _>>()?;
+        for (((path, bytes, mode), real), temp) in files.iter().zip(reals).zip(temps) {
+            if fs::symlink_metadata(&real).is_ok() {
+                drop(temp);
+                self.write(path, bytes, *mode)?;
+                continue;
+            }
+            self.tick()?;
+            temp.persist(&real)
+                .map_err(|err| io("rename into place", &real)(err.error))?;
+            self.mark_dirty(&real);
+            self.journal.push(Change::Created { path: real });
+        }
         Ok(())
     }
 
@@ -338,6 +389,14 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyErr
 /// Same-directory temp file, mode, fsync, rename; the directory's fsync is
 /// left to the caller.
 fn write_and_rename(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
+    durable_temp(path, bytes, mode)?
+        .persist(path)
+        .map_err(|err| io("rename into place", path)(err.error))
+}
+
+/// A temp file beside `path` holding `bytes` with `mode`, fsynced and
+/// closed; it is deleted again when dropped unless persisted.
+fn durable_temp(path: &Path, bytes: &[u8], mode: u32) -> Result<tempfile::TempPath, ApplyError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::Builder::new()
         .prefix(".mosaic-install-")
@@ -350,10 +409,12 @@ fn write_and_rename(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyErr
     temp.as_file()
         .sync_all()
         .map_err(io("fsync", temp.path()))?;
-    temp.persist(path)
-        .map_err(|err| io("rename into place", path)(err.error))?;
-    Ok(())
+    Ok(temp.into_temp_path())
 }
+
+/// How many temp files are written and fsynced at once by
+/// [`Transaction::create_files`].
+const PARALLEL_WRITES: usize = 8;
 
 fn sync_parent(path: &Path) -> Result<(), ApplyError> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -405,6 +466,27 @@ mod tests {
             tx.write(&root.join("f"), b"x", 0o644).unwrap();
         }
         assert!(!root.join("f").exists());
+    }
+
+    #[test]
+    fn created_files_land_with_modes_and_roll_back() {
+        let (_dir, root, backups) = setup();
+        let names: Vec<PathBuf> = (0..20).map(|i| root.join(format!("f{i}"))).collect();
+        let files: Vec<(PathBuf, &[u8], u32)> = names
+            .iter()
+            .map(|p| (p.clone(), b"x".as_slice(), 0o600))
+            .collect();
+        let mut tx = Transaction::begin(vec![root.clone()], backups);
+        tx.create_files(&files).unwrap();
+        assert_eq!(tx.journal().len(), 20);
+        let mode = fs::metadata(&names[7]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o600);
+        assert!(tx.rollback().is_empty());
+        assert_eq!(
+            fs::read_dir(&root).unwrap().count(),
+            0,
+            "no file or temp file left"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! component by component. A symlink whose target stays inside the root is
 //! followed; one that leaves it is refused with the link and its target named.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,53 +30,100 @@ pub enum ConfineError {
 /// The real path `rel` designates under `root`, following only symlinks that
 /// stay inside `root`. Components that do not exist yet are appended as-is.
 pub fn resolve(root: &Path, rel: &Path) -> Result<PathBuf, ConfineError> {
-    let real_root = canonical_prefix(root)?;
-    let mut current = real_root.clone();
-    let mut hops = 0;
-    let mut pending: Vec<PathBuf> = Vec::new();
-    for component in rel.components() {
-        match component {
-            Component::Normal(part) => pending.push(PathBuf::from(part)),
-            _ => return Err(ConfineError::NotRelative(rel.to_path_buf())),
+    Confiner::new(root)?.resolve(rel)
+}
+
+/// Resolves many paths under one root: the root is canonicalized once and
+/// every directory already found safe is remembered, so installing a
+/// thousand agents' files does not walk the same components a thousand times.
+pub struct Confiner {
+    root: PathBuf,
+    real_root: PathBuf,
+    dirs: RefCell<HashMap<PathBuf, PathBuf>>,
+}
+
+impl Confiner {
+    pub fn new(root: &Path) -> Result<Confiner, ConfineError> {
+        Ok(Confiner {
+            root: root.to_path_buf(),
+            real_root: canonical_prefix(root)?,
+            dirs: RefCell::default(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// See [`resolve`].
+    pub fn resolve(&self, rel: &Path) -> Result<PathBuf, ConfineError> {
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(ConfineError::NotRelative(rel.to_path_buf()));
+        }
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let cached = self.dirs.borrow().get(parent).cloned();
+        let base = match cached {
+            Some(real) => real,
+            None => {
+                let real = self.walk(self.real_root.clone(), parent, rel)?;
+                if real.is_dir() {
+                    self.dirs
+                        .borrow_mut()
+                        .insert(parent.to_path_buf(), real.clone());
+                }
+                real
+            }
+        };
+        match rel.file_name() {
+            Some(name) => self.walk(base, Path::new(name), rel),
+            None => Ok(base),
         }
     }
-    pending.reverse();
-    while let Some(part) = pending.pop() {
-        let next = current.join(&part);
-        match std::fs::symlink_metadata(&next) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                hops += 1;
-                let target = std::fs::read_link(&next).map_err(|cause| ConfineError::Io {
-                    path: next.clone(),
-                    cause,
-                })?;
-                let absolute = if target.is_absolute() {
-                    target.clone()
-                } else {
-                    current.join(&target)
-                };
-                let real = canonical_prefix(&absolute)?;
-                if !real.starts_with(&real_root) || hops > 40 {
-                    return Err(ConfineError::Escapes {
-                        path: root.join(rel),
-                        link: next,
-                        target,
-                        root: root.to_path_buf(),
-                    });
+
+    /// Walk `rest` from the real directory `start`, following symlinks
+    /// only while they stay under the root. `whole` is for messages.
+    fn walk(&self, start: PathBuf, rest: &Path, whole: &Path) -> Result<PathBuf, ConfineError> {
+        let mut current = start;
+        let mut hops = 0;
+        let mut pending: Vec<&std::ffi::OsStr> = rest.iter().collect();
+        pending.reverse();
+        while let Some(part) = pending.pop() {
+            let next = current.join(part);
+            match std::fs::symlink_metadata(&next) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    hops += 1;
+                    let target = std::fs::read_link(&next).map_err(|cause| ConfineError::Io {
+                        path: next.clone(),
+                        cause,
+                    })?;
+                    let absolute = if target.is_absolute() {
+                        target.clone()
+                    } else {
+                        current.join(&target)
+                    };
+                    let real = canonical_prefix(&absolute)?;
+                    if !real.starts_with(&self.real_root) || hops > 40 {
+                        return Err(ConfineError::Escapes {
+                            path: self.root.join(whole),
+                            link: next,
+                            target,
+                            root: self.root.clone(),
+                        });
+                    }
+                    current = real;
                 }
-                current = real;
-            }
-            Ok(_) => current = next,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                current = next;
-                while let Some(rest) = pending.pop() {
-                    current.push(rest);
+                Ok(_) => current = next,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    current = next;
+                    while let Some(rest) = pending.pop() {
+                        current.push(rest);
+                    }
                 }
+                Err(cause) => return Err(ConfineError::Io { path: next, cause }),
             }
-            Err(cause) => return Err(ConfineError::Io { path: next, cause }),
         }
+        Ok(current)
     }
-    Ok(current)
 }
 
 /// Canonicalize the longest existing prefix of `path` (the kernel resolves

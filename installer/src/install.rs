@@ -320,10 +320,21 @@ fn apply_plan(tx: &mut Transaction, layout: &Layout, plan: &Plan) -> Result<(), 
     for (dir, mode) in &plan.dirs {
         tx.create_dir_all(&layout.target(dir), *mode)?;
     }
+    let creates: Vec<(PathBuf, &[u8], u32)> = plan
+        .files
+        .iter()
+        .filter(|f| f.action == Action::Create)
+        .map(|f| {
+            let bytes = f.desired.as_deref().expect("creates have contents");
+            (layout.target(&f.path), bytes, f.mode)
+        })
+        .collect();
+    tx.create_files(&creates)?;
     for file in &plan.files {
         let target = layout.target(&file.path);
         match file.action {
-            Action::Create | Action::Update | Action::Overwrite => {
+            Action::Create => {}
+            Action::Update | Action::Overwrite => {
                 let bytes = file.desired.as_deref().expect("writes have contents");
                 tx.write(&target, bytes, file.mode)?;
             }

@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::confine::{self, ConfineError};
+use crate::confine::{ConfineError, Confiner};
 use crate::plan::{DiskFile, Snapshot};
 
 impl Snapshot {
@@ -16,13 +16,14 @@ impl Snapshot {
         dirs: impl IntoIterator<Item = &'a PathBuf>,
     ) -> Result<Snapshot, ConfineError> {
         let mut snapshot = Snapshot::default();
+        let confiner = Confiner::new(root)?;
         for rel in files {
-            if let Some(file) = read_file(root, rel)? {
+            if let Some(file) = read_file(&confiner, rel)? {
                 snapshot.files.insert(rel.clone(), file);
             }
         }
         for rel in dirs {
-            let real = confine::resolve(root, rel)?;
+            let real = confiner.resolve(rel)?;
             match std::fs::metadata(&real) {
                 Ok(meta) if meta.is_dir() => {
                     snapshot.dirs.insert(rel.clone());
@@ -44,8 +45,8 @@ impl Snapshot {
 }
 
 /// Bytes and mode of the regular file at `rel`, None when absent.
-pub fn read_file(root: &Path, rel: &Path) -> Result<Option<DiskFile>, ConfineError> {
-    let real = confine::resolve(root, rel)?;
+pub fn read_file(confiner: &Confiner, rel: &Path) -> Result<Option<DiskFile>, ConfineError> {
+    let real = confiner.resolve(rel)?;
     let io = |cause| ConfineError::Io {
         path: real.clone(),
         cause,

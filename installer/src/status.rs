@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::confine::ConfineError;
+use crate::confine::{ConfineError, Confiner};
 use crate::layout::Layout;
 use crate::plan::beside;
 use crate::receipt::{sha256_hex, Receipt, ReceiptError};
@@ -65,14 +65,15 @@ pub fn status(layout: &Layout) -> Result<StatusReport, StatusError> {
     let receipt = Receipt::load(&layout.receipt())?
         .ok_or_else(|| StatusError::NotInstalled(layout.receipt()))?;
     let mut files = Vec::new();
+    let confiner = Confiner::new(&layout.config)?;
     for record in &receipt.files {
-        let state = match read_file(&layout.config, &record.path)? {
+        let state = match read_file(&confiner, &record.path)? {
             None => FileState::Missing,
             Some(disk) if sha256_hex(&disk.bytes) == record.sha256 => FileState::Ok,
             Some(_) => FileState::Modified,
         };
         let new = beside(&record.path);
-        let waiting = read_file(&layout.config, &new)?.map(|_| layout.target(&new));
+        let waiting = read_file(&confiner, &new)?.map(|_| layout.target(&new));
         files.push(FileStatus {
             path: layout.target(&record.path),
             ownership: record.ownership,

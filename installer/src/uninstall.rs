@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::apply::{ApplyError, Transaction};
-use crate::confine::ConfineError;
+use crate::confine::{ConfineError, Confiner};
 use crate::layout::Layout;
 use crate::lock::{InstallLock, LockError};
 use crate::plan::beside;
@@ -61,9 +61,10 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
         systemd: None,
     };
     let mut to_remove = Vec::new();
+    let confiner = Confiner::new(&layout.config)?;
     for record in &receipt.files {
         let target = layout.target(&record.path);
-        let Some(disk) = read_file(&layout.config, &record.path)? else {
+        let Some(disk) = read_file(&confiner, &record.path)? else {
             continue;
         };
         let unchanged = sha256_hex(&disk.bytes) == record.sha256;
@@ -77,7 +78,7 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
             report.kept.push((target, "changed by you".into()));
         }
         let new = beside(&record.path);
-        if let Some(waiting) = read_file(&layout.config, &new)? {
+        if let Some(waiting) = read_file(&confiner, &new)? {
             if sha256_hex(&waiting.bytes) == record.sha256 {
                 to_remove.push(layout.target(&new));
             }
