@@ -46,9 +46,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let sh = Shell::new()?;
     sh.change_dir(crate::project_root());
-    cmd!(sh, "cargo build --quiet --release -p mosaic-install")
-        .run()
-        .context("build the release mosaic-install")?;
+    super::measure::release_installer(&sh)?;
     let exe = std::env::current_exe().context("locate the xtask binary")?;
     let runs = args.runs.to_string();
     let command: Vec<OsString> = vec![

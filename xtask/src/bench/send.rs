@@ -87,10 +87,8 @@ pub fn run(args: Args) -> Result<()> {
     let sh = Shell::new()?;
     let root = crate::project_root();
     sh.change_dir(&root);
-    cmd!(sh, "cargo build --quiet --release -p mosaic-install")
-        .run()
-        .context("building the release mosaic-fleet")?;
-    let fleet = root.join("target/release/mosaic-fleet");
+    // The release build of the mosaic-install package builds both binaries.
+    let fleet = super::measure::release_installer(&sh)?.with_file_name("mosaic-fleet");
     let send_message = root.join("templates/framework/tools/tmux/send-message.sh");
     let recorder = root.join("tests/fixtures/scripts/recorder.sh");
 
