@@ -183,6 +183,25 @@ impl TmuxWorld {
             .collect()
     }
 
+    /// Sessions, panes, processes, screen and buffers of this world's
+    /// default server (`tmux` without `-L`, inside this world's
+    /// `TMUX_TMPDIR` only), for "left untouched" comparisons; `operator` is
+    /// the session whose screen is captured.
+    pub fn default_server_state(&self, operator: &str) -> String {
+        let tmux = |args: &[&str]| {
+            let out = self.command("tmux").args(args).output().expect("run tmux");
+            assert!(out.status.success(), "default server query failed: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let panes = "#{session_name} #{session_created} #{pane_id} #{pane_pid} #{pane_dead}";
+        [
+            tmux(&["list-panes", "-a", "-F", panes]),
+            tmux(&["capture-pane", "-p", "-t", &format!("={operator}:0.0")]),
+            tmux(&["list-buffers", "-F", "#{buffer_name}"]),
+        ]
+        .join("--\n")
+    }
+
     /// Register a socket started by something else (a script under test) so
     /// that it is cleaned up with this world.
     pub fn remember(&self, socket: &str) {

@@ -10,44 +10,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mosaic_tests::{fixtures_dir, require_tool, workspace_bin, TempHome};
-
-const SYSTEMD: &str = "/usr/lib/systemd/systemd";
+use mosaic_tests::{fixtures_dir, workspace_bin, TempHome};
 
 fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join("systemd_sandbox").join(name)
 }
 
-/// Whether the sandbox can run here: root, a systemd and the tools it drives.
-fn sandbox_available() -> bool {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let missing = if !is_root() {
-        Some("not root (the sandbox needs namespaces, mounts and cgroups)")
-    } else if !Path::new(SYSTEMD).is_file() {
-        Some("no /usr/lib/systemd/systemd to run as the user manager")
-    } else {
-        None
-    };
-    if let Some(reason) = missing {
-        assert!(!ci, "the systemd sandbox must run under CI=true: {reason}");
-        eprintln!("skipped: {reason}");
-        return false;
-    }
-    ["unshare", "systemctl", "tmux"]
-        .into_iter()
-        .all(|tool| require_tool(tool, "the systemd sandbox tests drive it"))
-}
-
-fn is_root() -> bool {
-    let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        == Some("0")
-}
-
-/// Copies a fixture into the sandbox HOME (parents created).
 fn install(home: &Path, fixture_name: &str, relative: &str) {
     let target = home.join(relative);
     fs::create_dir_all(target.parent().unwrap()).unwrap();
@@ -83,7 +51,7 @@ fn assert_success(output: &Output) {
 
 #[test]
 fn a_user_unit_from_the_sandbox_home_starts_and_reports_active() {
-    if !sandbox_available() {
+    if !mosaic_tests::sandbox::systemd_sandbox_available() {
         return;
     }
     let home = TempHome::new();
@@ -114,7 +82,7 @@ fn environment_file_values_reach_the_service_as_written_and_bash_agrees() {
         );
     }
     assert_bash_reads_back(&expected);
-    if !sandbox_available() {
+    if !mosaic_tests::sandbox::systemd_sandbox_available() {
         return;
     }
     let home = TempHome::new();
@@ -164,7 +132,7 @@ fn assert_bash_reads_back(expected: &BTreeMap<String, String>) {
 
 #[test]
 fn nothing_started_inside_outlives_the_sandbox_or_moves_host_processes() {
-    if !sandbox_available() {
+    if !mosaic_tests::sandbox::systemd_sandbox_available() {
         return;
     }
     let home = TempHome::new();

@@ -200,23 +200,7 @@ impl FleetWorld {
     }
 
     fn default_server_state(&self) -> String {
-        let tmux = |args: &[&str]| {
-            let out = self
-                .world
-                .command("tmux")
-                .args(args)
-                .output()
-                .expect("run tmux");
-            assert_ok(&out, "query the default server");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
-        let panes = "#{session_name} #{session_created} #{pane_id} #{pane_pid} #{pane_dead}";
-        [
-            tmux(&["list-panes", "-a", "-F", panes]),
-            tmux(&["capture-pane", "-p", "-t", "=operator:0.0"]),
-            tmux(&["list-buffers", "-F", "#{buffer_name}"]),
-        ]
-        .join("--\n")
+        self.world.default_server_state("operator")
     }
 
     pub fn assert_default_server_untouched(&self) {

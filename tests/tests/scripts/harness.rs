@@ -68,26 +68,8 @@ impl Fixture {
         Some(fixture)
     }
 
-    /// Sessions, panes, processes, screen and buffers of the world's default
-    /// server (`tmux` without `-L`, inside this world's TMUX_TMPDIR only).
     fn default_server_state(&self) -> String {
-        let tmux = |args: &[&str]| {
-            let out = self
-                .world
-                .command("tmux")
-                .args(args)
-                .output()
-                .expect("run tmux");
-            assert!(out.status.success(), "default server query failed: {out:?}");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
-        let panes = "#{session_name} #{session_created} #{pane_id} #{pane_pid} #{pane_dead}";
-        [
-            tmux(&["list-panes", "-a", "-F", panes]),
-            tmux(&["capture-pane", "-p", "-t", "=operator:0.0"]),
-            tmux(&["list-buffers", "-F", "#{buffer_name}"]),
-        ]
-        .join("--\n")
+        self.world.default_server_state("operator")
     }
 
     pub fn assert_default_server_untouched(&self) {
