@@ -191,20 +191,11 @@ pub fn add(fleet: &Fleet<'_>, agent: &NewAgent) -> Result<MembershipReport, Flee
             path: roster.path.clone(),
         });
     }
-    let text = roster_edit::append_agent(&roster.profile.text, agent).map_err(|why| {
-        FleetError::RosterEdit {
-            path: roster.path.clone(),
-            why,
-        }
-    })?;
-    let profile = Profile::parse("installed", &roster.path.display().to_string(), &text)?;
-    let names = profile
-        .roster
-        .agents
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
-    let mut write = ConfigWrite::begin(&fleet.layout, "add", names)?;
+    let (text, profile) = edited_roster(
+        fleet,
+        roster_edit::append_agent(&roster.profile.text, agent),
+    )?;
+    let mut write = ConfigWrite::begin(&fleet.layout, "add", agent_names(&profile))?;
     write.write_roster(&text)?;
     write.write_env(&profile, &agent.name)?;
     let units = vec![agent_unit(&agent.name)];
@@ -230,20 +221,11 @@ pub fn remove(fleet: &Fleet<'_>, name: &str, purge: bool) -> Result<MembershipRe
             name: name.to_owned(),
         });
     }
-    let text = roster_edit::remove_agent(&roster.profile.text, &agent.name).map_err(|why| {
-        FleetError::RosterEdit {
-            path: roster.path.clone(),
-            why,
-        }
-    })?;
-    let profile = Profile::parse("installed", &roster.path.display().to_string(), &text)?;
-    let names = profile
-        .roster
-        .agents
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
-    let mut write = ConfigWrite::begin(&fleet.layout, "remove", names)?;
+    let (text, profile) = edited_roster(
+        fleet,
+        roster_edit::remove_agent(&roster.profile.text, &agent.name),
+    )?;
+    let mut write = ConfigWrite::begin(&fleet.layout, "remove", agent_names(&profile))?;
     write.write_roster(&text)?;
     let env = fleet.layout.target(&agent_env_path(&agent.name));
     if env.exists() {
@@ -267,4 +249,27 @@ pub fn remove(fleet: &Fleet<'_>, name: &str, purge: bool) -> Result<MembershipRe
         write.report.commands = vec![format!("systemctl --user disable --now {}", units[0])];
     }
     Ok(write.commit())
+}
+
+/// The edited roster text, re-validated as a whole with the profile rules.
+fn edited_roster(
+    fleet: &Fleet<'_>,
+    edit: Result<String, String>,
+) -> Result<(String, Profile), FleetError> {
+    let path = &fleet.roster.path;
+    let text = edit.map_err(|why| FleetError::RosterEdit {
+        path: path.clone(),
+        why,
+    })?;
+    let profile = Profile::parse("installed", &path.display().to_string(), &text)?;
+    Ok((text, profile))
+}
+
+fn agent_names(profile: &Profile) -> Vec<String> {
+    profile
+        .roster
+        .agents
+        .iter()
+        .map(|a| a.name.clone())
+        .collect()
 }
