@@ -16,7 +16,7 @@ use crate::layout::Layout;
 use crate::plan::Action;
 use crate::render::agent_env_path;
 use crate::rollout::{self, AgentExpectation, RolloutPlan, RolloutReport, UnknownCanary};
-use crate::systemd::{self, agent_unit, ServiceManager, SystemdError, AGENT_TEMPLATE, HOLDER_UNIT};
+use crate::systemd::{self, ServiceManager, SystemdError, AGENT_TEMPLATE, HOLDER_UNIT};
 
 #[derive(Debug, Clone)]
 pub struct ActivateOptions {
@@ -58,9 +58,11 @@ pub struct ActivationReport {
 }
 
 impl ActivationReport {
-    pub fn skipped(report: &InstallReport, reason: String) -> ActivationReport {
+    /// systemctl was not run (`outcome` says why not): the reason, and the
+    /// exact commands to run by hand.
+    fn not_run(report: &InstallReport, outcome: Outcome, reason: String) -> ActivationReport {
         ActivationReport {
-            outcome: Outcome::Skipped,
+            outcome,
             reason: Some(reason),
             commands: systemd::manual_commands(&report.agents, &report.removed_agents),
             enabled: Vec::new(),
@@ -69,6 +71,11 @@ impl ActivationReport {
             rollout: None,
             linger: systemd::linger_enabled(),
         }
+    }
+
+    /// Skipped on purpose (`--no-systemctl`, a --home that is not $HOME).
+    pub fn skipped(report: &InstallReport, reason: String) -> ActivationReport {
+        ActivationReport::not_run(report, Outcome::Skipped, reason)
     }
 }
 
@@ -87,29 +94,26 @@ pub fn activate(
     opts: &ActivateOptions,
 ) -> Result<ActivationReport, ActivateError> {
     if let Err(why) = mgr.reachable() {
-        let mut out = ActivationReport::skipped(
+        return Ok(ActivationReport::not_run(
             report,
+            Outcome::Unreachable,
             format!("no systemd user manager is reachable ({why})"),
-        );
-        out.outcome = Outcome::Unreachable;
-        return Ok(out);
+        ));
     }
-    let mut out = ActivationReport::skipped(report, String::new());
-    out.outcome = Outcome::Done;
-    out.reason = None;
-    out.commands.clear();
+    let mut out = ActivationReport {
+        outcome: Outcome::Done,
+        reason: None,
+        commands: Vec::new(),
+        enabled: systemd::fleet_units(&report.agents),
+        disabled: systemd::agent_units(&report.removed_agents),
+        restarted: Vec::new(),
+        rollout: None,
+        linger: systemd::linger_enabled(),
+    };
     mgr.daemon_reload()?;
-    if !report.removed_agents.is_empty() {
-        out.disabled = report
-            .removed_agents
-            .iter()
-            .map(|a| agent_unit(a))
-            .collect();
+    if !out.disabled.is_empty() {
         mgr.disable(&out.disabled)?;
     }
-    out.enabled = std::iter::once(HOLDER_UNIT.to_owned())
-        .chain(report.agents.iter().map(|a| agent_unit(a)))
-        .collect();
     mgr.enable(&out.enabled)?;
 
     if opts.restart_changed {
@@ -162,10 +166,8 @@ fn changed_running_units(mgr: &dyn ServiceManager, report: &InstallReport) -> Ve
     if !changed(AGENT_TEMPLATE) {
         return Vec::new();
     }
-    report
-        .agents
-        .iter()
-        .map(|a| agent_unit(a))
+    systemd::agent_units(&report.agents)
+        .into_iter()
         .filter(|unit| active(unit))
         .collect()
 }
@@ -200,11 +202,8 @@ pub fn deactivate(
     mgr: &dyn ServiceManager,
     agents: &[String],
 ) -> Result<DeactivationReport, SystemdError> {
-    let units: Vec<String> = agents
-        .iter()
-        .map(|a| agent_unit(a))
-        .chain(std::iter::once(HOLDER_UNIT.to_owned()))
-        .collect();
+    let mut units = systemd::agent_units(agents);
+    units.push(HOLDER_UNIT.to_owned());
     if let Err(why) = mgr.reachable() {
         return Ok(DeactivationReport {
             outcome: Outcome::Unreachable,

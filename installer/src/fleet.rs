@@ -31,13 +31,16 @@ impl TmuxServer {
         TmuxServer::new("default")
     }
 
+    /// `tmux -L <socket>`, the one way this crate builds a tmux command
+    /// (without `$TMUX`, so a caller inside tmux cannot redirect it).
+    pub fn command(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.env_remove("TMUX").arg("-L").arg(&self.socket);
+        command
+    }
+
     fn run(&self, args: &[&str]) -> std::io::Result<Output> {
-        Command::new("tmux")
-            .env_remove("TMUX")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
+        self.command().args(args).output()
     }
 
     /// Whether the server runs and answers.

@@ -7,9 +7,10 @@
 //! for the report, read-only (`tmux -L default list-sessions`), never touched.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Serialize;
+
+use crate::fleet::TmuxServer;
 
 const KNOWN_HASHES: &str = include_str!("legacy/known-hashes.tsv");
 
@@ -82,7 +83,11 @@ pub fn detect(config: &Path) -> Option<LegacyInstall> {
     let (version, version_source) = read_version(&mosaic_dir).unzip();
     Some(LegacyInstall {
         files: count_files(&mosaic_dir),
-        default_sessions: default_server_sessions(),
+        default_sessions: TmuxServer::default_server()
+            .sessions()
+            .into_iter()
+            .map(|session| session.name)
+            .collect(),
         mosaic_dir,
         version,
         version_source,
@@ -118,21 +123,6 @@ fn count_files(dir: &Path) -> usize {
             _ => 0,
         })
         .sum()
-}
-
-/// Session names on the default tmux server, read-only; empty when none runs.
-pub fn default_server_sessions() -> Vec<String> {
-    let output = Command::new("tmux")
-        .args(["-L", "default", "list-sessions", "-F", "#{session_name}"])
-        .env_remove("TMUX")
-        .output();
-    match output {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]

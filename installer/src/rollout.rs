@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::envfile;
 use crate::fleet::TmuxServer;
 use crate::render::shell_quote;
-use crate::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
+use crate::systemd::{ServiceManager, HOLDER_UNIT};
 
 pub use verify::SETTLE;
 
@@ -158,7 +158,7 @@ pub fn rollout(
                     .expect("waves come from the plan")
             })
             .collect();
-        let units: Vec<String> = wave.iter().map(|a| agent_unit(a)).collect();
+        let units = crate::systemd::agent_units(wave);
         let step = run_step(mgr, &name, &units, &mut started, || {
             verify::wave(mgr, &agents, plan.timeout, &default_before)
         });

@@ -23,6 +23,18 @@ pub fn agent_unit(agent: &str) -> String {
     format!("mosaic-agent@{agent}.service")
 }
 
+/// One unit per agent, in the agents' order.
+pub fn agent_units<S: AsRef<str>>(agents: &[S]) -> Vec<String> {
+    agents.iter().map(|a| agent_unit(a.as_ref())).collect()
+}
+
+/// The holder, then one unit per agent: what is enabled and started.
+pub fn fleet_units<S: AsRef<str>>(agents: &[S]) -> Vec<String> {
+    let mut units = vec![HOLDER_UNIT.to_owned()];
+    units.extend(agent_units(agents));
+    units
+}
+
 /// What the installer and the fleet verbs need from a service manager.
 pub trait ServiceManager {
     /// Ok when a manager answers; Err(why) otherwise.
@@ -118,11 +130,10 @@ pub fn linger_enabled() -> Option<bool> {
 pub fn manual_commands(agents: &[String], removed: &[String]) -> Vec<String> {
     let mut commands = vec!["systemctl --user daemon-reload".to_owned()];
     if !removed.is_empty() {
-        let units: Vec<String> = removed.iter().map(|a| agent_unit(a)).collect();
+        let units = agent_units(removed);
         commands.push(format!("systemctl --user disable {}", units.join(" ")));
     }
-    let mut units = vec![HOLDER_UNIT.to_owned()];
-    units.extend(agents.iter().map(|a| agent_unit(a)));
+    let units = fleet_units(agents);
     commands.push(format!("systemctl --user enable {}", units.join(" ")));
     commands.push(format!("systemctl --user start {}", units.join(" ")));
     commands
@@ -131,7 +142,7 @@ pub fn manual_commands(agents: &[String], removed: &[String]) -> Vec<String> {
 /// The commands an operator runs by hand to take the fleet down before (or
 /// after) `uninstall` when the installer could not.
 pub fn manual_uninstall_commands(agents: &[String]) -> Vec<String> {
-    let mut units: Vec<String> = agents.iter().map(|a| agent_unit(a)).collect();
+    let mut units = agent_units(agents);
     units.push(HOLDER_UNIT.to_owned());
     vec![
         format!("systemctl --user disable --now {}", units.join(" ")),

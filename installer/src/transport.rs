@@ -173,6 +173,15 @@ pub fn draft_marker(text: &str) -> String {
     tail[after_control..].iter().collect()
 }
 
+/// The last `n` of `lines`, each ending in a newline: what `recent_output`
+/// returns for every transport.
+fn last_lines<S: AsRef<str>>(lines: &[S], n: usize) -> String {
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|line| format!("{}\n", line.as_ref()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,8 +63,7 @@ impl MemoryFleet {
     /// Holder and these agents enabled and running.
     pub fn running(agents: &[&str]) -> MemoryFleet {
         let fleet = MemoryFleet::new();
-        let mut units = vec![HOLDER_UNIT.to_owned()];
-        units.extend(agents.iter().map(|a| crate::systemd::agent_unit(a)));
+        let units = crate::systemd::fleet_units(agents);
         fleet.enable(&units).expect("memory manager");
         fleet.start(&units).expect("memory manager");
         fleet.state.borrow_mut().calls.clear();
@@ -289,9 +288,7 @@ impl Transport for MemoryFleet {
             agent: agent.to_owned(),
             where_: "in memory".into(),
         })?;
-        let all: Vec<&String> = pane.submitted.iter().collect();
-        let keep = &all[all.len().saturating_sub(lines)..];
-        Ok(keep.iter().map(|line| format!("{line}\n")).collect())
+        Ok(super::last_lines(&pane.submitted, lines))
     }
 
     fn attach_command(

@@ -17,6 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod submit;
 
+use crate::fleet::TmuxServer;
+
 use super::{Delivery, FleetView, SessionState, SubmitOptions, Transport, TransportError};
 
 const PANE_FORMAT: &str =
@@ -56,9 +58,7 @@ impl TmuxTransport {
     }
 
     fn command(socket: &str) -> Command {
-        let mut command = Command::new("tmux");
-        command.env_remove("TMUX").arg("-L").arg(socket);
-        command
+        TmuxServer::new(socket).command()
     }
 
     fn run(socket: &str, args: &[&str]) -> Result<Output, TransportError> {
@@ -109,7 +109,7 @@ fn no_session(agent: &str, why: String) -> TransportError {
 }
 
 fn server_runs(socket: &str) -> bool {
-    TmuxTransport::run(socket, &["list-sessions"]).is_ok_and(|out| out.status.success())
+    TmuxServer::new(socket).running()
 }
 
 impl Transport for TmuxTransport {
@@ -192,8 +192,7 @@ impl Transport for TmuxTransport {
             &["capture-pane", "-p", "-J", "-t", &pane, "-S", &start],
         )?;
         let all: Vec<&str> = text.trim_end().lines().collect();
-        let keep = &all[all.len().saturating_sub(lines)..];
-        Ok(keep.iter().map(|line| format!("{line}\n")).collect())
+        Ok(super::last_lines(&all, lines))
     }
 
     fn attach_command(
