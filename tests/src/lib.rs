@@ -126,6 +126,10 @@ impl Default for TempHome {
     }
 }
 
+/// For whichever tmux command starts a server in a test: no ~/.tmux.conf
+/// or /etc/tmux.conf (a base-index 1 there would move the panes under test).
+pub const NO_TMUX_CONFIG: [&str; 2] = ["-f", "/dev/null"];
+
 /// A throwaway tmux world: its own `TMUX_TMPDIR`, so neither the named
 /// sockets nor the "default" server it uses are the machine's. Dropping it
 /// kills only the servers it started, each by its own socket.
@@ -181,6 +185,23 @@ impl TmuxWorld {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Start session `name` on this world's default server (`tmux` without
+    /// `-L`, inside this world's `TMUX_TMPDIR` only): the operator's own
+    /// session that everything under test must leave alone.
+    pub fn plant_default_session(&self, name: &str) {
+        self.remember("default");
+        let planted = self
+            .command("tmux")
+            .args(NO_TMUX_CONFIG)
+            .args(["new-session", "-d", "-s", name, "sleep 3600"])
+            .output()
+            .expect("run tmux");
+        assert!(
+            planted.status.success(),
+            "plant a session on the default server: {planted:?}"
+        );
     }
 
     /// Sessions, panes, processes, screen and buffers of this world's

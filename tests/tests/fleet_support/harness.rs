@@ -15,14 +15,13 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use mosaic_tests::{
-    fixtures_dir, mosaic_install, require_tool, workspace_bin, TempHome, TmuxWorld,
+    fixtures_dir, mosaic_install, require_tool, workspace_bin, TempHome, TmuxWorld, NO_TMUX_CONFIG,
 };
 
 /// The roster fixture's socket.
 pub const SOCKET: &str = "fleet-verbs";
 /// Upper bound for anything a test waits for; reached only when broken.
 const PATIENCE: Duration = Duration::from_secs(20);
-const NO_CONFIG: [&str; 2] = ["-f", "/dev/null"];
 
 pub struct FleetWorld {
     pub world: TmuxWorld,
@@ -64,14 +63,7 @@ impl FleetWorld {
             return None;
         }
         let world = TmuxWorld::new();
-        world.remember("default");
-        let planted = world
-            .command("tmux")
-            .args(NO_CONFIG)
-            .args(["new-session", "-d", "-s", "operator", "sleep 3600"])
-            .output()
-            .expect("run tmux");
-        assert_ok(&planted, "plant a session on the default server");
+        world.plant_default_session("operator");
         let mut fleet = FleetWorld {
             world,
             home: TempHome::new(),
@@ -121,7 +113,7 @@ impl FleetWorld {
 
     /// The holder's server, as mosaic-tmux-holder.service starts it.
     pub fn start_holder(&self) {
-        let mut args = NO_CONFIG.to_vec();
+        let mut args = NO_TMUX_CONFIG.to_vec();
         args.extend(["new-session", "-d", "-s", "_holder", "sleep 3600"]);
         assert_ok(&self.tmux(&args), "start the holder");
     }
@@ -136,7 +128,7 @@ impl FleetWorld {
                 self.record_path(agent).display()
             ),
         };
-        let mut args = NO_CONFIG.to_vec();
+        let mut args = NO_TMUX_CONFIG.to_vec();
         args.extend(["new-session", "-d", "-s", agent, "-x", "120", "-y", "30"]);
         args.push(&command);
         assert_ok(&self.tmux(&args), "start an agent session");

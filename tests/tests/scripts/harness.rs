@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
-use mosaic_tests::{fixtures_dir, require_tool, templates_dir, TmuxWorld};
+use mosaic_tests::{fixtures_dir, require_tool, templates_dir, TmuxWorld, NO_TMUX_CONFIG};
 
 /// The named socket the scripts are aimed at in every world.
 pub const SOCKET: &str = "fleet-test";
@@ -16,10 +16,6 @@ pub const SOCKET: &str = "fleet-test";
 const END_MARKER: &str = "end-of-test";
 /// Upper bound for anything a test waits for; reached only when broken.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// For whichever tmux command starts a server: no ~/.tmux.conf or
-/// /etc/tmux.conf (a base-index 1 there would move the panes under test).
-const NO_CONFIG: [&str; 2] = ["-f", "/dev/null"];
 
 /// Settings of the caller's environment that must not leak into the scripts.
 const CALLER_SETTINGS: [&str; 9] = [
@@ -47,14 +43,7 @@ impl Fixture {
             return None;
         }
         let world = TmuxWorld::new();
-        world.remember("default");
-        let planted = world
-            .command("tmux")
-            .args(NO_CONFIG)
-            .args(["new-session", "-d", "-s", "operator", "sleep 3600"])
-            .output()
-            .expect("run tmux");
-        assert!(planted.status.success(), "plant a session: {planted:?}");
+        world.plant_default_session("operator");
         let scratch = tempfile::Builder::new()
             .prefix("mosaic-scripts-")
             .tempdir()
@@ -141,14 +130,14 @@ impl Fixture {
 
     /// The holder's server, as mosaic-tmux-holder.service starts it.
     pub fn start_holder(&self) {
-        let mut args = NO_CONFIG.to_vec();
+        let mut args = NO_TMUX_CONFIG.to_vec();
         args.extend(["new-session", "-d", "-s", "_holder", "sleep 3600"]);
         let out = self.tmux(&args);
         self.assert_ok(&out, "start the holder session");
     }
 
     pub fn new_session(&self, session: &str, program: &[&str]) {
-        let mut args = NO_CONFIG.to_vec();
+        let mut args = NO_TMUX_CONFIG.to_vec();
         args.extend(["new-session", "-d", "-s", session, "-x", "120", "-y", "30"]);
         args.extend_from_slice(program);
         self.assert_ok(&self.tmux(&args), "new-session");
