@@ -278,9 +278,8 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
 /// then reload so the manager forgets the units.
 fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<ExitCode> {
     let layout = layout(global)?;
-    let agents = crate::receipt::Receipt::load(&layout.receipt())?
-        .map(|receipt| receipt.agents)
-        .unwrap_or_default();
+    // Nothing installed: say so before any systemctl call touches a unit.
+    let agents = crate::status::installed_receipt(&layout)?.agents;
     let skip = if args.no_systemctl {
         Some("--no-systemctl".to_owned())
     } else {

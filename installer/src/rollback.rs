@@ -13,7 +13,7 @@ use crate::generation::{GenerationError, Generations};
 use crate::layout::Layout;
 use crate::lock::{InstallLock, LockError};
 use crate::receipt::{sha256_hex, Receipt, ReceiptError};
-use crate::status::StatusError;
+use crate::status::{installed_receipt, StatusError};
 
 #[derive(Debug, Serialize)]
 pub struct RollbackReport {
@@ -45,9 +45,11 @@ pub enum RollbackError {
 }
 
 pub fn rollback(layout: &Layout) -> Result<RollbackReport, RollbackError> {
+    // Refuse before taking the lock, which would create state in a home
+    // that has none; then read the receipt again under the lock.
+    installed_receipt(layout)?;
     let _lock = InstallLock::acquire(&layout.lock())?;
-    let receipt = Receipt::load(&layout.receipt())?
-        .ok_or_else(|| StatusError::NotInstalled(layout.receipt()))?;
+    let receipt = installed_receipt(layout)?;
     let n = receipt.generation;
     let generations = Generations::new(layout);
     let journal = generations.load_journal(n)?;

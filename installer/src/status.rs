@@ -61,9 +61,13 @@ pub enum StatusError {
     Confine(#[from] ConfineError),
 }
 
+/// The current receipt, or the operator-facing "nothing is installed here".
+pub fn installed_receipt(layout: &Layout) -> Result<Receipt, StatusError> {
+    Receipt::load(&layout.receipt())?.ok_or_else(|| StatusError::NotInstalled(layout.receipt()))
+}
+
 pub fn status(layout: &Layout) -> Result<StatusReport, StatusError> {
-    let receipt = Receipt::load(&layout.receipt())?
-        .ok_or_else(|| StatusError::NotInstalled(layout.receipt()))?;
+    let receipt = installed_receipt(layout)?;
     let mut files = Vec::new();
     let confiner = Confiner::new(&layout.config)?;
     for record in &receipt.files {

@@ -12,9 +12,9 @@ use crate::confine::{ConfineError, Confiner};
 use crate::layout::Layout;
 use crate::lock::{InstallLock, LockError};
 use crate::plan::beside;
-use crate::receipt::{sha256_hex, Receipt, ReceiptError};
+use crate::receipt::{sha256_hex, ReceiptError};
 use crate::snapshot::read_file;
-use crate::status::StatusError;
+use crate::status::{installed_receipt, StatusError};
 
 #[derive(Debug, Serialize)]
 pub struct UninstallReport {
@@ -45,13 +45,15 @@ pub enum UninstallError {
 }
 
 pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, UninstallError> {
+    // Refuse before taking the lock, which would create state in a home
+    // that has none; then read the receipt again under the lock.
+    installed_receipt(layout)?;
     let lock = if dry_run {
         None
     } else {
         Some(InstallLock::acquire(&layout.lock())?)
     };
-    let receipt = Receipt::load(&layout.receipt())?
-        .ok_or_else(|| StatusError::NotInstalled(layout.receipt()))?;
+    let receipt = installed_receipt(layout)?;
     let mut report = UninstallReport {
         dry_run,
         removed: Vec::new(),

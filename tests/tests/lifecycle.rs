@@ -435,3 +435,35 @@ fn racing_installs_leave_one_consistent_install() {
         "racing installs: {locked_out} of {ROUNDS} rounds had a run locked out; in the others both ran, one after the other"
     );
 }
+
+/// `status`, `uninstall` and `rollback` on a home where nothing was
+/// installed: each says so, exits 1, and leaves the home exactly as it was
+/// (no lock file or state directory created, no unit stopped).
+#[test]
+fn lifecycle_commands_refuse_an_uninstalled_home_without_writing() {
+    let world = TmuxWorld::new();
+    let home = TempHome::new();
+    std::fs::create_dir_all(home.path().join(".config/mosaic")).unwrap();
+    std::fs::write(home.path().join(".config/mosaic/SOUL.md"), "mine\n").unwrap();
+    let before = tree_listing(home.path());
+    for args in [
+        &["status"][..],
+        &["uninstall"],
+        &["uninstall", "--dry-run"],
+        &["rollback"],
+    ] {
+        let out = run(&world, home.path(), args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("nothing is installed here: no receipt at")
+                && stderr.contains("run mosaic-install to install"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(
+            tree_listing(home.path()),
+            before,
+            "{args:?} changed the home"
+        );
+    }
+}
