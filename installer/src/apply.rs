@@ -1,25 +1,30 @@
 //! Applying: the transactional executor. Every filesystem change the
-//! installer makes goes through a [`Transaction`], which backs up what it
-//! replaces or removes, writes atomically (same-directory temp file, fsync,
-//! rename, fsync of the directory) and records how to undo each step. An
-//! error, or dropping an uncommitted transaction, undoes every step in
-//! reverse order (the rustup pattern).
+//! installer makes goes through a [`Transaction`], which records each step
+//! in an on-disk write-ahead journal ([`journal`]) before taking it, backs
+//! up what it replaces or removes, and writes atomically (same-directory
+//! temp file, fsync, rename, fsync of the directory). An error undoes every
+//! step in reverse order (the rustup pattern); a kill is undone by the next
+//! run, which finds the journal ([`crate::statedir::recover`]).
 //!
-//! The journal of a committed transaction is saved with its backups so that
-//! `rollback` can undo a whole generation later.
+//! [`Transaction::run`] is the only way in: install, uninstall, rollback and
+//! every roster edit call it with the steps as a closure.
 
-use std::fs::{self, File};
-use std::os::unix::fs::PermissionsExt;
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::confine::{ConfineError, Confiner};
+use crate::lock::InstallLock;
 
 mod durable;
+pub mod journal;
 
 pub use durable::atomic_write;
+pub(crate) use durable::sync_dir;
 use durable::{durable_temp, io, write_and_rename};
+pub use journal::{Begin, Change, Fingerprint, Finish, Prune, UndoOutcome, Unrestored};
+use journal::{Wal, DONE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -31,82 +36,202 @@ pub enum ApplyError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("cannot write {}: {cause} (while writing its new version to {})", path.display(), temp.display())]
+    Write {
+        path: PathBuf,
+        temp: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("injected failure after filesystem operation {0} (fault-injection test)")]
     Injected(usize),
 }
 
-/// One recorded change, undone in reverse order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Change {
-    /// A file that did not exist was written.
-    Created { path: PathBuf },
-    /// A file was replaced; its old bytes are at `backup`.
-    Replaced { path: PathBuf, backup: PathBuf },
-    /// A file was removed; its bytes are at `backup`.
-    Removed { path: PathBuf, backup: PathBuf },
-    /// A file's mode changed.
-    Chmod { path: PathBuf, old_mode: u32 },
-    /// A directory was created.
-    CreatedDir { path: PathBuf },
-    /// An empty directory was removed.
-    RemovedDir { path: PathBuf, mode: u32 },
+impl ApplyError {
+    /// Did a full disk (no space or no inodes left) cause it?
+    pub fn disk_full(&self) -> bool {
+        match self {
+            ApplyError::Io { cause, .. } | ApplyError::Write { cause, .. } => {
+                cause.raw_os_error() == Some(libc::ENOSPC)
+                    || cause.raw_os_error() == Some(libc::EDQUOT)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A transaction that failed, and how its undo went.
+#[derive(Debug, thiserror::Error)]
+#[error("{failure}\n{}", describe_undo(undo, journal))]
+pub struct TxError {
+    pub failure: Box<ApplyError>,
+    pub undo: UndoOutcome,
+    /// Where the journal stays when the undo could not finish.
+    pub journal: Option<PathBuf>,
+    /// Filesystem operations performed before the failure.
+    pub ops: usize,
+}
+
+/// Operator-facing account of an undo: nothing changed, or exactly which
+/// files still need their backups, and where those are.
+pub fn describe_undo(undo: &UndoOutcome, journal: &Option<PathBuf>) -> String {
+    let mut out = String::new();
+    if undo.failed.is_empty() {
+        out.push_str("nothing was changed: every step already taken was undone");
+    } else {
+        out.push_str("the undo could not finish; every backup is kept. Still to restore:");
+        for file in &undo.failed {
+            out.push_str(&format!("\n  {file}"));
+        }
+        if let Some(journal) = journal {
+            out.push_str(&format!(
+                "\nthe journal {} stays: the next mosaic-install or mosaic-fleet command retries the undo once the cause is fixed (free disk space, permissions)",
+                journal.display()
+            ));
+        }
+    }
+    for file in &undo.kept {
+        out.push_str(&format!("\n  kept {file}"));
+    }
+    out
+}
+
+/// What a run is, for its journal.
+#[derive(Debug, Clone)]
+pub struct TxSpec {
+    /// What the operator ran ("install", "agent add tui-3").
+    pub command: String,
+    /// The generation it records, if any.
+    pub generation: Option<u64>,
+    /// Where its backups go (everything below belongs to this run).
+    pub backup_dir: PathBuf,
+    /// What happens after the commit point.
+    pub finish: Finish,
+}
+
+/// A committed run's result.
+#[derive(Debug)]
+pub struct Committed<T> {
+    pub value: T,
+    /// Filesystem operations performed.
+    pub ops: usize,
+    /// The state directories this run created (its chain of parents).
+    pub created_state_dirs: Vec<PathBuf>,
+    /// A finishing step that failed after the commit point; the next run
+    /// completes it.
+    pub unfinished: Option<String>,
 }
 
 /// The filesystem changes of one run. Paths given to it are absolute and
 /// checked against `roots` (symlinks leaving every root are refused).
 pub struct Transaction {
     roots: Vec<Confiner>,
-    backup_dir: PathBuf,
-    journal: Vec<Change>,
+    wal: Wal,
+    begin: Begin,
+    steps: Vec<Change>,
     ops: usize,
     fail_after: Option<usize>,
-    committed: bool,
-    backup_count: usize,
-    /// Directories created to hold backups, removed again on rollback.
-    backup_dirs_created: Vec<PathBuf>,
+    /// Numbers temp files and backups, unique within the run.
+    seq: usize,
     /// Directories whose entries changed since the last [`Transaction::sync_dirs`].
-    dirty_dirs: std::collections::BTreeSet<PathBuf>,
+    dirty_dirs: BTreeSet<PathBuf>,
 }
 
 impl Transaction {
-    /// Start a transaction that may write under `roots` and keeps backups
-    /// in `backup_dir` (created on first use, removed again on rollback).
-    pub fn begin(roots: Vec<PathBuf>, backup_dir: PathBuf) -> Transaction {
-        // Journals record real paths, so accept the roots' canonical forms too.
-        let canonical: Vec<PathBuf> = roots.iter().filter_map(|r| r.canonicalize().ok()).collect();
-        let roots = roots
-            .iter()
-            .chain(&canonical)
-            .filter_map(|root| Confiner::new(root).ok())
-            .collect();
-        Transaction {
-            roots,
-            backup_dir,
-            journal: Vec::new(),
+    /// Run `body` as one transaction with its journal in `state`, writing
+    /// only under `roots`. The caller holds the install lock. On success
+    /// the commit point is passed and the finishing steps run; on failure
+    /// every step is undone (and the journal stays if that cannot finish).
+    pub fn run<T>(
+        _lock: &InstallLock,
+        state: &Path,
+        roots: Vec<PathBuf>,
+        spec: TxSpec,
+        body: impl FnOnce(&mut Transaction) -> Result<T, ApplyError>,
+    ) -> Result<Committed<T>, TxError> {
+        let begin = Begin {
+            command: spec.command,
+            generation: spec.generation,
+            backup_dir: spec.backup_dir,
+            created_state_dirs: Vec::new(),
+            finish: spec.finish,
+        };
+        let (wal, begin) = Wal::create(state, begin).map_err(|failure| TxError {
+            failure: Box::new(failure),
+            undo: UndoOutcome::default(),
+            journal: None,
+            ops: 0,
+        })?;
+        let mut tx = Transaction {
+            roots: confiners(&roots),
+            wal,
+            begin,
+            steps: Vec::new(),
             ops: 0,
             fail_after: None,
-            committed: false,
-            backup_count: 0,
-            backup_dirs_created: Vec::new(),
-            dirty_dirs: Default::default(),
+            seq: 0,
+            dirty_dirs: BTreeSet::new(),
+        };
+        let result = body(&mut tx).and_then(|value| {
+            tx.sync_dirs()?;
+            Ok(value)
+        });
+        match result {
+            Ok(value) => Ok(tx.commit(state, value)),
+            Err(failure) => Err(tx.abort(state, failure)),
         }
     }
 
-    /// Fail after the k-th filesystem operation, to prove rollback restores
+    fn commit<T>(self, state: &Path, value: T) -> Committed<T> {
+        let done = state.join(DONE);
+        // The commit point: before this rename the run is undone, after it
+        // the run is finished.
+        let committed = fs::rename(&self.wal.path, &done)
+            .map_err(io("commit the journal", &self.wal.path))
+            .and_then(|()| sync_dir(state));
+        let unfinished = committed
+            .and_then(|()| journal::finish(&done, &self.begin))
+            .err()
+            .map(|err| err.to_string());
+        Committed {
+            value,
+            ops: self.ops,
+            created_state_dirs: self.begin.created_state_dirs.clone(),
+            unfinished,
+        }
+    }
+
+    fn abort(self, state: &Path, failure: ApplyError) -> TxError {
+        let undo = journal::undo(&self.begin, &self.steps);
+        let journal = if undo.complete() {
+            crate::statedir::retire_undone(state, &self.begin)
+                .err()
+                .map(|_| self.wal.path.clone())
+        } else {
+            Some(self.wal.path.clone())
+        };
+        TxError {
+            failure: Box::new(failure),
+            undo,
+            journal,
+            ops: self.ops,
+        }
+    }
+
+    /// Fail after the k-th filesystem operation, to prove the undo restores
     /// the tree at every crash point. Test builds only.
     #[cfg(feature = "fault-injection")]
     pub fn fail_after(&mut self, k: Option<usize>) {
         self.fail_after = k;
     }
 
-    /// Filesystem operations performed so far.
-    pub fn ops(&self) -> usize {
-        self.ops
+    /// The state directory and the parents of it this run created.
+    pub fn created_state_dirs(&self) -> &[PathBuf] {
+        &self.begin.created_state_dirs
     }
 
-    pub fn journal(&self) -> &[Change] {
-        &self.journal
+    /// The generation this run records, if any.
+    pub fn generation(&self) -> Option<u64> {
+        self.begin.generation
     }
 
     fn tick(&mut self) -> Result<(), ApplyError> {
@@ -115,6 +240,24 @@ impl Transaction {
             Some(k) if self.ops >= k => Err(ApplyError::Injected(self.ops)),
             _ => Ok(()),
         }
+    }
+
+    /// Record steps in the journal (durably) before taking them.
+    fn record(&mut self, steps: Vec<Change>) -> Result<(), ApplyError> {
+        self.wal.append(&steps)?;
+        self.steps.extend(steps);
+        Ok(())
+    }
+
+    fn next_seq(&mut self) -> usize {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// A temp file name beside `real`, recorded so an undo removes it.
+    fn temp_for(&mut self, real: &Path) -> PathBuf {
+        let seq = self.next_seq();
+        real.with_file_name(format!(".mosaic-install-tmp-{seq}"))
     }
 
     /// Resolve `path` inside one of the roots, refusing escaping symlinks.
@@ -127,24 +270,27 @@ impl Transaction {
         Err(ConfineError::NotRelative(path.to_path_buf()).into())
     }
 
-    /// Create `dir` and any missing parents with `mode`, recording each.
+    /// Create `dir` and any missing parents with `mode` (whatever the
+    /// umask), recording each.
     pub fn create_dir_all(&mut self, dir: &Path, mode: u32) -> Result<(), ApplyError> {
         let real = self.confined(dir)?;
-        let mut missing = Vec::new();
-        let mut cursor = real.as_path();
-        while !cursor.exists() {
-            missing.push(cursor.to_path_buf());
-            match cursor.parent() {
-                Some(parent) => cursor = parent,
-                None => break,
-            }
-        }
-        for dir in missing.into_iter().rev() {
+        self.create_real_dirs(&real, mode)
+    }
+
+    fn create_real_dirs(&mut self, real: &Path, mode: u32) -> Result<(), ApplyError> {
+        let mut missing: Vec<PathBuf> = real
+            .ancestors()
+            .take_while(|d| fs::symlink_metadata(d).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        missing.reverse();
+        for dir in missing {
+            self.record(vec![Change::CreatedDir { path: dir.clone() }])?;
             self.tick()?;
             fs::create_dir(&dir).map_err(io("create directory", &dir))?;
-            self.journal.push(Change::CreatedDir { path: dir.clone() });
             fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
                 .map_err(io("set mode of", &dir))?;
+            self.mark_dirty(&dir);
         }
         Ok(())
     }
@@ -152,38 +298,70 @@ impl Transaction {
     /// Write `bytes` to `path` atomically with `mode`, backing up what was there.
     pub fn write(&mut self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
         let real = self.confined(path)?;
-        let previous = self.backup(&real)?;
+        let new = Fingerprint::of(bytes, mode);
+        let temp = self.temp_for(&real);
+        match self.read_existing(&real)? {
+            Some((old_bytes, old)) => {
+                let backup = self.backup_path(&real)?;
+                self.record(vec![Change::Replaced {
+                    path: real.clone(),
+                    backup: backup.clone(),
+                    old: Some(old.clone()),
+                    new: Some(new),
+                    temp: Some(temp.clone()),
+                }])?;
+                self.tick()?;
+                atomic_write(&backup, &old_bytes, old.mode)?;
+            }
+            None => self.record(vec![Change::Created {
+                path: real.clone(),
+                sha256: Some(new.sha256),
+                temp: Some(temp.clone()),
+            }])?,
+        }
         self.tick()?;
-        write_and_rename(&real, bytes, mode)?;
+        write_and_rename(&real, bytes, mode, Some(&temp))?;
         self.mark_dirty(&real);
-        self.journal.push(match previous {
-            Some(backup) => Change::Replaced { path: real, backup },
-            None => Change::Created { path: real },
-        });
         Ok(())
     }
 
-    /// Create files that do not exist yet. Their temp files are written and
-    /// fsynced in parallel — the fsyncs dominate, and the filesystem can
-    /// commit many at once — then renamed into place one by one, each
-    /// recorded, exactly as [`Transaction::write`] would. A file that
-    /// appeared meanwhile goes through `write` (backed up first).
+    /// Create files that do not exist yet: all recorded with one journal
+    /// write, their temp files written and fsynced in parallel (the fsyncs
+    /// dominate, and the filesystem can commit many at once), then renamed
+    /// into place one by one. A file that appeared meanwhile goes through
+    /// [`Transaction::write`] (backed up first).
     pub fn create_files(&mut self, files: &[(PathBuf, &[u8], u32)]) -> Result<(), ApplyError> {
-        let reals = files
-            .iter()
-            .map(|(path, _, _)| self.confined(path))
-            .collect::<Result<Vec<_>, _>>()?;
-        let chunk = files.len().div_ceil(PARALLEL_WRITES).max(1);
-        let temps: Vec<Result<tempfile::TempPath, ApplyError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = files
+        let mut fresh = Vec::new();
+        for (path, bytes, mode) in files {
+            let real = self.confined(path)?;
+            if fs::symlink_metadata(&real).is_ok() {
+                self.write(path, bytes, *mode)?;
+            } else {
+                let temp = self.temp_for(&real);
+                fresh.push((real, temp, *bytes, *mode));
+            }
+        }
+        self.record(
+            fresh
+                .iter()
+                .map(|(real, temp, bytes, _)| Change::Created {
+                    path: real.clone(),
+                    sha256: Some(crate::receipt::sha256_hex(bytes)),
+                    temp: Some(temp.clone()),
+                })
+                .collect(),
+        )?;
+        let chunk = fresh.len().div_ceil(PARALLEL_WRITES).max(1);
+        let written: Vec<Result<PathBuf, ApplyError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = fresh
                 .chunks(chunk)
-                .zip(reals.chunks(chunk))
-                .map(|(files, reals)| {
+                .map(|files| {
                     scope.spawn(move || {
                         files
                             .iter()
-                            .zip(reals)
-                            .map(|((_, bytes, mode), real)| durable_temp(real, bytes, *mode))
+                            .map(|(real, temp, bytes, mode)| {
+                                durable_temp(real, bytes, *mode, Some(temp))
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -193,19 +371,13 @@ impl Transaction {
                 .flat_map(|worker| worker.join().expect("a temp-file writer panicked"))
                 .collect()
         });
-        // Any error drops every temp file (TempPath deletes on drop).
-        let temps = temps.into_iter().collect::<Result<Vec<_>, _>>()?;
-        for (((path, bytes, mode), real), temp) in files.iter().zip(reals).zip(temps) {
-            if fs::symlink_metadata(&real).is_ok() {
-                drop(temp);
-                self.write(path, bytes, *mode)?;
-                continue;
-            }
+        for result in written {
+            result?;
+        }
+        for (real, temp, _, _) in &fresh {
             self.tick()?;
-            temp.persist(&real)
-                .map_err(|err| io("rename into place", &real)(err.error))?;
-            self.mark_dirty(&real);
-            self.journal.push(Change::Created { path: real });
+            fs::rename(temp, real).map_err(io("rename into place", real))?;
+            self.mark_dirty(real);
         }
         Ok(())
     }
@@ -213,32 +385,38 @@ impl Transaction {
     /// Remove `path` after backing it up.
     pub fn remove(&mut self, path: &Path) -> Result<(), ApplyError> {
         let real = self.confined(path)?;
-        let Some(backup) = self.backup(&real)? else {
+        let Some((bytes, old)) = self.read_existing(&real)? else {
             return Ok(());
         };
+        let backup = self.backup_path(&real)?;
+        self.record(vec![Change::Removed {
+            path: real.clone(),
+            backup: backup.clone(),
+            old: Some(old.clone()),
+        }])?;
+        self.tick()?;
+        atomic_write(&backup, &bytes, old.mode)?;
         self.tick()?;
         fs::remove_file(&real).map_err(io("remove", &real))?;
         self.mark_dirty(&real);
-        self.journal.push(Change::Removed { path: real, backup });
         Ok(())
     }
 
     /// Change the mode of `path`.
     pub fn chmod(&mut self, path: &Path, mode: u32) -> Result<(), ApplyError> {
         let real = self.confined(path)?;
-        let old_mode = fs::metadata(&real)
+        let old_mode = fs::symlink_metadata(&real)
             .map_err(io("inspect", &real))?
-            .permissions()
             .mode()
             & 0o7777;
+        self.record(vec![Change::Chmod {
+            path: real.clone(),
+            old_mode,
+            mode: Some(mode),
+        }])?;
         self.tick()?;
         fs::set_permissions(&real, fs::Permissions::from_mode(mode))
-            .map_err(io("set mode of", &real))?;
-        self.journal.push(Change::Chmod {
-            path: real,
-            old_mode,
-        });
-        Ok(())
+            .map_err(io("set mode of", &real))
     }
 
     /// Remove the directory `dir` if it exists and is empty.
@@ -248,50 +426,50 @@ impl Transaction {
         if !empty {
             return Ok(false);
         }
-        let mode = fs::metadata(&real)
+        let mode = fs::symlink_metadata(&real)
             .map_err(io("inspect", &real))?
-            .permissions()
             .mode()
             & 0o7777;
+        self.record(vec![Change::RemovedDir {
+            path: real.clone(),
+            mode,
+        }])?;
         self.tick()?;
         fs::remove_dir(&real).map_err(io("remove", &real))?;
         self.mark_dirty(&real);
-        self.journal.push(Change::RemovedDir { path: real, mode });
         Ok(true)
     }
 
-    /// Copy the file at `real` (if any) into the backup dir.
-    fn backup(&mut self, real: &Path) -> Result<Option<PathBuf>, ApplyError> {
-        let meta = match fs::metadata(real) {
-            Ok(meta) => meta,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(io("inspect", real)(err)),
-        };
-        if !self.backup_dir.exists() {
-            self.tick()?;
-            let mut missing = Vec::new();
-            let mut cursor = Some(self.backup_dir.as_path());
-            while let Some(dir) = cursor.filter(|d| !d.exists()) {
-                missing.push(dir.to_path_buf());
-                cursor = dir.parent();
+    /// Bytes and fingerprint of the regular file at `real`, None when absent.
+    fn read_existing(&self, real: &Path) -> Result<Option<(Vec<u8>, Fingerprint)>, ApplyError> {
+        match fs::symlink_metadata(real) {
+            Ok(meta) if meta.is_file() => {
+                let bytes = fs::read(real).map_err(io("read", real))?;
+                let fingerprint = Fingerprint::of(&bytes, meta.mode());
+                Ok(Some((bytes, fingerprint)))
             }
-            for dir in missing.into_iter().rev() {
-                fs::create_dir(&dir).map_err(io("create", &dir))?;
-                self.backup_dirs_created.push(dir);
-            }
+            Ok(_) => Err(io("replace", real)(std::io::Error::other(
+                "not a regular file; move it aside and run again",
+            ))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(io("inspect", real)(err)),
         }
-        self.backup_count += 1;
+    }
+
+    /// Where the backup of `real` goes; the backup directory is created
+    /// (and recorded) on first use.
+    fn backup_path(&mut self, real: &Path) -> Result<PathBuf, ApplyError> {
+        let dir = self.begin.backup_dir.join("files");
+        if fs::symlink_metadata(&dir).is_err() {
+            let dir = self.confined(&dir)?;
+            self.create_real_dirs(&dir, 0o700)?;
+        }
         let name = real
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let backup = self
-            .backup_dir
-            .join(format!("{:04}-{name}", self.backup_count));
-        self.tick()?;
-        let bytes = fs::read(real).map_err(io("read", real))?;
-        atomic_write(&backup, &bytes, meta.permissions().mode() & 0o7777)?;
-        Ok(Some(backup))
+        let seq = self.next_seq();
+        Ok(dir.join(format!("{seq:04}-{name}")))
     }
 
     fn mark_dirty(&mut self, path: &Path) {
@@ -305,83 +483,26 @@ impl Transaction {
     /// only become durable after them (the receipt).
     pub fn sync_dirs(&mut self) -> Result<(), ApplyError> {
         for dir in std::mem::take(&mut self.dirty_dirs) {
-            match File::open(&dir) {
-                Ok(handle) => handle.sync_all().map_err(io("fsync directory", &dir))?,
+            match sync_dir(&dir) {
+                Ok(()) => {}
                 // Removed later in this transaction: its parent is dirty instead.
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(io("open directory", &dir)(err)),
+                Err(ApplyError::Io { cause, .. })
+                    if cause.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
             }
         }
         Ok(())
     }
-
-    /// Keep every change; the journal is returned for `rollback` later.
-    pub fn commit(mut self) -> Vec<Change> {
-        self.committed = true;
-        std::mem::take(&mut self.journal)
-    }
-
-    /// Undo every change in reverse order and drop the backups. Errors are
-    /// collected and reported; undo goes on past them.
-    pub fn rollback(mut self) -> Vec<String> {
-        self.committed = true;
-        let journal = std::mem::take(&mut self.journal);
-        let mut problems = undo(&journal);
-        if self.backup_dir.exists() {
-            if let Err(err) = fs::remove_dir_all(&self.backup_dir) {
-                problems.push(format!(
-                    "could not remove backups {}: {err}",
-                    self.backup_dir.display()
-                ));
-            }
-        }
-        for dir in self.backup_dirs_created.iter().rev() {
-            let _ = fs::remove_dir(dir);
-        }
-        problems
-    }
 }
 
-impl Drop for Transaction {
-    fn drop(&mut self) {
-        if !self.committed {
-            let journal = std::mem::take(&mut self.journal);
-            for problem in undo(&journal) {
-                eprintln!("mosaic-install: while undoing: {problem}");
-            }
-        }
-    }
-}
-
-/// Undo a journal in reverse order; returns what could not be undone.
-pub fn undo(journal: &[Change]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for change in journal.iter().rev() {
-        let result = match change {
-            Change::Created { path } => fs::remove_file(path).map_err(io("remove", path)),
-            Change::Replaced { path, backup } | Change::Removed { path, backup } => {
-                restore(backup, path)
-            }
-            Change::Chmod { path, old_mode } => {
-                fs::set_permissions(path, fs::Permissions::from_mode(*old_mode))
-                    .map_err(io("set mode of", path))
-            }
-            Change::CreatedDir { path } => fs::remove_dir(path).map_err(io("remove", path)),
-            Change::RemovedDir { path, mode } => fs::create_dir(path)
-                .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(*mode)))
-                .map_err(io("recreate", path)),
-        };
-        if let Err(err) = result {
-            problems.push(err.to_string());
-        }
-    }
-    problems
-}
-
-fn restore(backup: &Path, path: &Path) -> Result<(), ApplyError> {
-    let meta = fs::metadata(backup).map_err(io("inspect backup", backup))?;
-    let bytes = fs::read(backup).map_err(io("read backup", backup))?;
-    atomic_write(path, &bytes, meta.permissions().mode() & 0o7777)
+fn confiners(roots: &[PathBuf]) -> Vec<Confiner> {
+    // Journals record real paths, so accept the roots' canonical forms too.
+    let canonical: Vec<PathBuf> = roots.iter().filter_map(|r| r.canonicalize().ok()).collect();
+    roots
+        .iter()
+        .chain(&canonical)
+        .filter_map(|root| Confiner::new(root).ok())
+        .collect()
 }
 
 /// How many temp files are written and fsynced at once by
@@ -389,74 +510,4 @@ fn restore(backup: &Path, path: &Path) -> Result<(), ApplyError> {
 const PARALLEL_WRITES: usize = 8;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap().join("root");
-        fs::create_dir(&root).unwrap();
-        let backups = dir.path().canonicalize().unwrap().join("backups");
-        (dir, root, backups)
-    }
-
-    #[test]
-    fn rollback_restores_replaced_and_removes_created() {
-        let (_dir, root, backups) = setup();
-        fs::write(root.join("old"), "old").unwrap();
-        fs::write(root.join("gone"), "gone").unwrap();
-        let mut tx = Transaction::begin(vec![root.clone()], backups.clone());
-        tx.create_dir_all(&root.join("a/b"), 0o755).unwrap();
-        tx.write(&root.join("a/b/new"), b"new", 0o644).unwrap();
-        tx.write(&root.join("old"), b"changed", 0o600).unwrap();
-        tx.remove(&root.join("gone")).unwrap();
-        assert_eq!(fs::read_to_string(root.join("old")).unwrap(), "changed");
-        assert!(tx.rollback().is_empty());
-        assert_eq!(fs::read_to_string(root.join("old")).unwrap(), "old");
-        assert_eq!(fs::read_to_string(root.join("gone")).unwrap(), "gone");
-        assert!(!root.join("a").exists());
-        assert!(!backups.exists());
-    }
-
-    #[test]
-    fn dropping_uncommitted_transaction_undoes() {
-        let (_dir, root, backups) = setup();
-        {
-            let mut tx = Transaction::begin(vec![root.clone()], backups);
-            tx.write(&root.join("f"), b"x", 0o644).unwrap();
-        }
-        assert!(!root.join("f").exists());
-    }
-
-    #[test]
-    fn created_files_land_with_modes_and_roll_back() {
-        let (_dir, root, backups) = setup();
-        let names: Vec<PathBuf> = (0..20).map(|i| root.join(format!("f{i}"))).collect();
-        let files: Vec<(PathBuf, &[u8], u32)> = names
-            .iter()
-            .map(|p| (p.clone(), b"x".as_slice(), 0o600))
-            .collect();
-        let mut tx = Transaction::begin(vec![root.clone()], backups);
-        tx.create_files(&files).unwrap();
-        assert_eq!(tx.journal().len(), 20);
-        let mode = fs::metadata(&names[7]).unwrap().permissions().mode();
-        assert_eq!(mode & 0o7777, 0o600);
-        assert!(tx.rollback().is_empty());
-        assert_eq!(
-            fs::read_dir(&root).unwrap().count(),
-            0,
-            "no file or temp file left"
-        );
-    }
-
-    #[test]
-    fn atomic_write_sets_mode() {
-        let (_dir, root, _) = setup();
-        atomic_write(&root.join("s.sh"), b"#!/bin/sh\n", 0o755).unwrap();
-        let mode = fs::metadata(root.join("s.sh"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o7777, 0o755);
-    }
-}
+mod tests;

@@ -232,8 +232,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = InstallOptions::new(layout(global)?);
-    opts.profile = args.profile;
+    let mut opts = InstallOptions::new(layout(global)?).with_profile(args.profile.as_deref());
     opts.bundle_dir = args.bundle;
     opts.dry_run = args.dry_run;
     opts.force = args.force;
@@ -256,6 +255,10 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
                 .context("the files are installed, but the systemd step failed")?
         };
         report.systemd = Some(activation);
+    }
+    report::print_recovered(&report.recovered);
+    if let Some(unfinished) = &report.unfinished {
+        eprintln!("mosaic-install: warning: the install is committed, but {unfinished}; the next command finishes it");
     }
     if global.json {
         report::print_json(&report);

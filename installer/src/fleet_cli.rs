@@ -90,6 +90,9 @@ fn transport(roster: &InstalledRoster) -> TmuxTransport {
 pub fn run(cli: Cli) -> Result<u8, FleetError> {
     let global = cli.global;
     let layout = layout(&global)?;
+    // An interrupted install or roster edit is finished or undone before
+    // any verb reads the roster.
+    crate::report::print_recovered(&crate::statedir::recover_if_pending(&layout)?);
     if let Command::Fleet(FleetVerb::Init { profile, force }) = &cli.command {
         let report = membership::init(&layout, profile, *force)?;
         print::membership("init", &report, global.json);

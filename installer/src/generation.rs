@@ -1,12 +1,14 @@
 //! Generations: every install that changes something is a numbered
 //! generation with its receipt (`generations/<n>/receipt.json`) and the
 //! backups and journal of what it changed (`backups/<n>/`). `rollback`
-//! undoes the newest; the last [`KEEP`] are kept.
+//! undoes the newest; the last [`KEEP`] are kept (and every one an
+//! unresolved conflict still needs).
 
 use std::fs;
 use std::path::PathBuf;
 
-use crate::apply::Change;
+use crate::apply::journal::{Journal, JournalError};
+use crate::apply::{Change, Finish, Prune};
 use crate::layout::Layout;
 
 /// Generations kept by default.
@@ -20,11 +22,8 @@ pub struct Generations<'a> {
 pub enum GenerationError {
     #[error("no journal for generation {n} at {}: it was pruned or never written, so it cannot be rolled back", path.display())]
     NoJournal { n: u64, path: PathBuf },
-    #[error("journal {} is damaged: {cause}", path.display())]
-    Damaged {
-        path: PathBuf,
-        cause: serde_json::Error,
-    },
+    #[error(transparent)]
+    Damaged(#[from] JournalError),
 }
 
 impl<'a> Generations<'a> {
@@ -58,28 +57,25 @@ impl<'a> Generations<'a> {
 
     pub fn load_journal(&self, n: u64) -> Result<Vec<Change>, GenerationError> {
         let path = self.journal_path(n);
-        let bytes = fs::read(&path).map_err(|_| GenerationError::NoJournal {
-            n,
-            path: path.clone(),
-        })?;
-        serde_json::from_slice(&bytes).map_err(|cause| GenerationError::Damaged { path, cause })
+        if !path.is_file() {
+            return Err(GenerationError::NoJournal { n, path });
+        }
+        Ok(Journal::load_steps(&path)?)
     }
 
-    /// Drop generations older than the newest `keep` (best effort: this is
-    /// our own state, and a leftover only costs disk space).
-    pub fn prune(&self, newest: u64, keep: u64) {
-        let cutoff = newest.saturating_sub(keep.max(1));
-        for dir in [self.layout.generations(), self.layout.backups()] {
-            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let old = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|name| name.parse::<u64>().ok())
-                    .is_some_and(|n| n <= cutoff);
-                if old {
-                    let _ = fs::remove_dir_all(entry.path());
-                }
-            }
+    /// What follows the commit of generation `n`: its journal kept for
+    /// `rollback`, generations older than the newest `keep` pruned, except
+    /// those from `protect_from` on.
+    pub fn finish(&self, n: u64, keep: u64, protect_from: Option<u64>) -> Finish {
+        Finish::Generation {
+            journal: self.journal_path(n),
+            prune: Prune {
+                generations: self.layout.generations(),
+                backups: self.layout.backups(),
+                newest: n,
+                keep,
+                protect_from,
+            },
         }
     }
 }

@@ -2,34 +2,79 @@
 //! with the disk and the last receipt, then either print the plan
 //! (`--dry-run`) or apply it in one transaction and write the receipt last.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::apply::{atomic_write, ApplyError, Transaction};
+use crate::apply::{ApplyError, Transaction, TxError, TxSpec};
 use crate::bundle::{Bundle, BundleError};
 use crate::confine::ConfineError;
 use crate::generation::{Generations, KEEP};
 use crate::layout::Layout;
 use crate::legacy::{self, KnownHashes, LegacyInstall};
-use crate::lock::{InstallLock, LockError};
+use crate::lock::InstallLock;
 use crate::plan::{self, Action, Plan, PlanInput, Snapshot};
 use crate::profile::{Profile, ProfileError};
 use crate::receipt::{
     mode_string, sha256_hex, FileRecord, ProfileRecord, Receipt, ReceiptError, TOOL,
 };
 use crate::render::{self, RenderError, RenderedTree};
+use crate::statedir::{self, RecoverError, Recovery};
 
 /// Profile used when none is given and no roster is installed yet.
 pub const DEFAULT_PROFILE: &str = "minimal";
 /// Where the installed roster lives, config-relative.
 pub const ROSTER_PATH: &str = "mosaic/fleet/roster.yaml";
 
+/// Where the roster this run installs comes from. The installed roster is
+/// the single source of truth for env files, units and sessions.
+#[derive(Clone, Default)]
+pub enum RosterSource {
+    /// No `--profile`: the installed roster, else [`DEFAULT_PROFILE`].
+    #[default]
+    Installed,
+    /// `--profile X`: X replaces a roster the operator has not edited (after
+    /// a backup); an edited one stays in effect and X waits beside it.
+    Profile(String),
+    /// A roster edit by `mosaic-fleet` (`agent add|remove`, `fleet init`):
+    /// the new text, made from the installed roster under the lock.
+    Edit(RosterEdit),
+}
+
+/// A roster edit: what the operator ran, and how the new text is made from
+/// the installed roster (None when none is installed).
+/// Makes the edited roster text from the installed roster.
+pub type EditFn = dyn Fn(Option<&Profile>) -> Result<String, EditRefused> + Send + Sync;
+
+#[derive(Clone)]
+pub struct RosterEdit {
+    pub command: String,
+    /// Further config-relative paths the edit replaces or removes even where
+    /// the operator changed them (`agent remove --purge`: the env file).
+    pub also_replace: Vec<PathBuf>,
+    pub edit: std::sync::Arc<EditFn>,
+}
+
+impl std::fmt::Debug for RosterSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RosterSource::Installed => f.write_str("Installed"),
+            RosterSource::Profile(spec) => write!(f, "Profile({spec:?})"),
+            RosterSource::Edit(edit) => write!(f, "Edit({:?})", edit.command),
+        }
+    }
+}
+
+/// A roster edit that cannot be made (an input problem: exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EditRefused(pub String);
+
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
     pub layout: Layout,
-    /// `--profile`; None means the installed roster, else [`DEFAULT_PROFILE`].
-    pub profile: Option<String>,
+    pub roster: RosterSource,
     /// `--bundle DIR` instead of the embedded templates.
     pub bundle_dir: Option<PathBuf>,
     pub dry_run: bool,
@@ -45,13 +90,30 @@ impl InstallOptions {
     pub fn new(layout: Layout) -> Self {
         InstallOptions {
             layout,
-            profile: None,
+            roster: RosterSource::Installed,
             bundle_dir: None,
             dry_run: false,
             force: false,
             keep: KEEP,
             #[cfg(feature = "fault-injection")]
             fail_after: None,
+        }
+    }
+
+    /// `--profile spec` (None: the installed roster).
+    pub fn with_profile(mut self, spec: Option<&str>) -> Self {
+        self.roster = match spec {
+            Some(spec) => RosterSource::Profile(spec.to_owned()),
+            None => RosterSource::Installed,
+        };
+        self
+    }
+
+    /// What the journal calls this run.
+    fn command(&self) -> String {
+        match &self.roster {
+            RosterSource::Edit(edit) => edit.command.clone(),
+            RosterSource::Installed | RosterSource::Profile(_) => "install".into(),
         }
     }
 }
@@ -67,41 +129,29 @@ pub enum InstallError {
     #[error(transparent)]
     Layout(#[from] crate::layout::LayoutError),
     #[error(transparent)]
-    Lock(#[from] LockError),
-    #[error(transparent)]
     Receipt(#[from] ReceiptError),
     #[error(transparent)]
     Confine(#[from] ConfineError),
-    #[error(
-        "{failure}\nnothing was changed: every step already taken was undone{}",
-        undo_problems(problems)
-    )]
-    Apply {
-        failure: Box<ApplyError>,
-        problems: Vec<String>,
-        /// Filesystem operations performed before the failure.
-        ops: usize,
-    },
+    #[error(transparent)]
+    State(#[from] RecoverError),
+    #[error(transparent)]
+    Edit(#[from] EditRefused),
+    #[error("your roster {} is in effect (you edited it, so the profile's roster waits beside it), but it does not validate:\n{cause}\nfix it, or pass --force to replace it with the profile's (it is backed up first)", path.display())]
+    EditedRosterInvalid { path: PathBuf, cause: ProfileError },
+    #[error(transparent)]
+    Apply(Box<TxError>),
 }
 
 impl InstallError {
     /// Exit status: 2 for bad input the operator must fix, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            InstallError::Profile(_) | InstallError::Layout(_) => 2,
+            InstallError::Profile(_)
+            | InstallError::Layout(_)
+            | InstallError::Edit(_)
+            | InstallError::EditedRosterInvalid { .. } => 2,
             _ => 1,
         }
-    }
-}
-
-fn undo_problems(problems: &[String]) -> String {
-    if problems.is_empty() {
-        String::new()
-    } else {
-        format!(
-            ", except:\n  {}\nrestore those by hand from the backups named",
-            problems.join("\n  ")
-        )
     }
 }
 
@@ -124,6 +174,13 @@ pub struct InstallReport {
     pub holder_session: String,
     /// Filesystem operations performed (0 for dry runs and no-ops).
     pub operations: usize,
+    /// Interrupted runs this run finished or undid first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<Recovery>,
+    /// A finishing step after the commit point that failed (the next run
+    /// completes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
     /// What the systemd step did; filled in after the files are installed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub systemd: Option<crate::activate::ActivationReport>,
@@ -161,56 +218,151 @@ pub fn install(opts: &InstallOptions) -> Result<InstallReport, InstallError> {
         Some(dir) => Bundle::from_dir(dir)?,
         None => Bundle::embedded(),
     };
-    // Read-only steps first: a bad profile must stop us before any lock or write.
-    let receipt = Receipt::load(&layout.receipt())?;
-    let profile = resolve_profile(opts, &bundle, receipt.as_ref())?;
-    let tree = render::render(&bundle, &profile, &layout.unit_mosaic_dir()?)?;
-
-    let lock = if opts.dry_run {
-        None
+    // A bad profile must stop us before any lock or write.
+    let given = match &opts.roster {
+        RosterSource::Profile(spec) => Some(Profile::resolve(spec, &bundle)?),
+        RosterSource::Installed | RosterSource::Edit(_) => None,
+    };
+    // The lock, and any interrupted run finished or undone, before the
+    // receipt and the installed roster are read.
+    let (locked, recovered) = if opts.dry_run {
+        (None, statedir::recover_if_pending(layout)?)
     } else {
-        Some(InstallLock::acquire(&layout.lock())?)
+        let locked = statedir::lock(layout)?;
+        let recovered = locked.recovered.clone();
+        (Some(locked), recovered)
     };
-    // Re-read under the lock: another run may have finished meanwhile.
-    let receipt = match lock {
-        Some(_) => Receipt::load(&layout.receipt())?,
-        None => receipt,
-    };
-    let result = plan_and_apply(opts, &bundle, &profile, &tree, receipt.as_ref());
-    if let (Err(_), Some(lock)) = (&result, lock) {
-        // Leave no lock file or state directory behind that this run created.
-        lock.abandon();
+    let receipt = Receipt::load(&layout.receipt())?;
+    let choice = choose_roster(opts, &bundle, given, receipt.as_ref())?;
+    let mut tree = render::render(&bundle, &choice.effective, &layout.unit_mosaic_dir()?)?;
+    if let Some(roster) = tree
+        .files
+        .iter_mut()
+        .find(|f| f.path == Path::new(ROSTER_PATH))
+    {
+        roster.contents = choice.offered.clone().into_bytes();
     }
-    result
+    let mut report = plan_and_apply(
+        opts,
+        locked.as_ref().map(|l| &l.lock),
+        &bundle,
+        &choice,
+        &tree,
+        receipt.as_ref(),
+    )?;
+    report.recovered = recovered;
+    Ok(report)
 }
 
-fn resolve_profile(
+/// The roster decision: which roster is in effect (env files, units and
+/// sessions follow it), which text is offered for `roster.yaml`, and how
+/// the receipt records it.
+struct RosterChoice {
+    effective: Profile,
+    /// The text planned for `roster.yaml`: the effective one, or the
+    /// profile's when an edited roster keeps it waiting beside.
+    offered: String,
+    /// Paths replaced (or removed) even where the operator changed them.
+    replace: BTreeSet<PathBuf>,
+    /// Keep the receipt's record of the roster as it was (the roster was
+    /// read, not written): what we last wrote stays what we last wrote.
+    carry_record: bool,
+}
+
+fn choose_roster(
     opts: &InstallOptions,
     bundle: &Bundle,
+    given: Option<Profile>,
     receipt: Option<&Receipt>,
-) -> Result<Profile, ProfileError> {
-    if let Some(spec) = &opts.profile {
-        return Profile::resolve(spec, bundle);
-    }
-    let installed = opts.layout.target(Path::new(ROSTER_PATH));
-    if installed.is_file() {
-        let mut profile = Profile::resolve(&installed.display().to_string(), bundle)?;
-        if let Some(receipt) = receipt {
-            profile.name = receipt.profile.name.clone();
+) -> Result<RosterChoice, InstallError> {
+    let path = opts.layout.target(Path::new(ROSTER_PATH));
+    let text = read_roster(&path)?;
+    let origin = path.display().to_string();
+    let installed_name = receipt.map_or("installed", |r| r.profile.name.as_str());
+    let parse_installed = |text: &str| Profile::parse(installed_name, &origin, text);
+    match &opts.roster {
+        RosterSource::Installed => {
+            let effective = match &text {
+                Some(text) => parse_installed(text)?,
+                None => Profile::resolve(DEFAULT_PROFILE, bundle)?,
+            };
+            Ok(RosterChoice {
+                offered: effective.text.clone(),
+                effective,
+                replace: BTreeSet::new(),
+                carry_record: text.is_some(),
+            })
         }
-        return Ok(profile);
+        RosterSource::Profile(_) => {
+            let profile = given.expect("resolved before the lock");
+            let ours = receipt
+                .and_then(|r| r.file(Path::new(ROSTER_PATH)))
+                .zip(text.as_ref())
+                .is_some_and(|(record, text)| record.sha256 == sha256_hex(text.as_bytes()));
+            let kept = match &text {
+                Some(text) if *text != profile.text && !ours && !opts.force => Some(text),
+                _ => None,
+            };
+            let Some(kept) = kept else {
+                return Ok(RosterChoice {
+                    offered: profile.text.clone(),
+                    effective: profile,
+                    replace: BTreeSet::new(),
+                    carry_record: false,
+                });
+            };
+            let effective = parse_installed(kept)
+                .map_err(|cause| InstallError::EditedRosterInvalid { path, cause })?;
+            Ok(RosterChoice {
+                effective,
+                offered: profile.text,
+                replace: BTreeSet::new(),
+                carry_record: false,
+            })
+        }
+        RosterSource::Edit(edit) => {
+            let installed = text.as_deref().map(parse_installed).transpose()?;
+            let edited = (edit.edit)(installed.as_ref())?;
+            let name = receipt.map_or("edited", |r| r.profile.name.as_str());
+            let effective = Profile::parse(name, &origin, &edited)?;
+            let mut replace: BTreeSet<PathBuf> = edit.also_replace.iter().cloned().collect();
+            replace.insert(PathBuf::from(ROSTER_PATH));
+            Ok(RosterChoice {
+                offered: edited,
+                effective,
+                replace,
+                carry_record: false,
+            })
+        }
     }
-    Profile::resolve(DEFAULT_PROFILE, bundle)
+}
+
+/// The installed roster's text, None when there is none.
+fn read_roster(path: &Path) -> Result<Option<String>, ProfileError> {
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| ProfileError::NotUtf8 {
+                path: path.to_path_buf(),
+            }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(cause) => Err(ProfileError::Read {
+            path: path.to_path_buf(),
+            cause,
+        }),
+    }
 }
 
 fn plan_and_apply(
     opts: &InstallOptions,
+    lock: Option<&InstallLock>,
     bundle: &Bundle,
-    profile: &Profile,
+    choice: &RosterChoice,
     tree: &RenderedTree,
     receipt: Option<&Receipt>,
 ) -> Result<InstallReport, InstallError> {
     let layout = &opts.layout;
+    let profile = &choice.effective;
     let legacy = match receipt {
         None => legacy::detect(&layout.config),
         Some(_) => None,
@@ -225,6 +377,7 @@ fn plan_and_apply(
             receipt,
             known: &known,
             force: opts.force,
+            replace: &choice.replace,
         },
         &snapshot,
     );
@@ -261,57 +414,61 @@ fn plan_and_apply(
         socket: profile.roster.socket().to_owned(),
         holder_session: profile.roster.holder_session().to_owned(),
         operations: 0,
+        recovered: Vec::new(),
+        unfinished: None,
         systemd: None,
         plan,
     };
 
     let generations = Generations::new(layout);
     let number = generations.next_number(receipt.map(|r| r.generation));
-    let new_receipt = build_receipt(&report, receipt, number);
+    let mut new_receipt = build_receipt(&report, receipt, number);
+    if choice.carry_record {
+        carry_roster_record(&mut new_receipt, receipt);
+    }
     let receipt_unchanged = receipt.is_some_and(|old| {
         let mut old = old.clone();
         old.generation = number;
         old == new_receipt
     });
-    if opts.dry_run || (report.plan.is_noop() && receipt_unchanged) {
+    let Some(lock) = lock.filter(|_| !opts.dry_run) else {
+        return Ok(report);
+    };
+    if report.plan.is_noop() && receipt_unchanged {
         return Ok(report);
     }
 
-    let mut tx = Transaction::begin(
-        vec![layout.config.clone(), layout.state.clone()],
-        generations.backup_dir(number).join("files"),
-    );
-    #[cfg(feature = "fault-injection")]
-    tx.fail_after(opts.fail_after);
-    let applied = apply_plan(&mut tx, layout, &report.plan).and_then(|()| {
+    let protect_from = new_receipt
+        .files
+        .iter()
+        .filter_map(|f| f.conflict_since)
+        .min();
+    let spec = TxSpec {
+        command: opts.command(),
+        generation: Some(number),
+        backup_dir: generations.backup_dir(number),
+        finish: generations.finish(number, opts.keep, protect_from),
+    };
+    let roots = vec![layout.config.clone(), layout.state.clone()];
+    let committed = Transaction::run(lock, &layout.state, roots, spec, |tx| {
+        #[cfg(feature = "fault-injection")]
+        tx.fail_after(opts.fail_after);
+        apply_plan(tx, layout, &report.plan)?;
         // Every file durable before the receipt that vouches for them.
         tx.sync_dirs()?;
+        let mut new_receipt = new_receipt.clone();
+        if new_receipt.created_state_dirs.is_empty() {
+            new_receipt.created_state_dirs = tx.created_state_dirs().to_vec();
+        }
         let bytes = new_receipt.to_bytes();
         let gen_receipt = generations.receipt_path(number);
-        tx.create_dir_all(gen_receipt.parent().expect("has parent"), 0o755)?;
-        tx.write(&gen_receipt, &bytes, 0o644)?;
-        tx.write(&layout.receipt(), &bytes, 0o644)?;
-        tx.sync_dirs()
-    });
-    let journal_written = applied.and_then(|()| {
-        let journal = serde_json::to_vec_pretty(tx.journal()).expect("journal serializes");
-        let path = generations.journal_path(number);
-        tx.create_dir_all(path.parent().expect("has parent"), 0o755)?;
-        atomic_write(&path, &journal, 0o644)
-    });
-    if let Err(source) = journal_written {
-        let ops = tx.ops();
-        let problems = tx.rollback();
-        let _ = std::fs::remove_dir_all(generations.backup_dir(number));
-        return Err(InstallError::Apply {
-            failure: Box::new(source),
-            problems,
-            ops,
-        });
-    }
-    report.operations = tx.ops();
-    tx.commit();
-    generations.prune(number, opts.keep);
+        tx.create_dir_all(gen_receipt.parent().expect("has parent"), 0o700)?;
+        tx.write(&gen_receipt, &bytes, 0o600)?;
+        tx.write(&layout.receipt(), &bytes, 0o600)
+    })
+    .map_err(|err| InstallError::Apply(Box::new(err)))?;
+    report.operations = committed.ops;
+    report.unfinished = committed.unfinished;
     report.generation = Some(number);
     Ok(report)
 }
@@ -344,11 +501,7 @@ fn apply_plan(tx: &mut Transaction, layout: &Layout, plan: &Plan) -> Result<(), 
                 tx.write(&layout.target(&file.new_beside()), bytes, file.mode)?;
             }
             Action::Remove => tx.remove(&target)?,
-            Action::Conflict
-            | Action::Unchanged
-            | Action::KeepConfig
-            | Action::KeepModified
-            | Action::KeepOrphan => {}
+            Action::Conflict | Action::Unchanged | Action::KeepModified => {}
         }
     }
     Ok(())
@@ -362,21 +515,19 @@ fn build_receipt(report: &InstallReport, old: Option<&Receipt>, generation: u64)
         .filter_map(|f| {
             let desired = f.desired.as_deref()?;
             let previous = old.and_then(|r| r.file(&f.path));
-            // A kept config file is recorded as what we last wrote there (so
-            // an edit stays an edit), or as found when we never wrote it.
-            let (sha256, mode) = match (f.action, previous, &f.current) {
-                (Action::KeepConfig, Some(record), _) => {
-                    (record.sha256.clone(), record.mode.clone())
-                }
-                (Action::KeepConfig, None, Some(disk)) => (disk.sha256(), mode_string(disk.mode)),
-                _ => (sha256_hex(desired), mode_string(f.mode)),
-            };
+            let (sha256, mode) = (sha256_hex(desired), mode_string(f.mode));
+            let conflict_since = (f.action == Action::Conflict).then(|| {
+                previous
+                    .and_then(|r| r.conflict_since)
+                    .unwrap_or(generation)
+            });
             Some(FileRecord {
                 path: f.path.clone(),
                 mode,
                 sha256,
                 ownership: f.ownership,
                 preexisting: f.preexisting,
+                conflict_since,
             })
         })
         .collect();
@@ -398,6 +549,26 @@ fn build_receipt(report: &InstallReport, old: Option<&Receipt>, generation: u64)
         created_dirs,
         agents: report.agents.clone(),
         socket: report.socket.clone(),
+        created_state_dirs: old
+            .map(|r| r.created_state_dirs.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// The roster was read, not written: its record stays what it was (what we
+/// last wrote there), or, for a roster we never wrote, no version of ours
+/// (an empty hash), so it stays the operator's.
+fn carry_roster_record(receipt: &mut Receipt, old: Option<&Receipt>) {
+    let path = Path::new(ROSTER_PATH);
+    let previous = old.and_then(|r| r.file(path)).cloned();
+    if let Some(record) = receipt.files.iter_mut().find(|f| f.path == path) {
+        match previous {
+            Some(previous) => *record = previous,
+            None => {
+                record.sha256 = String::new();
+                record.preexisting = true;
+            }
+        }
     }
 }
 

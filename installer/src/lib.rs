@@ -25,6 +25,7 @@ pub mod report;
 pub mod rollback;
 pub mod rollout;
 pub mod snapshot;
+pub mod statedir;
 pub mod status;
 pub mod systemd;
 pub mod transport;

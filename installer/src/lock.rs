@@ -1,104 +1,85 @@
-//! The install lock: one mosaic-install at a time per state directory.
+//! The install lock: one state-changing run at a time per home.
 //!
-//! An advisory `flock` on `<state>/lock`, which also holds the owner's pid so
-//! that a second run can say who holds it. The kernel drops the lock when
-//! the process dies, so a crash never leaves a stale lock behind.
+//! The lock is an advisory `flock` on the home directory itself, not on a
+//! file: taking it creates nothing (a first install into an empty home, or a
+//! `status` that must recover an interrupted run, writes no lock file), and
+//! there is no lock file a planted symlink could turn into a write outside
+//! the home. The kernel drops the lock when the process dies, so a crash
+//! never leaves a stale lock behind. A second run names the holder's pid,
+//! which the kernel lists in `/proc/locks`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a held lock is retried before giving up.
+const GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another mosaic-install is running (pid {pid}) and holds {}; wait for it to finish, then run again", path.display())]
+    #[error("another mosaic-install or mosaic-fleet is running (pid {pid}) and holds the install lock on {}; wait for it to finish, then run again", path.display())]
     Held { pid: String, path: PathBuf },
-    #[error("cannot take the install lock {}: {cause}", path.display())]
+    #[error("cannot take the install lock on {}: {cause}", path.display())]
     Io {
         path: PathBuf,
         cause: std::io::Error,
     },
 }
 
+/// Held for the life of the value.
 pub struct InstallLock {
-    file: File,
-    path: PathBuf,
-    /// Directories created to hold the lock, removed again by `abandon`.
-    created: Vec<PathBuf>,
-    created_file: bool,
+    _dir: File,
 }
 
 impl InstallLock {
-    /// Take the lock at `path`, failing fast if another process holds it.
-    pub fn acquire(path: &Path) -> Result<InstallLock, LockError> {
+    /// Lock `home` (a directory that exists), failing fast if another
+    /// process holds it. "Fast" allows a short grace: a lock is also held
+    /// for a moment by a child forked while it was taken (until its exec
+    /// closes the inherited descriptor).
+    pub fn acquire(home: &Path) -> Result<InstallLock, LockError> {
         let err = |cause| LockError::Io {
-            path: path.to_path_buf(),
+            path: home.to_path_buf(),
             cause,
         };
-        let mut created = Vec::new();
-        let mut cursor = path.parent();
-        while let Some(dir) = cursor.filter(|d| !d.exists()) {
-            created.push(dir.to_path_buf());
-            cursor = dir.parent();
-        }
-        // Another run may create the same directories at the same moment:
-        // only what this run really created is ours to remove again.
-        let mut made = Vec::new();
-        for dir in created.iter().rev() {
-            match fs::create_dir(dir) {
-                Ok(()) => made.push(dir.clone()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(err(e)),
+        let dir = File::open(home).map_err(err)?;
+        let deadline = Instant::now() + GRACE;
+        loop {
+            match dir.try_lock() {
+                Ok(()) => return Ok(InstallLock { _dir: dir }),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(LockError::Held {
+                        pid: holder(&dir).unwrap_or_else(|| "unknown".into()),
+                        path: home.to_path_buf(),
+                    })
+                }
+                Err(std::fs::TryLockError::Error(cause)) => return Err(err(cause)),
             }
         }
-        made.reverse();
-        let created = made;
-        let created_file = !path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim();
-                return Err(LockError::Held {
-                    pid: if pid.is_empty() {
-                        "unknown".into()
-                    } else {
-                        pid.into()
-                    },
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(fs::TryLockError::Error(cause)) => return Err(err(cause)),
-        }
-        file.set_len(0).map_err(err)?;
-        file.rewind().map_err(err)?;
-        writeln!(file, "{}", std::process::id()).map_err(err)?;
-        Ok(InstallLock {
-            file,
-            path: path.to_path_buf(),
-            created,
-            created_file,
-        })
     }
+}
 
-    /// Release after a failed run: also remove the lock file and directories
-    /// this lock created, so a failed first install leaves no trace.
-    pub fn abandon(self) {
-        if self.created_file {
-            let _ = fs::remove_file(&self.path);
-        }
-        for dir in &self.created {
-            let _ = fs::remove_dir(dir);
-        }
-        drop(self.file);
-    }
+/// The pid holding an flock on `file`, from `/proc/locks`, whose lines read
+/// `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF` (device in hex).
+fn holder(file: &File) -> Option<String> {
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Waiters are listed as `1: -> FLOCK ...`: skip them.
+        let holds = fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&id.as_str());
+        holds.then(|| fields[4].to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -106,11 +87,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn second_lock_names_the_holder() {
+    fn second_lock_names_the_holder_and_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state/lock");
-        let first = InstallLock::acquire(&path).unwrap();
-        let err = InstallLock::acquire(&path)
+        let first = InstallLock::acquire(dir.path()).unwrap();
+        let err = InstallLock::acquire(dir.path())
             .err()
             .expect("second lock fails");
         let message = err.to_string();
@@ -118,7 +98,8 @@ mod tests {
             message.contains(&format!("pid {}", std::process::id())),
             "{message}"
         );
-        first.abandon();
-        assert!(!dir.path().join("state").exists());
+        drop(first);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        InstallLock::acquire(dir.path()).expect("free again once dropped");
     }
 }

@@ -2,11 +2,13 @@
 //! file. Pure: it reads only the [`Snapshot`] it is given, so `--dry-run`,
 //! `status` and the tests are "compute and print".
 //!
-//! Rules (the dpkg conffile model): managed files are replaced only while
-//! they still hold what we wrote (or a known pristine shipped version); an
-//! operator's edit is kept and our version waits beside it as
-//! `<file>.mosaic-new`. Config files (roster, agent env files) are written
-//! once and then belong to the operator.
+//! Rules (the dpkg conffile model), the same for managed and config files:
+//! a file is replaced only while it still holds what we wrote (or a known
+//! pristine shipped version); an operator's edit is kept and our version
+//! waits beside it as `<file>.mosaic-new`. Config files (the roster, the
+//! agent env files generated from it) differ only in what `status` calls an
+//! edit and in `uninstall` keeping them; the operator's own overrides live
+//! in `<agent>.local.env`, which nothing here ever writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use serde::Serialize;
 
 use crate::legacy::KnownHashes;
 use crate::receipt::{sha256_hex, Receipt};
-use crate::render::{Ownership, RenderedTree};
+use crate::render::{Ownership, RenderedFile, RenderedTree};
 
 /// Suffix of our version of a file the operator changed.
 pub const NEW_SUFFIX: &str = ".mosaic-new";
@@ -56,29 +58,10 @@ pub enum Action {
     Conflict,
     /// Changed by the operator, `--force`: backed up, then replaced.
     Overwrite,
-    /// Config that exists: the operator's, never rewritten.
-    KeepConfig,
     /// No longer shipped and unchanged: removed.
     Remove,
     /// No longer shipped but changed by the operator: kept.
     KeepModified,
-    /// Config of an agent no longer in the profile: kept.
-    KeepOrphan,
-}
-
-impl Action {
-    /// Does applying this action write or remove anything?
-    pub fn changes_disk(self) -> bool {
-        matches!(
-            self,
-            Action::Create
-                | Action::Update
-                | Action::Chmod
-                | Action::Conflict
-                | Action::Overwrite
-                | Action::Remove
-        )
-    }
 }
 
 /// One decision.
@@ -105,6 +88,20 @@ impl PlannedFile {
     pub fn new_beside(&self) -> PathBuf {
         beside(&self.path)
     }
+
+    /// Does applying this decision write or remove anything? A conflict
+    /// whose `.mosaic-new` already waits, as it would be written, does not.
+    pub fn changes_disk(&self) -> bool {
+        match self.action {
+            Action::Create
+            | Action::Update
+            | Action::Chmod
+            | Action::Overwrite
+            | Action::Remove => true,
+            Action::Conflict => self.write_new_beside,
+            Action::Unchanged | Action::KeepModified => false,
+        }
+    }
 }
 
 /// `<path>.mosaic-new`.
@@ -123,7 +120,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn is_noop(&self) -> bool {
-        self.dirs.is_empty() && self.files.iter().all(|f| !f.action.changes_disk())
+        self.dirs.is_empty() && self.files.iter().all(|f| !f.changes_disk())
     }
 
     pub fn count(&self, action: Action) -> usize {
@@ -136,6 +133,9 @@ pub struct PlanInput<'a> {
     pub receipt: Option<&'a Receipt>,
     pub known: &'a KnownHashes,
     pub force: bool,
+    /// Paths replaced even when the operator changed them: a roster edit
+    /// made by `mosaic-fleet` on the operator's own text.
+    pub replace: &'a BTreeSet<PathBuf>,
 }
 
 /// Paths the planner needs to see on disk.
@@ -202,49 +202,36 @@ pub fn plan(input: &PlanInput, disk: &Snapshot) -> Plan {
             continue;
         };
         let same_bytes = current.bytes == file.contents;
-        match file.ownership {
-            Ownership::Config => {
-                planned.action = if same_bytes {
-                    Action::Unchanged
-                } else {
-                    Action::KeepConfig
-                };
-                if record.is_none() && !same_bytes {
-                    planned.reason = Some("existing file adopted as the operator's".into());
-                }
-            }
-            Ownership::Managed if same_bytes => {
-                let ours_mode = record.is_some_and(|r| r.mode_bits() == current.mode & 0o7777);
-                planned.action = if current.mode & 0o7777 != file.mode && ours_mode {
-                    Action::Chmod
-                } else {
-                    Action::Unchanged
-                };
-            }
-            Ownership::Managed => {
-                let hash = current.sha256();
-                let ours = record.is_some_and(|r| r.sha256 == hash);
-                let pristine = input.known.is_pristine(&file.path, &hash);
-                if ours {
-                    planned.action = Action::Update;
-                } else if let Some(version) = pristine {
-                    planned.action = Action::Update;
-                    planned.reason = Some(format!("pristine copy of the {version} version"));
-                } else if input.force {
-                    planned.action = Action::Overwrite;
-                    planned.reason = Some("changed by the operator; --force (backed up)".into());
-                } else {
-                    planned.action = Action::Conflict;
-                    planned.reason = Some(if record.is_some() {
-                        "changed since mosaic-install wrote it; kept".into()
-                    } else {
-                        "existing file is not a known shipped version; kept".into()
-                    });
-                    let beside_now = disk.files.get(&beside(&file.path));
-                    planned.write_new_beside =
-                        beside_now.is_none_or(|b| b.bytes != file.contents || b.mode != file.mode);
-                }
-            }
+        if same_bytes {
+            let ours_mode = record.is_some_and(|r| r.mode_bits() == current.mode & 0o7777);
+            planned.action = if current.mode & 0o7777 != file.mode && ours_mode {
+                Action::Chmod
+            } else {
+                Action::Unchanged
+            };
+            files.push(planned);
+            continue;
+        }
+        let hash = current.sha256();
+        let ours = record.is_some_and(|r| r.sha256 == hash);
+        let pristine = input.known.is_pristine(&file.path, &hash);
+        if ours {
+            planned.action = Action::Update;
+        } else if let Some(version) = pristine {
+            planned.action = Action::Update;
+            planned.reason = Some(format!("pristine copy of the {version} version"));
+        } else if input.replace.contains(&file.path) {
+            planned.action = Action::Overwrite;
+            planned.reason = Some("your edit, made through mosaic-fleet (backed up)".into());
+        } else if input.force {
+            planned.action = Action::Overwrite;
+            planned.reason = Some("changed by the operator; --force (backed up)".into());
+        } else {
+            planned.action = Action::Conflict;
+            planned.reason = Some(conflict_reason(file, record.is_some()));
+            let beside_now = disk.files.get(&beside(&file.path));
+            planned.write_new_beside =
+                beside_now.is_none_or(|b| b.bytes != file.contents || b.mode != file.mode);
         }
         files.push(planned);
     }
@@ -258,13 +245,13 @@ pub fn plan(input: &PlanInput, disk: &Snapshot) -> Plan {
             continue;
         };
         let unchanged = current.sha256() == record.sha256;
-        let action = match record.ownership {
-            Ownership::Config => Action::KeepOrphan,
-            Ownership::Managed if unchanged && !record.preexisting => Action::Remove,
-            Ownership::Managed => Action::KeepModified,
+        let replace = input.replace.contains(&record.path);
+        let action = if (unchanged || replace) && !record.preexisting {
+            Action::Remove
+        } else {
+            Action::KeepModified
         };
         let reason = match action {
-            Action::KeepOrphan => "no longer in the profile; kept (yours)",
             Action::KeepModified if record.preexisting => "no longer shipped; existed before, kept",
             Action::KeepModified => "no longer shipped but changed; kept",
             _ => "no longer shipped",
@@ -291,4 +278,31 @@ pub fn plan(input: &PlanInput, disk: &Snapshot) -> Plan {
         })
         .collect();
     Plan { files, dirs }
+}
+
+/// Why a changed file is kept, in the operator's terms.
+fn conflict_reason(file: &RenderedFile, recorded: bool) -> String {
+    let env = file.path.starts_with("mosaic/fleet/agents");
+    match (file.ownership, env, recorded) {
+        (Ownership::Config, true, _) => format!(
+            "differs from what the roster generates; kept. Move your own settings into {}, delete this file and run again",
+            local_env_name(&file.path)
+        ),
+        (Ownership::Config, false, _) => {
+            "your roster stays in effect; the profile's roster waits beside it".into()
+        }
+        (Ownership::Managed, _, true) => "changed since mosaic-install wrote it; kept".into(),
+        (Ownership::Managed, _, false) => {
+            "existing file is not a known shipped version; kept".into()
+        }
+    }
+}
+
+/// `<agent>.local.env` beside `<agent>.env`: the operator's overrides.
+pub fn local_env_name(env: &Path) -> String {
+    let stem = env
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{stem}.local.env")
 }

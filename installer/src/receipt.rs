@@ -33,6 +33,10 @@ pub struct Receipt {
     pub agents: Vec<String>,
     /// The tmux socket of the holder server.
     pub socket: String,
+    /// The state directory and the parents of it this installer created
+    /// (absolute), removed again by `uninstall` while they hold nothing else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created_state_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +61,11 @@ pub struct FileRecord {
     /// files are never removed by `uninstall`.
     #[serde(default)]
     pub preexisting: bool,
+    /// For a managed file the operator changed: the generation that first
+    /// found the conflict. Generations from it on are never pruned, so the
+    /// upgrade that met the edit can still be rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_since: Option<u64>,
 }
 
 impl FileRecord {
@@ -159,10 +168,12 @@ mod tests {
                 sha256: sha256_hex(b"a"),
                 ownership: Ownership::Managed,
                 preexisting: false,
+                conflict_since: None,
             }],
             created_dirs: vec!["mosaic".into()],
             agents: vec!["a".into()],
             socket: "mosaic-fleet".into(),
+            created_state_dirs: Vec::new(),
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");

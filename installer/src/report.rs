@@ -58,10 +58,8 @@ fn label(action: Action) -> &'static str {
         Action::Unchanged => "unchanged",
         Action::Conflict => "conflict",
         Action::Overwrite => "overwrite",
-        Action::KeepConfig => "keep",
         Action::Remove => "remove",
         Action::KeepModified => "keep",
-        Action::KeepOrphan => "keep",
     }
 }
 
@@ -123,7 +121,7 @@ pub fn print_install(report: &InstallReport, layout: &Layout) {
         count(Action::Update) + count(Action::Chmod) + count(Action::Overwrite),
         count(Action::Unchanged),
         count(Action::Conflict),
-        count(Action::KeepConfig) + count(Action::KeepModified) + count(Action::KeepOrphan),
+        count(Action::KeepModified),
         count(Action::Remove),
     );
     if report.dry_run {
@@ -219,8 +217,17 @@ fn print_next_steps(report: &InstallReport) {
     }
 }
 
+/// What recovery did before a command, on stderr (also in `--json` mode,
+/// whose object carries it as `recovered`).
+pub fn print_recovered(recovered: &[crate::statedir::Recovery]) {
+    for recovery in recovered {
+        eprintln!("mosaic-install: {recovery}");
+    }
+}
+
 pub fn print_status(report: &crate::status::StatusReport, json: bool) {
     use crate::status::FileState;
+    print_recovered(&report.recovered);
     if json {
         print_json(report);
         return;
@@ -248,6 +255,7 @@ pub fn print_status(report: &crate::status::StatusReport, json: bool) {
 }
 
 pub fn print_uninstall(report: &crate::uninstall::UninstallReport, json: bool) {
+    print_recovered(&report.recovered);
     if json {
         print_json(report);
         return;
@@ -279,6 +287,7 @@ pub fn print_uninstall(report: &crate::uninstall::UninstallReport, json: bool) {
 }
 
 pub fn print_rollback(report: &crate::rollback::RollbackReport, json: bool) {
+    print_recovered(&report.recovered);
     if json {
         print_json(report);
         return;

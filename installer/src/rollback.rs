@@ -1,18 +1,22 @@
 //! `rollback`: undo the newest generation exactly, using its journal and
 //! backups, which brings back the previous generation's files and receipt.
-//! The undo is itself a transaction, so a failure leaves the newest
-//! generation in place; files the operator changed since are backed up
-//! before they are replaced, and reported.
+//! The undo is itself a transaction, so a failure (or a kill) leaves the
+//! newest generation in place. Managed files the operator changed since are
+//! backed up before they are replaced, and reported; config files (the
+//! roster, agent env files) the operator changed since are kept as they
+//! are, and reported: they may hold settings or keys.
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::apply::{ApplyError, Change, Transaction};
+use crate::apply::{ApplyError, Change, Finish, Transaction, TxError, TxSpec};
 use crate::generation::{GenerationError, Generations};
 use crate::layout::Layout;
-use crate::lock::{InstallLock, LockError};
-use crate::receipt::{sha256_hex, Receipt, ReceiptError};
+use crate::receipt::{sha256_hex, FileRecord, Receipt, ReceiptError};
+use crate::render::Ownership;
+use crate::statedir::{self, RecoverError, Recovery};
 use crate::status::{installed_receipt, StatusError};
 
 #[derive(Debug, Serialize)]
@@ -22,10 +26,15 @@ pub struct RollbackReport {
     pub to_generation: Option<u64>,
     pub restored: Vec<PathBuf>,
     pub removed: Vec<PathBuf>,
-    /// Files changed since the rolled-back install; their bytes were backed
-    /// up into `backup_dir` before being replaced.
+    /// Managed files changed since the rolled-back install; their bytes
+    /// were backed up into `backup_dir` before being replaced.
     pub edited: Vec<PathBuf>,
+    /// Config files changed since the rolled-back install: kept as they are.
+    pub kept_config: Vec<PathBuf>,
     pub backup_dir: PathBuf,
+    /// Interrupted runs finished or undone first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<Recovery>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,97 +46,141 @@ pub enum RollbackError {
     #[error(transparent)]
     Generation(#[from] GenerationError),
     #[error(transparent)]
-    Lock(#[from] LockError),
+    State(#[from] RecoverError),
     #[error("generation {0} is the first: there is nothing to roll back to; use `mosaic-install uninstall` to remove it")]
     First(u64),
-    #[error("{0}\nthe rollback was undone: generation {1} is still current")]
-    Apply(Box<ApplyError>, u64),
+    #[error("{0}\nthe rollback did not happen: generation {1} is still current")]
+    Apply(Box<TxError>, u64),
 }
 
+/// `mosaic-install rollback`: undo the newest generation; the first one is
+/// refused (uninstall removes it).
 pub fn rollback(layout: &Layout) -> Result<RollbackReport, RollbackError> {
-    // Refuse before taking the lock, which would create state in a home
-    // that has none; then read the receipt again under the lock.
+    rollback_newest(layout, false)
+}
+
+/// Undo the newest generation; with `first_too`, the first one as well
+/// (back to the home as it was before any install: a failed roster edit
+/// that was the home's first install).
+pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackReport, RollbackError> {
+    // Refuse before taking the lock in a home with nothing installed; then
+    // read the receipt again once the lock is held and recovery has run.
+    statedir::recover_if_pending(layout)?;
     installed_receipt(layout)?;
-    let _lock = InstallLock::acquire(&layout.lock())?;
+    let locked = statedir::lock(layout)?;
     let receipt = installed_receipt(layout)?;
     let n = receipt.generation;
     let generations = Generations::new(layout);
     let journal = generations.load_journal(n)?;
     let previous = journal.iter().find_map(|change| match change {
-        Change::Replaced { path, backup } if path.ends_with("mosaic-install/receipt.json") => {
+        Change::Replaced { path, backup, .. } if path.ends_with("mosaic-install/receipt.json") => {
             Receipt::load(backup).ok().flatten()
         }
         _ => None,
     });
-    let Some(previous) = previous else {
+    if previous.is_none() && !first_too {
         return Err(RollbackError::First(n));
-    };
+    }
 
     let mut report = RollbackReport {
         from_generation: n,
-        to_generation: Some(previous.generation),
+        to_generation: previous.map(|p| p.generation),
         restored: Vec::new(),
         removed: Vec::new(),
         edited: Vec::new(),
+        kept_config: Vec::new(),
         backup_dir: generations.backup_dir(n).join("rollback"),
+        recovered: locked.recovered.clone(),
     };
-    // Edits made since generation n to files it wrote are replaced by the
-    // undo: say so (their bytes land in the rollback backups).
-    let touched: Vec<&PathBuf> = journal
-        .iter()
-        .filter_map(|change| match change {
-            Change::Created { path } | Change::Replaced { path, .. } => Some(path),
-            _ => None,
-        })
-        .collect();
-    report.edited = receipt
-        .files
-        .iter()
-        .filter(|record| touched.iter().any(|path| path.ends_with(&record.path)))
-        .filter(|record| {
-            std::fs::read(layout.target(&record.path))
-                .is_ok_and(|bytes| sha256_hex(&bytes) != record.sha256)
-        })
-        .map(|record| layout.target(&record.path))
-        .collect();
-
-    let mut tx = Transaction::begin(
-        vec![layout.config.clone(), layout.state.clone()],
-        report.backup_dir.clone(),
-    );
-    let result = (|| -> Result<(), ApplyError> {
+    let records = Records::new(layout, &receipt);
+    let spec = TxSpec {
+        command: "rollback".into(),
+        generation: None,
+        backup_dir: report.backup_dir.clone(),
+        finish: Finish::Discard,
+    };
+    let roots = vec![layout.config.clone(), layout.state.clone()];
+    let result = Transaction::run(&locked.lock, &layout.state, roots, spec, |tx| {
         for change in journal.iter().rev() {
             match change {
-                Change::Created { path } => {
-                    tx.remove(path)?;
-                    report.removed.push(path.clone());
+                Change::Created { path, .. } => {
+                    match records.changed_since(path) {
+                        Some(Ownership::Config) => {
+                            report.kept_config.push(path.clone());
+                            continue;
+                        }
+                        Some(Ownership::Managed) => report.edited.push(path.clone()),
+                        None => {}
+                    }
+                    if path.exists() {
+                        tx.remove(path)?;
+                        report.removed.push(path.clone());
+                    }
                 }
-                Change::Replaced { path, backup } | Change::Removed { path, backup } => {
+                Change::Replaced { path, backup, .. } | Change::Removed { path, backup, .. } => {
+                    match records.changed_since(path) {
+                        Some(Ownership::Config) => {
+                            report.kept_config.push(path.clone());
+                            continue;
+                        }
+                        Some(Ownership::Managed) => report.edited.push(path.clone()),
+                        None => {}
+                    }
                     let bytes = std::fs::read(backup).map_err(|cause| ApplyError::Io {
                         what: "read backup",
                         path: backup.clone(),
                         cause,
                     })?;
                     let mode = std::fs::metadata(backup)
-                        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+                        .map(|m| m.permissions().mode())
                         .unwrap_or(0o644)
                         & 0o7777;
                     tx.write(path, &bytes, mode)?;
                     report.restored.push(path.clone());
                 }
-                Change::Chmod { path, old_mode } => tx.chmod(path, *old_mode)?,
+                Change::Chmod { path, old_mode, .. } => {
+                    if path.exists() {
+                        tx.chmod(path, *old_mode)?;
+                    }
+                }
                 Change::CreatedDir { path } => {
                     tx.remove_dir_if_empty(path)?;
                 }
                 Change::RemovedDir { path, mode } => tx.create_dir_all(path, *mode)?,
             }
         }
-        tx.sync_dirs()
-    })();
-    if let Err(err) = result {
-        tx.rollback();
-        return Err(RollbackError::Apply(Box::new(err), n));
-    }
-    tx.commit();
+        Ok(())
+    });
+    result.map_err(|err| RollbackError::Apply(Box::new(err), n))?;
     Ok(report)
+}
+
+/// The rolled-back generation's receipt, looked up by absolute path.
+struct Records<'a> {
+    config: Vec<PathBuf>,
+    receipt: &'a Receipt,
+}
+
+impl<'a> Records<'a> {
+    fn new(layout: &Layout, receipt: &'a Receipt) -> Self {
+        let mut config = vec![layout.config.clone()];
+        config.extend(layout.config.canonicalize().ok());
+        Records { config, receipt }
+    }
+
+    fn record(&self, path: &Path) -> Option<&FileRecord> {
+        let rel = self
+            .config
+            .iter()
+            .find_map(|root| path.strip_prefix(root).ok())?;
+        self.receipt.file(rel)
+    }
+
+    /// The file's ownership when it exists and differs from what the
+    /// rolled-back generation recorded (the operator changed it since).
+    fn changed_since(&self, path: &Path) -> Option<Ownership> {
+        let record = self.record(path)?;
+        let bytes = std::fs::read(path).ok()?;
+        (sha256_hex(&bytes) != record.sha256).then_some(record.ownership)
+    }
 }

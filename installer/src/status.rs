@@ -33,6 +33,9 @@ pub struct FileStatus {
 
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
+    /// Interrupted runs finished or undone first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<crate::statedir::Recovery>,
     pub generation: u64,
     pub profile: String,
     pub version: String,
@@ -59,6 +62,8 @@ pub enum StatusError {
     Receipt(#[from] ReceiptError),
     #[error(transparent)]
     Confine(#[from] ConfineError),
+    #[error(transparent)]
+    State(#[from] Box<crate::statedir::RecoverError>),
 }
 
 /// The current receipt, or the operator-facing "nothing is installed here".
@@ -67,6 +72,8 @@ pub fn installed_receipt(layout: &Layout) -> Result<Receipt, StatusError> {
 }
 
 pub fn status(layout: &Layout) -> Result<StatusReport, StatusError> {
+    // The truth after an interrupted run is the state recovery leaves.
+    let recovered = crate::statedir::recover_if_pending(layout).map_err(Box::new)?;
     let receipt = installed_receipt(layout)?;
     let mut files = Vec::new();
     let confiner = Confiner::new(&layout.config)?;
@@ -86,6 +93,7 @@ pub fn status(layout: &Layout) -> Result<StatusReport, StatusError> {
         });
     }
     Ok(StatusReport {
+        recovered,
         generation: receipt.generation,
         profile: receipt.profile.name,
         version: receipt.bundle_version,

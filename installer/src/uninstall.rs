@@ -7,13 +7,13 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::apply::{ApplyError, Transaction};
+use crate::apply::{Finish, Transaction, TxError, TxSpec};
 use crate::confine::{ConfineError, Confiner};
 use crate::layout::Layout;
-use crate::lock::{InstallLock, LockError};
 use crate::plan::beside;
 use crate::receipt::{sha256_hex, ReceiptError};
 use crate::snapshot::read_file;
+use crate::statedir::{self, RecoverError, Recovery};
 use crate::status::{installed_receipt, StatusError};
 
 #[derive(Debug, Serialize)]
@@ -25,6 +25,9 @@ pub struct UninstallReport {
     pub removed_dirs: Vec<PathBuf>,
     /// Agents whose units were installed (for the systemd step).
     pub agents: Vec<String>,
+    /// Interrupted runs finished or undone first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<Recovery>,
     /// How the units were stopped and disabled first; filled in by the CLI.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub systemd: Option<crate::activate::DeactivationReport>,
@@ -39,19 +42,22 @@ pub enum UninstallError {
     #[error(transparent)]
     Confine(#[from] ConfineError),
     #[error(transparent)]
-    Lock(#[from] LockError),
-    #[error("{0}\nnothing was removed: every step already taken was undone")]
-    Apply(Box<ApplyError>),
+    State(#[from] RecoverError),
+    #[error("{0}\nthe uninstall did not happen")]
+    Apply(Box<TxError>),
 }
 
 pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, UninstallError> {
-    // Refuse before taking the lock, which would create state in a home
-    // that has none; then read the receipt again under the lock.
+    // Refuse before taking the lock in a home with nothing installed; then
+    // read the receipt again once the lock is held and recovery has run.
+    let mut recovered = statedir::recover_if_pending(layout)?;
     installed_receipt(layout)?;
-    let lock = if dry_run {
+    let locked = if dry_run {
         None
     } else {
-        Some(InstallLock::acquire(&layout.lock())?)
+        let locked = statedir::lock(layout)?;
+        recovered.extend(locked.recovered.iter().cloned());
+        Some(locked)
     };
     let receipt = installed_receipt(layout)?;
     let mut report = UninstallReport {
@@ -60,6 +66,7 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
         kept: Vec::new(),
         removed_dirs: Vec::new(),
         agents: receipt.agents.clone(),
+        recovered,
         systemd: None,
     };
     let mut to_remove = Vec::new();
@@ -89,40 +96,40 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
     let mut dirs = receipt.created_dirs.clone();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
 
-    if dry_run {
+    let Some(locked) = locked else {
         report.removed_dirs = emptied_dirs(layout, &dirs, &to_remove);
         report.removed = to_remove;
         return Ok(report);
-    }
-    let backups = layout
-        .backups()
-        .join(format!("uninstall-{}", receipt.generation));
-    let mut tx = Transaction::begin(vec![layout.config.clone(), layout.state.clone()], backups);
-    let result = (|| -> Result<(), ApplyError> {
+    };
+    let spec = TxSpec {
+        command: "uninstall".into(),
+        generation: None,
+        backup_dir: layout
+            .backups()
+            .join(format!("uninstall-{}", receipt.generation)),
+        finish: Finish::Purge {
+            state: layout.state.clone(),
+            created_parents: receipt.created_state_dirs.clone(),
+        },
+    };
+    let roots = vec![layout.config.clone(), layout.state.clone()];
+    let removed_dirs = Transaction::run(&locked.lock, &layout.state, roots, spec, |tx| {
         for path in &to_remove {
             tx.remove(path)?;
         }
+        let mut removed_dirs = Vec::new();
         for dir in &dirs {
             let target = layout.target(dir);
             if tx.remove_dir_if_empty(&target)? {
-                report.removed_dirs.push(target);
+                removed_dirs.push(target);
             }
         }
         tx.remove(&layout.receipt())?;
-        tx.sync_dirs()
-    })();
-    if let Err(err) = result {
-        tx.rollback();
-        return Err(UninstallError::Apply(Box::new(err)));
-    }
-    tx.commit();
+        Ok(removed_dirs)
+    })
+    .map_err(|err| UninstallError::Apply(Box::new(err)))?;
+    report.removed_dirs = removed_dirs.value;
     report.removed = to_remove;
-    // Our own state: generations and backups of an install that is gone.
-    let _ = std::fs::remove_dir_all(layout.generations());
-    let _ = std::fs::remove_dir_all(layout.backups());
-    let _ = std::fs::remove_file(layout.lock());
-    drop(lock);
-    let _ = std::fs::remove_dir(&layout.state);
     Ok(report)
 }
 

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::apply::ApplyError;
 use crate::envfile;
 use crate::install::ROSTER_PATH;
 use crate::layout::{Layout, LayoutError};
@@ -276,11 +275,12 @@ pub enum FleetError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Canary(#[from] UnknownCanary),
-    #[error("{failure}\nnothing was changed: every step already taken was undone{}", if problems.is_empty() { String::new() } else { format!(", except:\n  {}", problems.join("\n  ")) })]
-    Apply {
-        failure: Box<ApplyError>,
-        problems: Vec<String>,
-    },
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Install(Box<crate::install::InstallError>),
+    #[error(transparent)]
+    State(#[from] crate::statedir::RecoverError),
     #[error("{cause}\nnothing was changed: the roster and env files were restored{}", if problems.is_empty() { String::new() } else { format!(", except:\n  {}", problems.join("\n  ")) })]
     Undone {
         cause: Box<FleetError>,
@@ -302,19 +302,10 @@ impl FleetError {
             | FleetError::RosterExists { .. }
             | FleetError::MessageTooLarge { .. }
             | FleetError::EmptyMessage
+            | FleetError::Refused(_)
             | FleetError::Canary(_) => 2,
+            FleetError::Install(err) => err.exit_code() as u8,
             _ => 1,
         }
     }
-}
-
-/// Where the verbs that write keep their backups: one directory per run.
-fn backup_dir(layout: &Layout, verb: &str) -> PathBuf {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    layout
-        .state
-        .join("fleet-backups")
-        .join(format!("{stamp}-{verb}"))
 }

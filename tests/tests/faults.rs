@@ -33,8 +33,8 @@ fn isolate_tmux() {
 }
 
 fn options(home: &Path, profile: Option<&str>, bundle: Option<&Path>) -> InstallOptions {
-    let mut opts = InstallOptions::new(Layout::for_home(home).expect("absolute home"));
-    opts.profile = profile.map(str::to_owned);
+    let mut opts =
+        InstallOptions::new(Layout::for_home(home).expect("absolute home")).with_profile(profile);
     opts.bundle_dir = bundle.map(Path::to_path_buf);
     opts
 }
@@ -65,7 +65,7 @@ fn crash_points(scenario: &Scenario) -> InstallReport {
             .err()
             .unwrap_or_else(|| panic!("{}: crash point {k}/{total} did not fail", scenario.name));
         assert!(
-            matches!(&err, InstallError::Apply { failure, .. } if matches!(**failure, ApplyError::Injected(_))),
+            matches!(&err, InstallError::Apply(tx) if matches!(*tx.failure, ApplyError::Injected(_))),
             "{}: crash point {k}/{total} failed for another reason: {err}",
             scenario.name
         );

@@ -351,9 +351,11 @@ fn add_and_remove_drive_enable_then_stop_and_disable() {
     assert_eq!(
         actions(&memory),
         [
+            "daemon-reload ",
             "enable mosaic-agent@agent-3.service",
             "stop mosaic-agent@agent-1.service",
-            "disable mosaic-agent@agent-1.service"
+            "disable mosaic-agent@agent-1.service",
+            "daemon-reload "
         ]
     );
     assert!(memory.pane("agent-1").is_none());

@@ -2,8 +2,7 @@
 //! `uninstall` and `rollback` round trips, symlink traps that must be refused
 //! without touching anything, and concurrent runs against one lock.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use mosaic_tests::{
@@ -110,8 +109,8 @@ fn edit_status_uninstall_reinstall_rollback_round_trip() {
     assert!(second > first);
     assert!(!h.join(".config/mosaic/fleet/examples/usc.yaml").exists());
 
-    // Rollback restores the first generation exactly. Excluded: the lock
-    // (it holds the pid of the last run) and backups/<second>/ (the undone
+    // Rollback restores the first generation exactly. Excluded:
+    // backups/<second>/ (the undone
     // generation's journal and backups, and the rollback's own backups of
     // what it replaced, kept for inspection).
     let out = run(&world, h, &["rollback"]);
@@ -125,7 +124,7 @@ fn edit_status_uninstall_reinstall_rollback_round_trip() {
     );
     let excluded = |line: &String| {
         let path = line.split(' ').next().unwrap();
-        path == format!("{STATE}/lock") || path.starts_with(&format!("{STATE}/backups/{second}/"))
+        path.starts_with(&format!("{STATE}/backups/{second}/"))
     };
     let keep = |listing: Vec<String>| -> Vec<String> {
         listing.into_iter().filter(|l| !excluded(l)).collect()
@@ -334,20 +333,12 @@ fn unit_symlinked_to_etc_hostname_is_refused() {
     assert_same_tree(&listing, &tree_listing(home.path()), "the home changed");
 }
 
-/// Hold `<state>/lock` like a running install would, with our pid in it.
+/// Hold the install lock like a running install would: an flock on the
+/// home directory, which names our pid in /proc/locks.
 fn hold_lock(home: &Path) -> std::fs::File {
-    let path: PathBuf = home.join(STATE).join("lock");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    file.try_lock().expect("take the lock");
-    writeln!(file, "{}", std::process::id()).unwrap();
-    file
+    let dir = std::fs::File::open(home).unwrap();
+    dir.try_lock().expect("take the lock");
+    dir
 }
 
 #[test]
@@ -368,7 +359,7 @@ fn second_install_fails_fast_naming_the_lock_holder() {
         assert!(!out.status.success(), "{args:?} ran under a held lock");
         let stderr = text(&out.stderr);
         let holder = format!(
-            "another mosaic-install is running (pid {})",
+            "another mosaic-install or mosaic-fleet is running (pid {})",
             std::process::id()
         );
         assert!(stderr.contains(&holder), "{args:?}: {stderr}");
@@ -419,7 +410,7 @@ fn racing_installs_leave_one_consistent_install() {
             locked_out += 1;
             let stderr = text(&out.stderr);
             assert!(
-                stderr.contains("another mosaic-install is running (pid "),
+                stderr.contains("another mosaic-install or mosaic-fleet is running (pid "),
                 "round {round}: the losing run failed with another error: {stderr}"
             );
         }

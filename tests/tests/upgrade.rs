@@ -222,11 +222,13 @@ fn legacy_roster_and_env_files_are_adopted() {
     let home = legacy_home(&["base", "marker", "adopted"]);
     let before = tree_listing(home.path());
 
-    // No --profile: the installed roster is the profile.
+    // No --profile: the installed roster is the profile. The adopted env
+    // file differs from what the roster generates: kept, with how to move
+    // its settings into the operator's own .local.env.
     let out = run(&world, home.path(), &[]);
     assert_ok(&out);
     assert!(
-        stdout(&out).contains("adopted as the operator's"),
+        stdout(&out).contains("Move your own settings into canary.local.env"),
         "{}",
         stdout(&out)
     );
@@ -309,8 +311,72 @@ fn next_bundle_updates_unchanged_files_and_keeps_edited_ones() {
     assert!(stdout(&out).contains("waiting"), "{}", stdout(&out));
 }
 
+/// `--profile B` over an install of A whose roster the operator never
+/// edited: B becomes the roster (A's backed up), env files follow B (new
+/// agents get theirs, removed agents' unchanged ones go), an edited env file
+/// is kept with ours beside it, and the roster, the receipt and the env
+/// files all name the same agents.
 #[test]
-fn config_files_are_written_once_and_orphans_kept() {
+fn a_new_profile_replaces_an_unedited_roster_and_env_files_follow_it() {
+    let world = TmuxWorld::new();
+    let home = TempHome::new();
+    let h = home.path();
+    let agents = h.join(".config/mosaic/fleet/agents");
+    let roster = h.join(".config/mosaic/fleet/roster.yaml");
+    assert_ok(&run(&world, h, &["--profile", "local-canary"]));
+    let old_roster = std::fs::read(&roster).unwrap();
+    let worker = append(
+        &agents.join("worker-1.env"),
+        "MOSAIC_AGENT_MODEL=\"opus\"\n",
+    );
+
+    let report = json(&run(&world, h, &["--json", "--profile", "minimal"]));
+
+    assert_eq!(
+        std::fs::read(&roster).unwrap(),
+        template("framework/fleet/examples/minimal.yaml")
+    );
+    assert_eq!(report["agents"], serde_json::json!(["canary"]));
+    assert_eq!(
+        report["removed_agents"],
+        serde_json::json!(["worker-1", "reviewer-1"])
+    );
+    let generation = report["generation"].as_u64().unwrap();
+    let backups = h.join(STATE).join("backups").join(generation.to_string());
+    assert!(
+        files_under(&backups)
+            .iter()
+            .any(|f| std::fs::read(f).unwrap() == old_roster),
+        "the replaced roster is backed up"
+    );
+    // The unchanged env file of a removed agent goes; the edited one stays
+    // (it is the operator's), reported.
+    assert!(!agents.join("reviewer-1.env").exists());
+    assert_eq!(std::fs::read(agents.join("worker-1.env")).unwrap(), worker);
+    let action = |name: &str| {
+        let path = agents.join(name).display().to_string();
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path.as_str())
+            .map(|f| f["action"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(action("reviewer-1.env").as_deref(), Some("remove"));
+    assert_eq!(action("worker-1.env").as_deref(), Some("keep-modified"));
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.join(STATE).join("receipt.json")).unwrap())
+            .unwrap();
+    assert_eq!(receipt["agents"], serde_json::json!(["canary"]));
+}
+
+/// The operator edited the roster: `--profile B` keeps theirs in effect
+/// (env files keep following it) and writes B beside it as
+/// `roster.yaml.mosaic-new`, never half of each; an edited env file is kept
+/// with the generated one beside it and a hint about `.local.env`;
+/// `--force` then takes B after a backup.
+#[test]
+fn an_edited_roster_stays_in_effect_and_the_profile_waits_beside_it() {
     let world = TmuxWorld::new();
     let home = TempHome::new();
     let h = home.path();
@@ -320,50 +386,59 @@ fn config_files_are_written_once_and_orphans_kept() {
     let canary = append(&agents.join("canary.env"), "MOSAIC_AGENT_MODEL=\"opus\"\n");
     let my_roster = append(&roster, "# mine now\n");
 
-    // New agents in the profile: new env files; existing config untouched.
-    assert_ok(&run(&world, h, &["--profile", "local-canary"]));
+    let out = run(&world, h, &["--json", "--profile", "local-canary"]);
+    assert_ok(&out);
+    let report = json(&out);
+    assert_eq!(std::fs::read(&roster).unwrap(), my_roster);
+    assert_eq!(
+        std::fs::read(h.join(".config/mosaic/fleet/roster.yaml.mosaic-new")).unwrap(),
+        template("framework/fleet/examples/local-canary.yaml")
+    );
+    assert_eq!(report["agents"], serde_json::json!(["canary"]));
     for agent in ["worker-1", "reviewer-1"] {
-        let env = agents.join(format!("{agent}.env"));
-        let text = std::fs::read_to_string(&env).expect("new agent's env file");
         assert!(
-            text.contains(&format!("MOSAIC_AGENT_NAME=\"{agent}\"")),
-            "{text}"
+            !agents.join(format!("{agent}.env")).exists(),
+            "{agent}: half of the new profile"
         );
-        assert_eq!(mode(&env), 0o600);
     }
     assert_eq!(std::fs::read(agents.join("canary.env")).unwrap(), canary);
-    assert_eq!(std::fs::read(&roster).unwrap(), my_roster);
-    assert_eq!(mode(&agents), 0o700);
-    let listing = tree_listing(h);
+    assert!(agents.join("canary.env.mosaic-new").is_file());
+    let reasons: Vec<String> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["action"] == "conflict")
+        .map(|f| f["reason"].as_str().unwrap().to_owned())
+        .collect();
     assert!(
-        !listing
+        reasons.iter().any(|r| r.contains("canary.local.env")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
             .iter()
-            .any(|l| l.contains(".env.mosaic-new") || l.contains("roster.yaml.mosaic-new")),
-        "config files never get a .mosaic-new: {listing:#?}"
+            .any(|r| r.contains("your roster stays in effect")),
+        "{reasons:?}"
     );
 
-    // Agents removed from the profile: env files kept and reported.
-    let envs_before: Vec<String> = tree_listing(&agents);
-    let plan = json(&run(
+    // An identical rerun changes nothing and records no generation.
+    let again = json(&run(&world, h, &["--json", "--profile", "local-canary"]));
+    assert!(again["generation"].is_null(), "{again:#}");
+
+    let forced = json(&run(
         &world,
         h,
-        &["--json", "--dry-run", "--profile", "minimal"],
+        &["--json", "--profile", "local-canary", "--force"],
     ));
     assert_eq!(
-        plan["removed_agents"],
-        serde_json::json!(["worker-1", "reviewer-1"])
+        std::fs::read(&roster).unwrap(),
+        template("framework/fleet/examples/local-canary.yaml")
     );
-    let out = run(&world, h, &["--profile", "minimal"]);
-    assert_ok(&out);
-    let text = stdout(&out);
-    for agent in ["worker-1", "reviewer-1"] {
-        assert!(
-            text.contains(&format!("agent {agent} is no longer in the profile")),
-            "{text}"
-        );
-    }
-    assert_eq!(tree_listing(&agents), envs_before);
-    assert_eq!(std::fs::read(&roster).unwrap(), my_roster);
+    assert_eq!(
+        forced["agents"],
+        serde_json::json!(["canary", "worker-1", "reviewer-1"])
+    );
+    assert!(agents.join("worker-1.env").is_file());
 }
 
 #[test]

@@ -1,58 +1,91 @@
 //! Durable single-file writes: a temp file in the target's directory,
 //! written, given its mode, fsynced, then renamed over the target, and the
-//! directory fsynced so the rename survives a crash.
+//! directory fsynced so the rename survives a crash. Errors name the target
+//! (the file the operator knows), not the temp file.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use super::ApplyError;
 
 /// Same-directory temp file, mode, fsync, rename, fsync of the directory.
 pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
-    write_and_rename(path, bytes, mode)?;
-    sync_parent(path)
+    write_and_rename(path, bytes, mode, None)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Same-directory temp file, mode, fsync, rename; the directory's fsync is
-/// left to the caller.
-pub(super) fn write_and_rename(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
-    durable_temp(path, bytes, mode)?
-        .persist(path)
-        .map_err(|err| io("rename into place", path)(err.error))
+/// Same-directory temp file (at `temp` when given, which must not exist),
+/// mode, fsync, rename; the directory's fsync is left to the caller.
+pub(super) fn write_and_rename(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    temp: Option<&Path>,
+) -> Result<(), ApplyError> {
+    let temp = durable_temp(path, bytes, mode, temp)?;
+    fs::rename(&temp, path).map_err(|cause| {
+        let _ = fs::remove_file(&temp);
+        io("rename into place", path)(cause)
+    })
 }
 
 /// A temp file beside `path` holding `bytes` with `mode`, fsynced and
-/// closed; it is deleted again when dropped unless persisted.
+/// closed. Created exclusively and without following a symlink; removed
+/// again on failure.
 pub(super) fn durable_temp(
     path: &Path,
     bytes: &[u8],
     mode: u32,
-) -> Result<tempfile::TempPath, ApplyError> {
+    temp: Option<&Path>,
+) -> Result<PathBuf, ApplyError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".mosaic-install-")
-        .tempfile_in(dir)
-        .map_err(io("create a temp file in", dir))?;
-    temp.write_all(bytes).map_err(io("write", temp.path()))?;
-    temp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io("set mode of", temp.path()))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(io("fsync", temp.path()))?;
-    Ok(temp.into_temp_path())
+    let temp = match temp {
+        Some(temp) => temp.to_path_buf(),
+        None => random_temp(dir),
+    };
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()
+    })();
+    written.map_err(|cause| {
+        let _ = fs::remove_file(&temp);
+        ApplyError::Write {
+            path: path.to_path_buf(),
+            temp: temp.clone(),
+            cause,
+        }
+    })?;
+    Ok(temp)
 }
 
-fn sync_parent(path: &Path) -> Result<(), ApplyError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+fn random_temp(dir: &Path) -> PathBuf {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    dir.join(format!(
+        ".mosaic-install-{}-{nanos:09}.tmp",
+        std::process::id()
+    ))
+}
+
+/// fsync a directory, so the renames and removals in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), ApplyError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("fsync directory", dir))
 }
 
-pub(super) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ApplyError {
+pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ApplyError {
     let path = path.to_path_buf();
     move |cause| ApplyError::Io { what, path, cause }
 }

@@ -1,25 +1,28 @@
 //! The verbs that change who is in the fleet: `fleet init` (a roster from a
-//! shipped profile), `agent add` and `agent remove`. Each validates first
-//! (the profile rules, on the whole edited roster), then writes through the
-//! installer's [`Transaction`] under the install lock: atomic writes, the
-//! replaced roster backed up, every step undone on error. Env files are
-//! rendered exactly as `mosaic-install` renders them and, being the
-//! operator's, never overwritten.
+//! shipped profile), `agent add` and `agent remove`. Each is a roster edit
+//! run through the installer itself ([`crate::install`] with a
+//! [`RosterSource::Edit`]): the edit is made on the installed roster under
+//! the install lock, validated as a whole, and installed with everything
+//! that follows from it (env files, units) as one journaled transaction and
+//! a new generation — so `status`, `rollback` and `uninstall` see it, and a
+//! kill midway is undone by the next command. The units follow: a new agent
+//! is enabled, a removed one stopped and disabled; when that fails, the
+//! generation is rolled back.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::roster_edit::{self, NewAgent};
-use super::{backup_dir, Fleet, FleetError};
-use crate::apply::{ApplyError, Transaction};
-use crate::bundle::Bundle;
-use crate::install::ROSTER_PATH;
+use super::{Fleet, FleetError};
+use crate::install::{self, EditRefused, InstallOptions, InstallReport, RosterEdit, RosterSource};
+use crate::install::{InstallError, ROSTER_PATH};
 use crate::layout::Layout;
-use crate::lock::InstallLock;
+use crate::plan::Action;
 use crate::profile::{name_problem, Profile};
-use crate::render::{self, agent_env_path};
+use crate::render::agent_env_path;
+use crate::statedir::Recovery;
 use crate::systemd::agent_unit;
 
 /// What a roster-writing verb did.
@@ -27,156 +30,107 @@ use crate::systemd::agent_unit;
 pub struct MembershipReport {
     pub roster: PathBuf,
     pub agents: Vec<String>,
-    /// Where the replaced roster (and removed env file) were backed up.
+    /// The generation recorded (None when nothing changed).
+    pub generation: Option<u64>,
+    /// Where the replaced roster (and removed env files) were backed up.
     pub backup: Option<PathBuf>,
     pub env_written: Vec<PathBuf>,
-    /// Existing env files left as they were (they are the operator's).
+    /// Env files the operator changed: kept, ours waits beside them.
     pub env_kept: Vec<PathBuf>,
     pub env_removed: Vec<PathBuf>,
     /// Units enabled or disabled.
     pub units: Vec<String>,
     /// systemctl commands to run later, when no manager answered.
     pub commands: Vec<String>,
+    /// Interrupted runs finished or undone first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<Recovery>,
 }
 
-/// The writes of one verb: one transaction under the install lock, kept
-/// only by [`ConfigWrite::commit`]; a failed step rolls everything back.
-struct ConfigWrite<'a> {
-    layout: &'a Layout,
-    /// None once rolled back.
-    tx: Option<Transaction>,
-    backups: PathBuf,
-    _lock: InstallLock,
-    report: MembershipReport,
+impl MembershipReport {
+    fn of(layout: &Layout, report: &InstallReport) -> MembershipReport {
+        let env = |actions: &[Action]| -> Vec<PathBuf> {
+            report
+                .files
+                .iter()
+                .filter(|f| actions.contains(&f.action))
+                .filter(|f| {
+                    f.path
+                        .starts_with(layout.target(Path::new("mosaic/fleet/agents")))
+                })
+                .map(|f| f.path.clone())
+                .collect()
+        };
+        let backup = report
+            .generation
+            .map(|n| {
+                crate::generation::Generations::new(layout)
+                    .backup_dir(n)
+                    .join("files")
+            })
+            .filter(|dir| dir.is_dir());
+        MembershipReport {
+            roster: layout.target(Path::new(ROSTER_PATH)),
+            agents: report.agents.clone(),
+            generation: report.generation,
+            backup,
+            env_written: env(&[Action::Create, Action::Update, Action::Overwrite]),
+            env_kept: env(&[Action::Conflict, Action::KeepModified]),
+            env_removed: env(&[Action::Remove]),
+            units: Vec::new(),
+            commands: Vec::new(),
+            recovered: report.recovered.clone(),
+        }
+    }
 }
 
-impl<'a> ConfigWrite<'a> {
-    fn begin(layout: &'a Layout, verb: &str, agents: Vec<String>) -> Result<Self, FleetError> {
-        let lock = InstallLock::acquire(&layout.lock())?;
-        let backups = backup_dir(layout, verb);
-        Ok(ConfigWrite {
-            layout,
-            tx: Some(Transaction::begin(
-                vec![layout.config.clone()],
-                backups.clone(),
-            )),
-            backups,
-            _lock: lock,
-            report: MembershipReport {
-                roster: layout.target(Path::new(ROSTER_PATH)),
-                agents,
-                backup: None,
-                env_written: Vec::new(),
-                env_kept: Vec::new(),
-                env_removed: Vec::new(),
-                units: Vec::new(),
-                commands: Vec::new(),
-            },
-        })
-    }
-
-    fn write_roster(&mut self, text: &str) -> Result<(), FleetError> {
-        let path = self.report.roster.clone();
-        let mode = std::fs::metadata(&path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
-        self.apply(|tx| {
-            tx.create_dir_all(path.parent().expect("roster has a parent"), 0o755)?;
-            tx.write(&path, text.as_bytes(), mode)
-        })
-    }
-
-    /// Write the agent's env file from `profile` unless one exists.
-    fn write_env(&mut self, profile: &Profile, agent: &str) -> Result<(), FleetError> {
-        let rel = agent_env_path(agent);
-        let path = self.layout.target(&rel);
-        if path.exists() {
-            self.report.env_kept.push(path);
-            return Ok(());
-        }
-        let tree = render::render(
-            &Bundle::embedded(),
-            profile,
-            &self.layout.unit_mosaic_dir()?,
-        )?;
-        // An agent on another host has no env file here.
-        if let Some(file) = tree.files.iter().find(|f| f.path == rel) {
-            self.apply(|tx| {
-                tx.create_dir_all(path.parent().expect("env file has a parent"), 0o700)?;
-                tx.write(&path, &file.contents, file.mode)
-            })?;
-            self.report.env_written.push(path);
-        }
-        Ok(())
-    }
-
-    fn remove_env(&mut self, path: PathBuf) -> Result<(), FleetError> {
-        self.apply(|tx| tx.remove(&path))?;
-        self.report.env_removed.push(path);
-        Ok(())
-    }
-
-    /// Run one step; when it fails, undo every step so far.
-    fn apply(
-        &mut self,
-        step: impl FnOnce(&mut Transaction) -> Result<(), ApplyError>,
-    ) -> Result<(), FleetError> {
-        let tx = self.tx.as_mut().expect("steps run before any rollback");
-        step(tx).map_err(|failure| FleetError::Apply {
-            failure: Box::new(failure),
-            problems: self
-                .tx
-                .take()
-                .map(Transaction::rollback)
-                .unwrap_or_default(),
-        })
-    }
-
-    /// Undo every write, for a failure after them (a failed enable).
-    fn undo(mut self, cause: FleetError) -> FleetError {
-        FleetError::Undone {
-            cause: Box::new(cause),
-            problems: self
-                .tx
-                .take()
-                .map(Transaction::rollback)
-                .unwrap_or_default(),
-        }
-    }
-
-    fn commit(mut self) -> MembershipReport {
-        if let Some(tx) = self.tx.take() {
-            tx.commit();
-        }
-        let mut report = self.report;
-        report.backup = self.backups.is_dir().then_some(self.backups);
-        report
-    }
+/// Install with the roster edited by `edit` (under the lock).
+fn install_edit(
+    layout: &Layout,
+    command: String,
+    also_replace: Vec<PathBuf>,
+    edit: impl Fn(Option<&Profile>) -> Result<String, FleetError> + Send + Sync + 'static,
+) -> Result<InstallReport, FleetError> {
+    let mut opts = InstallOptions::new(layout.clone());
+    opts.roster = RosterSource::Edit(RosterEdit {
+        command,
+        also_replace,
+        edit: Arc::new(move |installed| {
+            edit(installed).map_err(|err| EditRefused(err.to_string()))
+        }),
+    });
+    install::install(&opts).map_err(|err| match err {
+        InstallError::Edit(refused) => FleetError::Refused(refused.0),
+        other => FleetError::Install(Box::new(other)),
+    })
 }
 
 /// `fleet init --profile P [--force]`: the roster from a shipped profile
-/// (or a roster file), and env files for its agents that have none.
+/// (or a roster file) installed with everything that follows from it.
 pub fn init(layout: &Layout, spec: &str, force: bool) -> Result<MembershipReport, FleetError> {
-    let profile = Profile::resolve(spec, &Bundle::embedded())?;
+    let profile = Profile::resolve(spec, &crate::bundle::Bundle::embedded())?;
     let roster = layout.target(Path::new(ROSTER_PATH));
-    if roster.exists() && !force {
-        return Err(FleetError::RosterExists { path: roster });
-    }
-    let names = profile
-        .roster
-        .agents
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
-    let mut write = ConfigWrite::begin(layout, "init", names)?;
-    write.write_roster(&profile.text)?;
-    for agent in profile.roster.local_agents() {
-        write.write_env(&profile, &agent.name)?;
-    }
-    Ok(write.commit())
+    let text = profile.text.clone();
+    let report = install_edit(
+        layout,
+        format!("fleet init --profile {spec}"),
+        Vec::new(),
+        {
+            let roster = roster.clone();
+            move |installed| match installed {
+                Some(_) if !force => Err(FleetError::RosterExists {
+                    path: roster.clone(),
+                }),
+                _ => Ok(text.clone()),
+            }
+        },
+    )?;
+    Ok(MembershipReport::of(layout, &report))
 }
 
 /// `agent add`: validated like a profile, appended to the roster as text,
-/// its env file written, then its unit enabled (or the command to run
-/// reported when no manager answers). A failed enable undoes the writes.
+/// installed (its env file), then its unit enabled (or the command to run
+/// reported when no manager answers). A failed enable rolls it back.
 pub fn add(fleet: &Fleet<'_>, agent: &NewAgent) -> Result<MembershipReport, FleetError> {
     if let Some(problem) = name_problem(&agent.name) {
         return Err(FleetError::BadName {
@@ -184,92 +138,118 @@ pub fn add(fleet: &Fleet<'_>, agent: &NewAgent) -> Result<MembershipReport, Flee
             problem,
         });
     }
-    let roster = &fleet.roster;
-    if roster.agents.iter().any(|a| a.name == agent.name) {
-        return Err(FleetError::AgentExists {
-            name: agent.name.clone(),
-            path: roster.path.clone(),
-        });
-    }
-    let (text, profile) = edited_roster(
-        fleet,
-        roster_edit::append_agent(&roster.profile.text, agent),
+    let path = fleet.roster.path.clone();
+    let new = agent.clone();
+    let report = install_edit(
+        &fleet.layout,
+        format!("agent add {}", agent.name),
+        Vec::new(),
+        move |installed| {
+            let installed = installed.ok_or_else(|| FleetError::NoRoster { path: path.clone() })?;
+            if installed.roster.agents.iter().any(|a| a.name == new.name) {
+                return Err(FleetError::AgentExists {
+                    name: new.name.clone(),
+                    path: path.clone(),
+                });
+            }
+            roster_edit::append_agent(&installed.text, &new).map_err(|why| FleetError::RosterEdit {
+                path: path.clone(),
+                why,
+            })
+        },
     )?;
-    let mut write = ConfigWrite::begin(&fleet.layout, "add", agent_names(&profile))?;
-    write.write_roster(&text)?;
-    write.write_env(&profile, &agent.name)?;
+    let mut out = MembershipReport::of(&fleet.layout, &report);
     let units = vec![agent_unit(&agent.name)];
     if fleet.services.reachable().is_ok() {
-        if let Err(err) = fleet.services.enable(&units) {
-            return Err(write.undo(err.into()));
+        let enabled = fleet
+            .services
+            .daemon_reload()
+            .and_then(|()| fleet.services.enable(&units));
+        if let Err(err) = enabled {
+            return Err(undo(&fleet.layout, err.into()));
         }
-        write.report.units = units;
+        out.units = units;
     } else {
-        write.report.commands = vec![format!("systemctl --user enable --now {}", units[0])];
+        out.commands = vec![
+            "systemctl --user daemon-reload".into(),
+            format!("systemctl --user enable --now {}", units[0]),
+        ];
     }
-    Ok(write.commit())
+    Ok(out)
 }
 
-/// `agent remove NAME [--purge]`: cut the agent out of the roster (and its
-/// env file with `purge`), stop and disable its unit, then keep the writes;
-/// a failed stop or disable undoes them.
+/// `agent remove NAME [--purge]`: cut the agent out of the roster and
+/// install that (its env file goes when unchanged; with `purge` also when
+/// the operator edited it, backed up), then stop and disable its unit; a
+/// failed stop or disable rolls it back.
 pub fn remove(fleet: &Fleet<'_>, name: &str, purge: bool) -> Result<MembershipReport, FleetError> {
-    let agent = fleet.agent(name)?;
-    let roster = &fleet.roster;
-    if roster.agents.len() == 1 {
-        return Err(FleetError::LastAgent {
-            name: name.to_owned(),
-        });
-    }
-    let (text, profile) = edited_roster(
-        fleet,
-        roster_edit::remove_agent(&roster.profile.text, &agent.name),
-    )?;
-    let mut write = ConfigWrite::begin(&fleet.layout, "remove", agent_names(&profile))?;
-    write.write_roster(&text)?;
-    let env = fleet.layout.target(&agent_env_path(&agent.name));
-    if env.exists() {
+    let agent = fleet.agent(name)?.name.clone();
+    let path = fleet.roster.path.clone();
+    let target = agent.clone();
+    let report = install_edit(
+        &fleet.layout,
+        format!("agent remove {agent}"),
         if purge {
-            write.remove_env(env)?;
+            vec![agent_env_path(&agent)]
         } else {
-            write.report.env_kept.push(env);
-        }
-    }
-    let units = vec![agent_unit(&agent.name)];
+            Vec::new()
+        },
+        move |installed| {
+            let installed = installed.ok_or_else(|| FleetError::NoRoster { path: path.clone() })?;
+            let names: Vec<&str> = installed
+                .roster
+                .agents
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            if !names.contains(&target.as_str()) {
+                return Err(FleetError::UnknownAgent {
+                    name: target.clone(),
+                    known: names.join(", "),
+                });
+            }
+            if names.len() == 1 {
+                return Err(FleetError::LastAgent {
+                    name: target.clone(),
+                });
+            }
+            roster_edit::remove_agent(&installed.text, &target).map_err(|why| {
+                FleetError::RosterEdit {
+                    path: path.clone(),
+                    why,
+                }
+            })
+        },
+    )?;
+    let mut out = MembershipReport::of(&fleet.layout, &report);
+    let units = vec![agent_unit(&agent)];
     if fleet.services.reachable().is_ok() {
         let stopped = fleet
             .services
             .stop(&units)
-            .and_then(|()| fleet.services.disable(&units));
+            .and_then(|()| fleet.services.disable(&units))
+            .and_then(|()| fleet.services.daemon_reload());
         if let Err(err) = stopped {
-            return Err(write.undo(err.into()));
+            return Err(undo(&fleet.layout, err.into()));
         }
-        write.report.units = units;
+        out.units = units;
     } else {
-        write.report.commands = vec![format!("systemctl --user disable --now {}", units[0])];
+        out.commands = vec![
+            format!("systemctl --user disable --now {}", units[0]),
+            "systemctl --user daemon-reload".into(),
+        ];
     }
-    Ok(write.commit())
+    Ok(out)
 }
 
-/// The edited roster text, re-validated as a whole with the profile rules.
-fn edited_roster(
-    fleet: &Fleet<'_>,
-    edit: Result<String, String>,
-) -> Result<(String, Profile), FleetError> {
-    let path = &fleet.roster.path;
-    let text = edit.map_err(|why| FleetError::RosterEdit {
-        path: path.clone(),
-        why,
-    })?;
-    let profile = Profile::parse("installed", &path.display().to_string(), &text)?;
-    Ok((text, profile))
-}
-
-fn agent_names(profile: &Profile) -> Vec<String> {
-    profile
-        .roster
-        .agents
-        .iter()
-        .map(|a| a.name.clone())
-        .collect()
+/// The edit is installed but its unit step failed: roll the generation back.
+fn undo(layout: &Layout, cause: FleetError) -> FleetError {
+    let problems = match crate::rollback::rollback_newest(layout, true) {
+        Ok(_) => Vec::new(),
+        Err(err) => vec![err.to_string()],
+    };
+    FleetError::Undone {
+        cause: Box::new(cause),
+        problems,
+    }
 }
