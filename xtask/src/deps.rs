@@ -9,6 +9,7 @@ use xshell::{cmd, Shell};
 /// (command, Debian package)
 const TOOLS: &[(&str, &str)] = &[
     ("tmux", "tmux"),
+    ("strace", "strace"),
     ("shellcheck", "shellcheck"),
     ("systemd-analyze", "systemd"),
     ("systemctl", "systemd"),
@@ -20,8 +21,15 @@ const TOOLS: &[(&str, &str)] = &[
 ];
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+    which(tool).is_some()
+}
+
+/// Where `tool` is on PATH.
+pub fn which(tool: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|candidate| candidate.is_file())
 }
 
 /// Debian packages whose commands are missing, deduplicated.

@@ -7,6 +7,7 @@ mod bench;
 mod canary;
 mod ci;
 mod completions;
+mod crash;
 mod deps;
 mod dist;
 mod lint;
@@ -44,6 +45,8 @@ enum Task {
     Completions(completions::Args),
     /// Whole-process benchmarks against the tools we replace (`bench pack`).
     Bench(bench::Args),
+    /// Kill the installer at every state-changing syscall (strace) and prove the next command recovers to old or new, never a mix.
+    Crash(crash::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(args),
         Task::Completions(args) => completions::run(args),
         Task::Canary(args) => canary::run(args),
+        Task::Crash(args) => crash::run(args),
     }
 }
 
