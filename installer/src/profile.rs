@@ -320,6 +320,27 @@ mod tests {
     }
 
     #[test]
+    fn default_and_empty_sockets_are_refused_with_why() {
+        let holder = BASE.replace("agents:", "tmux:\n  socket_name: default\nagents:");
+        let err = parse(&holder).unwrap_err().to_string();
+        assert!(
+            err.contains("line 4: tmux.socket_name: is `default`"),
+            "{err}"
+        );
+        assert!(err.contains("tmux -L default kill-server"), "{err}");
+        let agent = format!("{BASE}    socket: default\n");
+        let err = parse(&agent).unwrap_err().to_string();
+        assert!(err.contains("agents[0].socket: is `default`"), "{err}");
+        let empty = BASE.replace("agents:", "tmux:\n  socket_name: ''\nagents:");
+        let err = parse(&empty).unwrap_err().to_string();
+        assert!(err.contains("tmux.socket_name: is empty"), "{err}");
+        for fine in ["Default", "default2", "mosaic-default"] {
+            let text = BASE.replace("agents:", &format!("tmux:\n  socket_name: {fine}\nagents:"));
+            assert!(parse(&text).is_ok(), "{fine} was refused");
+        }
+    }
+
+    #[test]
     fn command_with_newline_is_rejected() {
         let text = format!("{BASE}    command: \"echo a\\nrm -rf /\"\n");
         let err = parse(&text).unwrap_err().to_string();

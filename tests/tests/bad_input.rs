@@ -15,7 +15,9 @@ use mosaic_tests::{
 
 /// The rules of issue 2 ("Bad input"), one fixture each; a missing file fails.
 /// `socket-dot-dot` is beyond the issue's list: `tmux -L ..` names a directory.
-const RULES: [&str; 28] = [
+/// The `socket-default`, `socket-empty` and `agent-socket-default` rules are
+/// issue 9's: the fleet never addresses the operator's own tmux server.
+const RULES: [&str; 31] = [
     "malformed-yaml",
     "not-utf8",
     "version-not-1",
@@ -40,6 +42,9 @@ const RULES: [&str; 28] = [
     "socket-with-slash",
     "socket-with-space",
     "socket-dot-dot",
+    "socket-default",
+    "socket-empty",
+    "agent-socket-default",
     "workdir-relative",
     "newline-in-value",
     "nul-in-value",

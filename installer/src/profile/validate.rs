@@ -70,7 +70,20 @@ pub fn name_problem(name: &str) -> Option<String> {
 
 /// Why `socket` cannot be a tmux socket name, if it cannot.
 pub fn socket_problem(socket: &str) -> Option<String> {
-    if socket.is_empty() || socket.len() > MAX_NAME_LEN {
+    if socket.is_empty() {
+        return Some(
+            "is empty: `tmux -L ''` addresses the socket directory itself, not a server".into(),
+        );
+    }
+    if socket == "default" {
+        return Some(
+            "is `default`, the socket of the operator's own tmux server, which the fleet \
+             must never touch: the holder's stop (`tmux -L default kill-server`) would \
+             kill that server and every session on it"
+                .into(),
+        );
+    }
+    if socket.len() > MAX_NAME_LEN {
         return Some(format!("must be 1 to {MAX_NAME_LEN} characters long"));
     }
     if socket.contains('/') {
