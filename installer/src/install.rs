@@ -14,7 +14,7 @@ use crate::layout::Layout;
 use crate::legacy::{self, KnownHashes, LegacyInstall};
 use crate::lock::{InstallLock, LockError};
 use crate::plan::{self, Action, Plan, PlanInput, Snapshot};
-use crate::profile::{Profile, ProfileError};
+use crate::profile::{Profile, ProfileError, ProfileLabel};
 use crate::receipt::{
     mode_string, sha256_hex, FileRecord, ProfileRecord, Receipt, ReceiptError, TOOL,
 };
@@ -196,7 +196,8 @@ fn resolve_profile(
     if installed.is_file() {
         let mut profile = Profile::resolve(&installed.display().to_string(), bundle)?;
         if let Some(receipt) = receipt {
-            profile.name = receipt.profile.name.clone();
+            // An older receipt may hold a label no fresh name could.
+            profile.name = ProfileLabel::cleaned(&receipt.profile.name);
         }
         return Ok(profile);
     }
@@ -243,7 +244,7 @@ fn plan_and_apply(
         })
         .unwrap_or_default();
     let profile_record = ProfileRecord {
-        name: profile.name.clone(),
+        name: profile.name.to_string(),
         origin: profile.origin.clone(),
         sha256: sha256_hex(profile.text.as_bytes()),
     };

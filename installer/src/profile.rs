@@ -8,6 +8,7 @@
 //! and every value safe to write into an env file. All violations are
 //! reported together, each with file, line, field, rule and fix.
 
+mod label;
 mod locate;
 mod tags;
 mod validate;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub use label::ProfileLabel;
 pub use validate::{name_problem, socket_problem, Violation};
 
 use serde::Deserialize;
@@ -130,7 +132,7 @@ impl Agent {
 #[derive(Debug, Clone)]
 pub struct Profile {
     /// Embedded profile name, or the file stem of a roster file.
-    pub name: String,
+    pub name: ProfileLabel,
     /// Where the text came from, for error messages and the receipt.
     pub origin: String,
     pub text: String,
@@ -164,6 +166,11 @@ impl Profile {
     /// Parse and validate roster text. A leading byte-order mark is read
     /// past (and kept in `text`, which is installed byte for byte).
     pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileError> {
+        let name = ProfileLabel::checked(name).map_err(|why| ProfileError::Label {
+            origin: origin.to_owned(),
+            name: name.to_owned(),
+            why,
+        })?;
         if text.len() > MAX_ROSTER_BYTES {
             return Err(ProfileError::TooLarge {
                 origin: origin.to_owned(),
@@ -199,7 +206,7 @@ impl Profile {
             });
         }
         Ok(Profile {
-            name: name.to_owned(),
+            name,
             origin: origin.to_owned(),
             text: text.to_owned(),
             roster,
@@ -242,6 +249,12 @@ pub enum ProfileError {
     },
     #[error("profile {} is not UTF-8 text; save it as UTF-8 YAML", path.display())]
     NotUtf8 { path: PathBuf },
+    #[error("{origin:?}: the profile name {name:?} contains {why}; a roster's file name (without .yaml) is the profile's label, written into the units' header comment\n    fix: rename the file to plain text, such as fleet.yaml, and pass that")]
+    Label {
+        origin: String,
+        name: String,
+        why: String,
+    },
     #[error("{origin} is {size} bytes; a roster may be at most {MAX_ROSTER_BYTES} bytes (1 MiB)\n    fix: a roster lists agents and takes a few kilobytes: check that this is the right file")]
     TooLarge { origin: String, size: u64 },
     #[error("{origin}:{line}:{column}: the YAML tag `{tag}` is not allowed: a roster is plain data, and the loader would silently drop the tag\n    fix: remove the tag and write the value itself (quote a value that starts with `!`)")]
