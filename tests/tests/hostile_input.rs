@@ -1,12 +1,17 @@
-//! Input crafted to break out of where it is written (issue 9): a roster
-//! file name that would become unit directives, the same label planted in
-//! an older receipt, and a roster with a byte-order mark, which is no attack
-//! and must simply install.
+//! Input crafted to break out of where it is written or to exhaust the
+//! machine (issue 9): a roster file name that would become unit directives,
+//! the same label planted in an older receipt, `--bundle` templates that
+//! would expand to gigabytes, and a roster with a byte-order mark, which is
+//! no attack and must simply install.
 
+use std::io::Read;
+use std::mem::MaybeUninit;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
 
-use mosaic_tests::{mosaic_install, templates_dir, tree_listing, TempHome, TmuxWorld};
+use mosaic_tests::{bundle_copy, mosaic_install, templates_dir, tree_listing, TempHome, TmuxWorld};
 use serde_json::Value;
 
 /// The tester's file name: each line after the first would be read by
@@ -149,4 +154,133 @@ fn a_roster_with_a_byte_order_mark_installs_and_keeps_its_bytes() {
         summary.contains("summary: 0 created, 0 updated,"),
         "the rerun changed files:\n{summary}"
     );
+}
+
+/// The address space a hostile-bundle run gets: should the limits regress,
+/// the run dies on its own instead of taking the machine down with it.
+const ADDRESS_SPACE: libc::rlim_t = 1 << 30;
+
+/// What a bounded run of the installer did.
+struct Bounded {
+    code: Option<i32>,
+    stderr: String,
+    peak_rss_kib: i64,
+}
+
+/// Run `cmd` under [`ADDRESS_SPACE`]; its exit code, stderr and peak
+/// resident memory (from the kernel's own account, wait4).
+fn run_bounded(mut cmd: Command) -> Bounded {
+    // SAFETY: only async-signal-safe setrlimit runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: ADDRESS_SPACE,
+                rlim_max: ADDRESS_SPACE,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Reaped by wait4 below, which also reports the child's peak memory.
+    #[allow(clippy::zombie_processes)]
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mosaic-install");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let mut status = 0;
+    let mut usage = MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: waits for our own child; both out-pointers are valid.
+    let reaped = unsafe { libc::wait4(child.id() as i32, &mut status, 0, usage.as_mut_ptr()) };
+    assert_eq!(reaped, child.id() as i32, "wait4 failed");
+    // SAFETY: wait4 succeeded, so it filled in the usage.
+    let usage = unsafe { usage.assume_init() };
+    Bounded {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stderr,
+        peak_rss_kib: usage.ru_maxrss,
+    }
+}
+
+/// Templates that would expand to gigabytes, each with what the refusal
+/// must say. Put in place of the holder unit's template.
+fn expansions() -> [(&'static str, String, &'static str); 3] {
+    let loops = "{% set s = '0123456789' %}".to_owned()
+        + &"{% for x in s %}".repeat(10)
+        + "ExecStartPre=/bin/true {{ socket }} {{ holder_session }}\n"
+        + &"{% endfor %}".repeat(10);
+    let doubling =
+        "# holder\n{% set s = socket %}\n".to_owned() + &"{% set s = s ~ s %}".repeat(40);
+    let folded = "{{ 'x' * 99999999 }}".repeat(1000);
+    [
+        (
+            "ten nested loops over ten characters: 10^10 lines of 60 bytes",
+            loops,
+            "renders to more than 1048576 bytes (1 MiB), the limit for one rendered file",
+        ),
+        (
+            "a string doubled forty times",
+            doubling,
+            "line 3: uses `~` (string concatenation), which a bundle template may not",
+        ),
+        (
+            "a thousand 100 MB constants, folded while compiling",
+            folded,
+            "line 1: uses arithmetic (+ * / // % **), which a bundle template may not",
+        ),
+    ]
+}
+
+#[test]
+fn bundle_templates_that_would_expand_to_gigabytes_fail_fast_in_little_memory() {
+    let world = TmuxWorld::new();
+    for (what, template, says) in expansions() {
+        let bundle = bundle_copy("9.9.9");
+        let holder = bundle
+            .path()
+            .join("systemd/user/mosaic-tmux-holder.service.j2");
+        std::fs::write(&holder, template).unwrap();
+        let home = TempHome::new();
+        let mut cmd = mosaic_install(home.path(), &world);
+        cmd.arg("--home")
+            .arg(home.path())
+            .arg("--bundle")
+            .arg(bundle.path())
+            .args(["--profile", "minimal"]);
+        let started = Instant::now();
+        let run = run_bounded(cmd);
+        let took = started.elapsed();
+        eprintln!(
+            "{what}: exit {:?} after {took:?}, peak RSS {} KiB",
+            run.code, run.peak_rss_kib
+        );
+        assert_eq!(run.code, Some(1), "{what}: {}", run.stderr);
+        let wanted = [
+            "cannot render bundle file systemd/user/mosaic-tmux-holder.service.j2",
+            says,
+            "fix: ",
+        ];
+        for text in wanted {
+            assert!(
+                run.stderr.contains(text),
+                "{what}: stderr lacks {text:?}:\n{}",
+                run.stderr
+            );
+        }
+        assert!(
+            run.peak_rss_kib < 100 * 1024,
+            "{what}: peak RSS {} KiB",
+            run.peak_rss_kib
+        );
+        assert_eq!(tree_listing(home.path()), Vec::<String>::new(), "{what}");
+    }
 }
