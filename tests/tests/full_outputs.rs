@@ -2,7 +2,8 @@
 //! (the read end of the pipe gone, as with `| head -c0`), and a full stderr
 //! too. Neither binary may panic; the command's own result decides the exit
 //! status, the work is done (or refused) exactly as with a terminal, and the
-//! lost report is said on stderr. Text and `--json` alike.
+//! lost report is said on stderr. Text and `--json` alike. And a full disk,
+//! whose error names the file being written, not its temp file.
 
 #[path = "fleet_support/harness.rs"]
 mod harness;
@@ -11,7 +12,7 @@ use std::fs::File;
 use std::process::{Command, Output, Stdio};
 
 use harness::FleetWorld;
-use mosaic_tests::{mosaic_install, TempHome, TmuxWorld};
+use mosaic_tests::{mosaic_install, require_tool, workspace_bin, TempHome, TmuxWorld};
 
 /// Where the command's stdout (and maybe stderr) goes.
 #[derive(Clone, Copy, Debug)]
@@ -169,4 +170,60 @@ fn mosaic_fleet_into_a_full_or_closed_stdout_does_its_work_and_exits_0() {
             .is_file());
     }
     fx.assert_default_server_untouched();
+}
+
+/// The home is a 64 KiB tmpfs in a private mount namespace (it vanishes
+/// with the namespace, so nothing is left mounted even if the test fails);
+/// a `usc` install needs more, so a write fails with ENOSPC.
+#[test]
+fn a_full_disk_names_the_file_being_written_not_its_temp_file() {
+    if !require_tool("unshare", "a private mount namespace for a tiny tmpfs") {
+        return;
+    }
+    let world = TmuxWorld::new();
+    let home = TempHome::new();
+    let script = r#"mount -t tmpfs -o size=64k,mode=0755 tmpfs "$1" || exit 90
+"$2" --home "$1" --profile usc --no-systemctl >/dev/null
+code=$?
+echo "temp files left:"
+find "$1" -name '.mosaic-install-*'
+exit $code"#;
+    let out = world
+        .command("unshare")
+        .env("HOME", home.path())
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(home.path())
+        .arg(workspace_bin("mosaic-install"))
+        .output()
+        .unwrap();
+    let message = stderr(&out);
+    if out.status.code() == Some(90) || message.contains("unshare failed") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "a private tmpfs is required under CI=true: {message}"
+        );
+        eprintln!("skipped: cannot mount a private tmpfs here (needs root): {message}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{message}");
+    assert!(message.contains("No space left on device"), "{message}");
+    assert!(
+        !message.contains(".mosaic-install-"),
+        "the error names a temp file:\n{message}"
+    );
+    let target = format!("the new version of {}/.config/", home.path().display());
+    assert!(
+        message.contains(&target),
+        "the error does not name the target:\n{message}"
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listing.trim(), "temp files left:", "{listing}");
 }

@@ -24,7 +24,8 @@ pub(super) fn write_and_rename(path: &Path, bytes: &[u8], mode: u32) -> Result<(
 }
 
 /// A temp file beside `path` holding `bytes` with `mode`, fsynced and
-/// closed; it is deleted again when dropped unless persisted.
+/// closed; it is deleted again when dropped unless persisted. Errors name
+/// `path`, the file the operator knows, not the temp file.
 pub(super) fn durable_temp(
     path: &Path,
     bytes: &[u8],
@@ -34,14 +35,18 @@ pub(super) fn durable_temp(
     let mut temp = tempfile::Builder::new()
         .prefix(".mosaic-install-")
         .tempfile_in(dir)
-        .map_err(io("create a temp file in", dir))?;
-    temp.write_all(bytes).map_err(io("write", temp.path()))?;
+        .map_err(io("create a temp file beside", path))?;
+    // Through the plain File: NamedTempFile's own writes append the temp
+    // path to their errors.
+    temp.as_file_mut()
+        .write_all(bytes)
+        .map_err(io("write the new version of", path))?;
     temp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io("set mode of", temp.path()))?;
+        .map_err(io("set the mode of the new version of", path))?;
     temp.as_file()
         .sync_all()
-        .map_err(io("fsync", temp.path()))?;
+        .map_err(io("fsync the new version of", path))?;
     Ok(temp.into_temp_path())
 }
 
