@@ -117,12 +117,7 @@ fn a_hostile_label_in_an_older_receipt_is_cleaned_not_carried_into_the_upgrade()
         "the new receipt carries the label on"
     );
 
-    let status = mosaic_install(home.path(), &world)
-        .arg("--home")
-        .arg(home.path())
-        .arg("status")
-        .output()
-        .unwrap();
+    let status = install(&home, &world, &["status"]);
     let shown = String::from_utf8_lossy(&status.stdout);
     assert!(
         shown.starts_with(&format!("generation 2 (profile {cleaned}, ")),
