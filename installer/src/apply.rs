@@ -36,10 +36,9 @@ pub enum ApplyError {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("cannot write {}: {cause} (while writing its new version to {})", path.display(), temp.display())]
+    #[error("cannot write the new version of {}: {cause}", path.display())]
     Write {
         path: PathBuf,
-        temp: PathBuf,
         cause: std::io::Error,
     },
     #[error("injected failure after filesystem operation {0} (fault-injection test)")]

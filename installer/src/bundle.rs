@@ -3,8 +3,11 @@
 //!
 //! The bundle knows which of its files are installed and where, which are
 //! templates (`.j2`), and which are the profiles; it knows nothing about
-//! rosters or the disk it installs into.
+//! rosters or the disk it installs into. A bundle read from disk is bounded
+//! (file count, each file's size, the total) so that pointing `--bundle` at
+//! the wrong directory fails at once instead of filling memory.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use include_dir::{include_dir, Dir};
@@ -17,6 +20,12 @@ pub const PROFILES_DIR: &str = "framework/fleet/examples";
 pub const AGENT_ENV_TEMPLATE: &str = "framework/fleet/agents/agent.env.j2";
 /// Suffix of files rendered with minijinja.
 pub const TEMPLATE_SUFFIX: &str = ".j2";
+/// Largest file a bundle read from disk may hold (1 MiB).
+pub const MAX_BUNDLE_FILE_BYTES: u64 = 1 << 20;
+/// Largest sum of a bundle's files (16 MiB).
+pub const MAX_BUNDLE_BYTES: u64 = 16 << 20;
+/// Most files a bundle may hold.
+pub const MAX_BUNDLE_FILES: usize = 10_000;
 
 /// One file of the bundle: its path inside `templates/` and its bytes.
 #[derive(Debug, Clone)]
@@ -44,6 +53,8 @@ pub enum BundleError {
     },
     #[error("bundle {origin} has no usable package.json version: {why}; point --bundle at an unpacked mosaic-fleet-templates package")]
     Version { origin: String, why: String },
+    #[error("bundle file {}: {rule}\n    fix: point --bundle at an unpacked mosaic-fleet-templates package (the shipped one holds about 20 files, 120 KB)", path.display())]
+    Limit { path: PathBuf, rule: String },
 }
 
 impl Bundle {
@@ -58,7 +69,7 @@ impl Bundle {
     /// unpacked npm package of it).
     pub fn from_dir(dir: &Path) -> Result<Bundle, BundleError> {
         let mut files = Vec::new();
-        collect_dir(dir, dir, &mut files)?;
+        collect_dir(dir, dir, &mut files, &mut 0)?;
         Bundle::from_files(dir.display().to_string(), files)
     }
 
@@ -132,21 +143,48 @@ fn collect_embedded(dir: &Dir<'static>, out: &mut Vec<BundleFile>) {
     }
 }
 
-fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<BundleFile>) -> Result<(), BundleError> {
-    let read_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| BundleError::Read { path, cause }
-    };
+fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError {
+    let path = path.to_path_buf();
+    move |cause| BundleError::Read { path, cause }
+}
+
+/// Collect the files under `dir`; `total` is the bytes read so far.
+fn collect_dir(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<BundleFile>,
+    total: &mut u64,
+) -> Result<(), BundleError> {
     for entry in std::fs::read_dir(dir).map_err(read_err(dir))? {
         let entry = entry.map_err(read_err(dir))?;
         let path = entry.path();
         let kind = entry.file_type().map_err(read_err(&path))?;
         if kind.is_dir() {
             if entry.file_name() != "node_modules" {
-                collect_dir(root, &path, out)?;
+                collect_dir(root, &path, out, total)?;
             }
         } else if kind.is_file() {
-            let contents = std::fs::read(&path).map_err(read_err(&path))?;
+            let limit = |rule: String| BundleError::Limit {
+                path: path.clone(),
+                rule,
+            };
+            if out.len() == MAX_BUNDLE_FILES {
+                return Err(limit(format!(
+                    "is one file too many: a bundle may hold at most {MAX_BUNDLE_FILES} files"
+                )));
+            }
+            let contents = read_bounded(&path)?;
+            if contents.len() as u64 > MAX_BUNDLE_FILE_BYTES {
+                return Err(limit(format!(
+                    "is more than {MAX_BUNDLE_FILE_BYTES} bytes (1 MiB), the limit for one bundle file"
+                )));
+            }
+            *total += contents.len() as u64;
+            if *total > MAX_BUNDLE_BYTES {
+                return Err(limit(format!(
+                    "takes the bundle past {MAX_BUNDLE_BYTES} bytes (16 MiB), the limit for a whole bundle"
+                )));
+            }
             let rel = path.strip_prefix(root).expect("walked from root");
             out.push(BundleFile {
                 path: rel.to_string_lossy().into_owned(),
@@ -157,9 +195,53 @@ fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<BundleFile>) -> Result<(),
     Ok(())
 }
 
+/// A file's bytes, reading at most one byte past [`MAX_BUNDLE_FILE_BYTES`].
+fn read_bounded(path: &Path) -> Result<Vec<u8>, BundleError> {
+    let file = std::fs::File::open(path).map_err(read_err(path))?;
+    let mut contents = Vec::new();
+    file.take(MAX_BUNDLE_FILE_BYTES + 1)
+        .read_to_end(&mut contents)
+        .map_err(read_err(path))?;
+    Ok(contents)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bundle_dir_with(extra: &str, bytes: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("package.json"), r#"{"version": "1.0.0"}"#).unwrap();
+        std::fs::write(dir.path().join(extra), vec![b'x'; bytes]).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_bundle_file_over_1_mib_is_refused_naming_it() {
+        let at_limit = bundle_dir_with("big.txt", MAX_BUNDLE_FILE_BYTES as usize);
+        assert!(Bundle::from_dir(at_limit.path()).is_ok());
+        let over = bundle_dir_with("big.txt", MAX_BUNDLE_FILE_BYTES as usize + 1);
+        let err = Bundle::from_dir(over.path()).unwrap_err().to_string();
+        let wanted = format!(
+            "bundle file {}: is more than 1048576 bytes (1 MiB), the limit for one bundle file",
+            over.path().join("big.txt").display()
+        );
+        assert!(err.starts_with(&wanted), "{err}");
+    }
+
+    #[test]
+    fn a_bundle_over_16_mib_in_all_is_refused() {
+        let dir = bundle_dir_with("a", 0);
+        for index in 0..17 {
+            let file = dir.path().join(format!("part-{index}"));
+            std::fs::write(file, vec![b'x'; MAX_BUNDLE_FILE_BYTES as usize]).unwrap();
+        }
+        let err = Bundle::from_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("past 16777216 bytes (16 MiB), the limit for a whole bundle"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn embedded_bundle_has_profiles_and_version() {

@@ -2,6 +2,7 @@
 //! derive) and dispatch to the library. Output formatting lives in
 //! [`crate::report`]; this module only wires flags to options.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ use crate::install::{self, InstallOptions};
 use crate::layout::Layout;
 use crate::profile::{self, Profile};
 use crate::systemd::{ServiceManager, SystemctlUser};
-use crate::{render, report};
+use crate::{output, render, report};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -120,13 +121,11 @@ pub struct RenderArgs {
 }
 
 /// Parse the process arguments and run; the binary's whole `main`.
+///
+/// SIGPIPE stays ignored (Rust's default): a closed stdout is a write error
+/// the printers return, so an install that already committed still exits
+/// with its own result instead of dying of the signal.
 pub fn main() -> ExitCode {
-    // Like every Unix filter: a closed pipe (`| head`) ends us quietly
-    // instead of panicking in println!.
-    // SAFETY: called before any thread starts; SIG_DFL is always valid.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
     let json = cli.global.json;
     match run(cli) {
@@ -138,17 +137,28 @@ pub fn main() -> ExitCode {
                 .or_else(|| err.downcast_ref::<profile::ProfileError>().map(|_| 2))
                 .or_else(|| err.downcast_ref::<crate::layout::LayoutError>().map(|_| 2))
                 .unwrap_or(1);
-            eprintln!("mosaic-install: error: {err:#}");
+            output::to_stderr(format_args!("mosaic-install: error: {err:#}"));
             if json {
-                // Orchestrators read stdout: give them the failure there too.
-                report::print_json(&serde_json::json!({
+                // Orchestrators read stdout: give them the failure there too
+                // (it is on stderr already should stdout not take it).
+                let failure = serde_json::json!({
                     "error": format!("{err:#}"),
                     "exit_code": code,
-                }));
+                });
+                let _ = output::to_stdout(|out| report::print_json(out, &failure));
             }
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// Print a report to stdout and return `code`, the command's own result,
+/// whether or not stdout took the report (a lost one is said on stderr).
+fn show(code: ExitCode, print: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> ExitCode {
+    if let Err(cause) = output::to_stdout(print) {
+        output::report_lost("mosaic-install", &cause);
+    }
+    code
 }
 
 fn layout(global: &GlobalArgs) -> anyhow::Result<Layout> {
@@ -183,18 +193,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Install(args)) => run_install(&global, args),
         Some(Command::Status) => {
             let report = crate::status::status(&layout(&global)?)?;
-            report::print_status(&report, global.json);
-            Ok(if report.drift() {
+            let code = if report.drift() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
-            })
+            };
+            Ok(show(code, |out| {
+                report::print_status(out, &report, global.json)
+            }))
         }
         Some(Command::Uninstall(args)) => run_uninstall(&global, &args),
         Some(Command::Rollback) => {
             let report = crate::rollback::rollback(&layout(&global)?)?;
-            report::print_rollback(&report, global.json);
-            Ok(ExitCode::SUCCESS)
+            Ok(show(ExitCode::SUCCESS, |out| {
+                report::print_rollback(out, &report, global.json)
+            }))
         }
         Some(Command::Profiles) => {
             let bundle = Bundle::embedded();
@@ -207,8 +220,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     (name, description)
                 })
                 .collect();
-            report::print_profiles(&rows, install::DEFAULT_PROFILE, global.json);
-            Ok(ExitCode::SUCCESS)
+            Ok(show(ExitCode::SUCCESS, |out| {
+                report::print_profiles(out, &rows, install::DEFAULT_PROFILE, global.json)
+            }))
         }
         Some(Command::Render(args)) => {
             let bundle = bundle(args.bundle.as_ref())?;
@@ -218,15 +232,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report::write_rendered(&tree, &args.out).with_context(|| {
                 format!("writing the rendered tree into {}", args.out.display())
             })?;
-            if !global.json {
-                println!(
+            if global.json {
+                return Ok(ExitCode::SUCCESS);
+            }
+            Ok(show(ExitCode::SUCCESS, |out| {
+                writeln!(
+                    out,
                     "rendered {} files for profile {} into {}",
                     tree.files.len(),
                     profile.name,
                     args.out.display()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+                )
+            }))
         }
     }
 }
@@ -258,22 +275,26 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
     }
     report::print_recovered(&report.recovered);
     if let Some(unfinished) = &report.unfinished {
-        eprintln!("mosaic-install: warning: the install is committed, but {unfinished}; the next command finishes it");
-    }
-    if global.json {
-        report::print_json(&report);
-    } else {
-        report::print_install(&report, &opts.layout);
+        crate::output::to_stderr(format_args!(
+            "mosaic-install: warning: the install is committed, but {unfinished}; the next command finishes it"
+        ));
     }
     let failed = report
         .systemd
         .as_ref()
         .is_some_and(|s| s.outcome == activate::Outcome::RolloutFailed);
-    Ok(if failed {
+    let code = if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
+    };
+    Ok(show(code, |out| {
+        if global.json {
+            report::print_json(out, &report)
+        } else {
+            report::print_install(out, &report, &opts.layout)
+        }
+    }))
 }
 
 /// Stop and disable the fleet's units while their files still exist
@@ -311,8 +332,9 @@ fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<Ex
             .context("the files are removed, but systemctl --user daemon-reload failed")?;
     }
     report.systemd = down;
-    report::print_uninstall(&report, global.json);
-    Ok(ExitCode::SUCCESS)
+    Ok(show(ExitCode::SUCCESS, |out| {
+        report::print_uninstall(out, &report, global.json)
+    }))
 }
 
 /// Why systemctl must not run for this --home: the user manager only reads

@@ -8,7 +8,7 @@
 mod args;
 mod print;
 
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +20,7 @@ pub use args::{AddArgs, AgentVerb, Command, FleetVerb, SendArgs, UnitArgs, WaitA
 
 use crate::cli::GlobalArgs;
 use crate::layout::Layout;
+use crate::output;
 use crate::systemd::SystemctlUser;
 use crate::transport::tmux::TmuxTransport;
 use crate::transport::SubmitOptions;
@@ -43,18 +44,24 @@ pub struct Cli {
 }
 
 /// Parse the process arguments and run; the binary's whole `main`.
+/// SIGPIPE stays ignored, as in `mosaic-install` (see [`crate::output`]).
 pub fn main() -> ExitCode {
-    // SAFETY: called before any thread starts; SIG_DFL is always valid.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     match run(Cli::parse()) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("mosaic-fleet: error: {err}");
+            output::to_stderr(format_args!("mosaic-fleet: error: {err}"));
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// Print a report to stdout and return `code`, the command's own result,
+/// whether or not stdout took the report (a lost one is said on stderr).
+fn show(code: u8, print: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> u8 {
+    if let Err(cause) = output::to_stdout(print) {
+        output::report_lost("mosaic-fleet", &cause);
+    }
+    code
 }
 
 fn layout(global: &GlobalArgs) -> Result<Layout, FleetError> {
@@ -95,8 +102,9 @@ pub fn run(cli: Cli) -> Result<u8, FleetError> {
     crate::report::print_recovered(&crate::statedir::recover_if_pending(&layout)?);
     if let Command::Fleet(FleetVerb::Init { profile, force }) = &cli.command {
         let report = membership::init(&layout, profile, *force)?;
-        print::membership("init", &report, global.json);
-        return Ok(0);
+        return Ok(show(0, |out| {
+            print::membership(out, "init", &report, global.json)
+        }));
     }
     let roster = InstalledRoster::load(&layout)?;
     let transport = transport(&roster);
@@ -119,31 +127,35 @@ fn run_fleet(fleet: &Fleet<'_>, verb: FleetVerb, json: bool) -> Result<u8, Fleet
         FleetVerb::Start { canary, wave, wait } => {
             let timeout = Duration::from_secs(wait.timeout);
             let report = fleet::start(fleet, canary, wave as usize, timeout)?;
-            print::rollout(&report, json);
-            Ok(if report.ok { 0 } else { 1 })
+            let code = if report.ok { 0 } else { 1 };
+            Ok(show(code, |out| print::rollout(out, &report, json)))
         }
         FleetVerb::Stop => {
             let report = fleet::stop(fleet)?;
-            print::stop(&report, json);
-            Ok(if report.sessions_left.is_empty() {
+            let code = if report.sessions_left.is_empty() {
                 0
             } else {
                 1
-            })
+            };
+            Ok(show(code, |out| print::stop(out, &report, json)))
         }
         FleetVerb::Verify => {
             let report = fleet::verify(fleet)?;
-            print::verify(&report, json);
-            Ok(if report.ok { 0 } else { 1 })
+            let code = if report.ok { 0 } else { 1 };
+            Ok(show(code, |out| print::verify(out, &report, json)))
         }
         FleetVerb::Status { watch: false } => {
             let report = fleet::status(fleet, None)?;
-            print::status(&report, json);
-            Ok(if report.healthy() { 0 } else { 1 })
+            let code = if report.healthy() { 0 } else { 1 };
+            Ok(show(code, |out| print::status(out, &report, json)))
         }
         FleetVerb::Status { watch: true } => loop {
             let report = fleet::status(fleet, None)?;
-            print::status_frame(&report, json);
+            // Nobody is watching once stdout is gone: stop with the last state.
+            if let Err(cause) = output::to_stdout(|out| print::status_frame(out, &report, json)) {
+                output::report_lost("mosaic-fleet", &cause);
+                return Ok(if report.healthy() { 0 } else { 1 });
+            }
             std::thread::sleep(Duration::from_secs(2));
         },
     }
@@ -153,18 +165,17 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
     let unit = |args: UnitArgs, action| {
         let timeout = Duration::from_secs(args.wait.timeout);
         let report = agent::unit_action(fleet, &args.name, action, timeout)?;
-        print::unit_action(&report, json);
-        Ok(if report.ok { 0 } else { 1 })
+        let code = if report.ok { 0 } else { 1 };
+        Ok(show(code, |out| print::unit_action(out, &report, json)))
     };
     match verb {
-        AgentVerb::Roster => {
-            print::roster(agent::roster(fleet), json);
-            Ok(0)
-        }
+        AgentVerb::Roster => Ok(show(0, |out| {
+            print::roster(out, agent::roster(fleet), json)
+        })),
         AgentVerb::Status { name } => {
             let report = fleet::status(fleet, name.as_deref())?;
-            print::status(&report, json);
-            Ok(if report.healthy() { 0 } else { 1 })
+            let code = if report.healthy() { 0 } else { 1 };
+            Ok(show(code, |out| print::status(out, &report, json)))
         }
         AgentVerb::Start(args) => unit(args, UnitAction::Start),
         AgentVerb::Stop(args) => unit(args, UnitAction::Stop),
@@ -179,24 +190,23 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
                 command: args.command,
             };
             let report = membership::add(fleet, &new)?;
-            print::membership("add", &report, json);
-            Ok(0)
+            Ok(show(0, |out| print::membership(out, "add", &report, json)))
         }
         AgentVerb::Remove { name, purge } => {
             let report = membership::remove(fleet, &name, purge)?;
-            print::membership("remove", &report, json);
-            Ok(0)
+            Ok(show(0, |out| {
+                print::membership(out, "remove", &report, json)
+            }))
         }
         AgentVerb::Send(args) => run_send(fleet, args, json),
         AgentVerb::Reset { name, new, wait } => {
             let report = agent::reset(fleet, &name, new, Duration::from_secs(wait.timeout))?;
-            print::reset(&report, json);
-            Ok(exit_for(report.outcome))
+            let code = exit_for(report.outcome);
+            Ok(show(code, |out| print::reset(out, &report, json)))
         }
         AgentVerb::Tail { name, lines } => {
             let text = agent::tail(fleet, &name, lines)?;
-            print::tail(&name, &text, json);
-            Ok(0)
+            Ok(show(0, |out| print::tail(out, &name, &text, json)))
         }
         AgentVerb::Attach { name, read_only } => {
             let argv = agent::attach(fleet, &name, read_only)?;
@@ -243,8 +253,10 @@ fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetEr
         },
     };
     let report = send::send(fleet, &request)?;
-    print::send(&report, args.verify, json);
-    Ok(report.exit_code())
+    let code = report.exit_code();
+    Ok(show(code, |out| {
+        print::send(out, &report, args.verify, json)
+    }))
 }
 
 fn read_stdin() -> Result<String, FleetError> {

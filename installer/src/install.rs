@@ -15,7 +15,7 @@ use crate::layout::Layout;
 use crate::legacy::{self, KnownHashes, LegacyInstall};
 use crate::lock::InstallLock;
 use crate::plan::{self, Action, Plan, PlanInput, Snapshot};
-use crate::profile::{Profile, ProfileError};
+use crate::profile::{Profile, ProfileError, ProfileLabel};
 use crate::receipt::{
     mode_string, sha256_hex, FileRecord, ProfileRecord, Receipt, ReceiptError, TOOL,
 };
@@ -278,8 +278,14 @@ fn choose_roster(
     let path = opts.layout.target(Path::new(ROSTER_PATH));
     let text = read_roster(&path)?;
     let origin = path.display().to_string();
-    let installed_name = receipt.map_or("installed", |r| r.profile.name.as_str());
-    let parse_installed = |text: &str| Profile::parse(installed_name, &origin, text);
+    // An older receipt may hold a label no fresh name could: cleaned.
+    let label = |fallback: &str| {
+        receipt.map_or(fallback.to_owned(), |r| {
+            ProfileLabel::cleaned(&r.profile.name).to_string()
+        })
+    };
+    let installed_name = label("installed");
+    let parse_installed = |text: &str| Profile::parse(&installed_name, &origin, text);
     match &opts.roster {
         RosterSource::Installed => {
             let effective = match &text {
@@ -323,8 +329,7 @@ fn choose_roster(
         RosterSource::Edit(edit) => {
             let installed = text.as_deref().map(parse_installed).transpose()?;
             let edited = (edit.edit)(installed.as_ref())?;
-            let name = receipt.map_or("edited", |r| r.profile.name.as_str());
-            let effective = Profile::parse(name, &origin, &edited)?;
+            let effective = Profile::parse(&label("edited"), &origin, &edited)?;
             let mut replace: BTreeSet<PathBuf> = edit.also_replace.iter().cloned().collect();
             replace.insert(PathBuf::from(ROSTER_PATH));
             Ok(RosterChoice {
@@ -396,7 +401,7 @@ fn plan_and_apply(
         })
         .unwrap_or_default();
     let profile_record = ProfileRecord {
-        name: profile.name.clone(),
+        name: profile.name.to_string(),
         origin: profile.origin.clone(),
         sha256: sha256_hex(profile.text.as_bytes()),
     };

@@ -17,6 +17,7 @@ pub mod install;
 pub mod layout;
 pub mod legacy;
 pub mod lock;
+pub mod output;
 pub mod plan;
 pub mod profile;
 pub mod receipt;

@@ -8,12 +8,16 @@
 //! and every value safe to write into an env file. All violations are
 //! reported together, each with file, line, field, rule and fix.
 
+mod label;
 mod locate;
+mod tags;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
+pub use label::ProfileLabel;
 pub use validate::{name_problem, socket_problem, Violation};
 
 use serde::Deserialize;
@@ -29,6 +33,12 @@ pub const DEFAULT_HOLDER_SESSION: &str = "_holder";
 /// Working directory used when neither the agent nor the defaults name one.
 pub const DEFAULT_WORKDIR: &str = "~/src";
 const MAX_NAME_LEN: usize = 64;
+/// A roster file larger than this is refused before it is parsed (1 MiB).
+pub const MAX_ROSTER_BYTES: usize = 1 << 20;
+/// Longest value one roster field may hold (4 KiB).
+pub const MAX_FIELD_BYTES: usize = 4 << 10;
+/// The UTF-8 byte-order mark some editors write at the start of a file.
+const BOM: char = '\u{feff}';
 
 /// The roster exactly as the YAML says (after alias folding).
 #[derive(Debug, Clone, Deserialize)]
@@ -122,7 +132,7 @@ impl Agent {
 #[derive(Debug, Clone)]
 pub struct Profile {
     /// Embedded profile name, or the file stem of a roster file.
-    pub name: String,
+    pub name: ProfileLabel,
     /// Where the text came from, for error messages and the receipt.
     pub origin: String,
     pub text: String,
@@ -137,15 +147,7 @@ impl Profile {
             spec.contains('/') || spec.ends_with(".yaml") || spec.ends_with(".yml");
         if looks_like_path {
             let path = PathBuf::from(spec);
-            let text = std::fs::read(&path)
-                .map_err(|cause| ProfileError::Read {
-                    path: path.clone(),
-                    cause,
-                })
-                .and_then(|bytes| {
-                    String::from_utf8(bytes)
-                        .map_err(|_| ProfileError::NotUtf8 { path: path.clone() })
-                })?;
+            let text = read_roster(&path)?;
             let name = path
                 .file_stem()
                 .map(|stem| stem.to_string_lossy().into_owned())
@@ -161,9 +163,30 @@ impl Profile {
         }
     }
 
-    /// Parse and validate roster text.
+    /// Parse and validate roster text. A leading byte-order mark is read
+    /// past (and kept in `text`, which is installed byte for byte).
     pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileError> {
-        let roster: Roster = serde_yaml_ng::from_str(text).map_err(|err| {
+        let name = ProfileLabel::checked(name).map_err(|why| ProfileError::Label {
+            origin: origin.to_owned(),
+            name: name.to_owned(),
+            why,
+        })?;
+        if text.len() > MAX_ROSTER_BYTES {
+            return Err(ProfileError::TooLarge {
+                origin: origin.to_owned(),
+                size: text.len() as u64,
+            });
+        }
+        let body = text.strip_prefix(BOM).unwrap_or(text);
+        if let Some(found) = tags::first_tag(body) {
+            return Err(ProfileError::Tag {
+                origin: origin.to_owned(),
+                line: found.line,
+                column: found.column,
+                tag: tags::as_written(&found.tag),
+            });
+        }
+        let roster: Roster = serde_yaml_ng::from_str(body).map_err(|err| {
             let (line, column) = err
                 .location()
                 .map(|loc| (loc.line(), loc.column()))
@@ -175,7 +198,7 @@ impl Profile {
                 message: err.to_string(),
             }
         })?;
-        let violations = validate::validate(&roster, text);
+        let violations = validate::validate(&roster, body);
         if !violations.is_empty() {
             return Err(ProfileError::Invalid {
                 origin: origin.to_owned(),
@@ -183,12 +206,36 @@ impl Profile {
             });
         }
         Ok(Profile {
-            name: name.to_owned(),
+            name,
             origin: origin.to_owned(),
             text: text.to_owned(),
             roster,
         })
     }
+}
+
+/// Read a roster file, refusing one over [`MAX_ROSTER_BYTES`] without
+/// reading more than that.
+pub fn read_roster(path: &Path) -> Result<String, ProfileError> {
+    let read_error = |cause| ProfileError::Read {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let on_disk = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::new();
+    file.take(MAX_ROSTER_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > MAX_ROSTER_BYTES {
+        return Err(ProfileError::TooLarge {
+            origin: path.display().to_string(),
+            size: on_disk.max(bytes.len() as u64),
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| ProfileError::NotUtf8 {
+        path: path.to_path_buf(),
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +249,21 @@ pub enum ProfileError {
     },
     #[error("profile {} is not UTF-8 text; save it as UTF-8 YAML", path.display())]
     NotUtf8 { path: PathBuf },
+    #[error("{origin:?}: the profile name {name:?} contains {why}; a roster's file name (without .yaml) is the profile's label, written into the units' header comment\n    fix: rename the file to plain text, such as fleet.yaml, and pass that")]
+    Label {
+        origin: String,
+        name: String,
+        why: String,
+    },
+    #[error("{origin} is {size} bytes; a roster may be at most {MAX_ROSTER_BYTES} bytes (1 MiB)\n    fix: a roster lists agents and takes a few kilobytes: check that this is the right file")]
+    TooLarge { origin: String, size: u64 },
+    #[error("{origin}:{line}:{column}: the YAML tag `{tag}` is not allowed: a roster is plain data, and the loader would silently drop the tag\n    fix: remove the tag and write the value itself (quote a value that starts with `!`)")]
+    Tag {
+        origin: String,
+        line: usize,
+        column: usize,
+        tag: String,
+    },
     #[error("{origin}:{line}:{column}: not a valid roster: {message}\n    fix: correct the YAML at that position (see fleet/roster.schema.json for the allowed keys)")]
     Syntax {
         origin: String,
@@ -316,6 +378,99 @@ mod tests {
                 "agents[1].name",
                 "agents[1].runtime"
             ]
+        );
+    }
+
+    #[test]
+    fn default_and_empty_sockets_are_refused_with_why() {
+        let holder = BASE.replace("agents:", "tmux:\n  socket_name: default\nagents:");
+        let err = parse(&holder).unwrap_err().to_string();
+        assert!(
+            err.contains("line 4: tmux.socket_name: is `default`"),
+            "{err}"
+        );
+        assert!(err.contains("tmux -L default kill-server"), "{err}");
+        let agent = format!("{BASE}    socket: default\n");
+        let err = parse(&agent).unwrap_err().to_string();
+        assert!(err.contains("agents[0].socket: is `default`"), "{err}");
+        let empty = BASE.replace("agents:", "tmux:\n  socket_name: ''\nagents:");
+        let err = parse(&empty).unwrap_err().to_string();
+        assert!(err.contains("tmux.socket_name: is empty"), "{err}");
+        for fine in ["Default", "default2", "mosaic-default"] {
+            let text = BASE.replace("agents:", &format!("tmux:\n  socket_name: {fine}\nagents:"));
+            assert!(parse(&text).is_ok(), "{fine} was refused");
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_read_past_and_kept() {
+        let text = format!("\u{feff}{BASE}");
+        let profile = parse(&text).unwrap();
+        assert_eq!(profile.roster.agents[0].name, "a1");
+        assert_eq!(profile.text, text, "the installed roster keeps its bytes");
+        let bad = format!("\u{feff}{}", BASE.replace("a1", "a.b"));
+        assert!(parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("line 4: agents[0].name"));
+    }
+
+    #[test]
+    fn yaml_tags_are_refused_at_their_position() {
+        let text = format!("{BASE}    command: !include cmd.txt\n");
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProfileError::Tag {
+                    line: 6,
+                    column: 14,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with("t.yaml:6:14: the YAML tag `!include` is not allowed"),
+            "{message}"
+        );
+        let binary = format!("{BASE}    model_hint: !!binary aGk=\n");
+        assert!(parse(&binary)
+            .unwrap_err()
+            .to_string()
+            .contains("`!!binary`"));
+    }
+
+    #[test]
+    fn a_field_over_4_kib_is_refused_with_its_size_and_the_limit() {
+        let at_limit = format!("{BASE}    command: {}\n", "x".repeat(MAX_FIELD_BYTES));
+        assert!(parse(&at_limit).is_ok());
+        let over = format!("{BASE}    command: {}\n", "x".repeat(MAX_FIELD_BYTES + 1));
+        let err = parse(&over).unwrap_err().to_string();
+        assert!(
+            err.contains("line 6: agents[0].command: is 4097 bytes long; a roster field may be at most 4096 bytes (4 KiB)"),
+            "{err}"
+        );
+        let runtime = BASE.replace("claude", &"r".repeat(MAX_FIELD_BYTES * 2));
+        let err = parse(&runtime).unwrap_err().to_string();
+        assert!(
+            err.len() < 1000,
+            "the message quotes a long value whole: {} bytes",
+            err.len()
+        );
+    }
+
+    #[test]
+    fn roster_text_over_1_mib_is_refused_before_parsing() {
+        let text = format!("{BASE}# {}\n", "x".repeat(MAX_ROSTER_BYTES));
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "t.yaml is {} bytes; a roster may be at most 1048576 bytes (1 MiB)",
+                text.len()
+            )),
+            "{err}"
         );
     }
 

@@ -4,12 +4,18 @@
 //! minijinja runs in strict-undefined mode, so a missing variable is an error
 //! and never an empty string. Only `.j2` files are templates; everything else
 //! is copied byte for byte. Values that land in env files go through the
-//! `env_quote` filter ([`crate::envfile::quote`]).
+//! `env_quote` filter ([`crate::envfile::quote`]). Every render is bounded
+//! in time and memory ([`limits`]).
+
+mod limits;
 
 use std::path::PathBuf;
 
-use minijinja::{context, Environment, UndefinedBehavior};
+use minijinja::{context, Environment, ErrorKind, UndefinedBehavior};
 use serde::Serialize;
+
+use limits::{CappedOutput, FilterBudget};
+pub use limits::{MAX_RENDERED_FILE, MAX_RENDERED_TOTAL, TEMPLATE_FUEL};
 
 use crate::bundle::{Bundle, AGENT_ENV_TEMPLATE, TEMPLATE_SUFFIX};
 use crate::profile::{Profile, DEFAULT_WORKDIR};
@@ -102,6 +108,75 @@ impl AgentSettings {
     }
 }
 
+/// Renders the templates of one bundle within the limits of [`limits`]:
+/// fuel and output are spent across all its templates.
+struct Renderer<'b> {
+    env: Environment<'b>,
+    origin: &'b str,
+    fuel_left: u64,
+    output_left: usize,
+}
+
+impl<'b> Renderer<'b> {
+    fn new(origin: &'b str) -> Renderer<'b> {
+        Renderer {
+            env: environment(),
+            origin,
+            fuel_left: TEMPLATE_FUEL,
+            output_left: MAX_RENDERED_TOTAL,
+        }
+    }
+
+    fn render(
+        &mut self,
+        name: &str,
+        source: &'b [u8],
+        ctx: &minijinja::Value,
+    ) -> Result<String, RenderError> {
+        let fail = |line: Option<usize>, message: String| RenderError {
+            origin: self.origin.to_owned(),
+            template: name.to_owned(),
+            line,
+            message,
+        };
+        let source =
+            std::str::from_utf8(source).map_err(|_| fail(None, "template is not UTF-8".into()))?;
+        if let Some((line, why)) = limits::refused_syntax(source) {
+            return Err(fail(line, why));
+        }
+        self.env.set_fuel(Some(self.fuel_left));
+        let template = self
+            .env
+            .template_from_str(source)
+            .map_err(|err| fail(err.line(), err.to_string()))?;
+        if let Some((line, why)) = limits::refused_construct(&template) {
+            return Err(fail(line, why));
+        }
+        let limit = MAX_RENDERED_FILE.min(self.output_left);
+        let mut out = CappedOutput::new(limit);
+        let rendered = template.render_captured_to(ctx, &mut out);
+        let consumed = match &rendered {
+            Ok(captured) => captured.state().fuel_levels().map_or(0, |(used, _)| used),
+            Err(_) => self.fuel_left,
+        };
+        self.fuel_left = self.fuel_left.saturating_sub(consumed);
+        if let Err(err) = rendered {
+            let message = if out.overflowed && limit == MAX_RENDERED_FILE {
+                format!("renders to more than {MAX_RENDERED_FILE} bytes (1 MiB), the limit for one rendered file")
+            } else if out.overflowed {
+                format!("the rendered files pass {MAX_RENDERED_TOTAL} bytes (64 MiB) in all, the limit for one render")
+            } else if err.kind() == ErrorKind::OutOfFuel {
+                format!("the bundle's templates ran out of fuel: they may run {TEMPLATE_FUEL} template instructions in all, and this one loops past that")
+            } else {
+                err.to_string()
+            };
+            return Err(fail(err.line(), message));
+        }
+        self.output_left -= out.bytes.len();
+        String::from_utf8(out.bytes).map_err(|_| fail(None, "rendered text is not UTF-8".into()))
+    }
+}
+
 /// Render the bundle for a profile. `mosaic_dir` is how units name the
 /// Mosaic tree (see [`crate::layout::Layout::unit_mosaic_dir`]).
 pub fn render(
@@ -109,7 +184,7 @@ pub fn render(
     profile: &Profile,
     mosaic_dir: &str,
 ) -> Result<RenderedTree, RenderError> {
-    let env = environment();
+    let mut renderer = Renderer::new(&bundle.origin);
     let roster = &profile.roster;
     let agents = AgentSettings::of(profile);
     let globals = context! {
@@ -120,22 +195,6 @@ pub fn render(
         mosaic_dir => mosaic_dir,
         agents => &agents,
     };
-    let render_one = |name: &str, source: &[u8], ctx: &minijinja::Value| {
-        let fail = |err: minijinja::Error| RenderError {
-            origin: bundle.origin.clone(),
-            template: name.to_owned(),
-            line: err.line(),
-            message: err.to_string(),
-        };
-        let source = std::str::from_utf8(source).map_err(|_| RenderError {
-            origin: bundle.origin.clone(),
-            template: name.to_owned(),
-            line: None,
-            message: "template is not UTF-8".into(),
-        })?;
-        env.render_str(source, ctx).map_err(fail)
-    };
-
     let mut files = Vec::new();
     for file in bundle.files() {
         if file.path == AGENT_ENV_TEMPLATE {
@@ -147,7 +206,9 @@ pub fn render(
         let (target, contents) = match target.strip_suffix(TEMPLATE_SUFFIX) {
             Some(plain) => (
                 plain.to_owned(),
-                render_one(&file.path, &file.contents, &globals)?.into_bytes(),
+                renderer
+                    .render(&file.path, &file.contents, &globals)?
+                    .into_bytes(),
             ),
             None => (target, file.contents.clone()),
         };
@@ -178,7 +239,7 @@ pub fn render(
     })?;
     for agent in &agents {
         let ctx = context! { agent => agent, ..globals.clone() };
-        let contents = render_one(AGENT_ENV_TEMPLATE, &env_template.contents, &ctx)?;
+        let contents = renderer.render(AGENT_ENV_TEMPLATE, &env_template.contents, &ctx)?;
         files.push(RenderedFile {
             path: agent_env_path(&agent.name),
             contents: contents.into_bytes(),
@@ -206,12 +267,20 @@ fn install_path(bundle_path: &str) -> Option<String> {
         .then(|| bundle_path.to_owned())
 }
 
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
+/// No built-in filters, tests or functions: only what the bundle needs,
+/// each spending from the render's filter budget.
+fn environment<'b>() -> Environment<'b> {
+    let mut env = Environment::empty();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
-    env.add_filter("env_quote", |value: String| crate::envfile::quote(&value));
-    env.add_filter("shell_quote", |value: String| shell_quote(&value));
+    let budget = FilterBudget::new();
+    let spend = budget.clone();
+    env.add_filter("env_quote", move |value: String| {
+        spend.apply(&value, crate::envfile::quote)
+    });
+    env.add_filter("shell_quote", move |value: String| {
+        budget.apply(&value, shell_quote)
+    });
     env
 }
 
@@ -245,6 +314,74 @@ mod tests {
         let env = environment();
         let err = env.render_str("x={{ nope }}", context! {}).unwrap_err();
         assert_eq!(err.kind(), minijinja::ErrorKind::UndefinedError);
+    }
+
+    fn render_one(renderer: &mut Renderer<'_>, source: &'static str) -> Result<String, String> {
+        let ctx = minijinja::Value::from_serialize(context! {
+            kib => "k".repeat(1024),
+            quotes => "'".repeat(1000),
+        });
+        renderer
+            .render("hostile.j2", source.as_bytes(), &ctx)
+            .map_err(|err| err.to_string())
+    }
+
+    /// Ten loops over ten characters, nested: 10^10 iterations.
+    const LOOPS: &str = "{% set s = '0123456789' %}\
+        {% for a in s %}{% for b in s %}{% for c in s %}{% for d in s %}{% for e in s %}\
+        {% for f in s %}{% for g in s %}{% for h in s %}{% for i in s %}{% for j in s %}";
+    const ENDS: &str = "{% endfor %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}\
+        {% endfor %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}";
+
+    #[test]
+    fn an_expansion_stops_at_the_rendered_file_limit() {
+        let source: &'static str = format!("{LOOPS}{{{{ kib }}}}{ENDS}").leak();
+        let err = render_one(&mut Renderer::new("test"), source).unwrap_err();
+        assert!(
+            err.contains(
+                "renders to more than 1048576 bytes (1 MiB), the limit for one rendered file"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn loops_that_write_nothing_run_out_of_fuel() {
+        let source: &'static str = format!("{LOOPS}{ENDS}").leak();
+        let err = render_one(&mut Renderer::new("test"), source).unwrap_err();
+        assert!(err.contains("ran out of fuel"), "{err}");
+        assert!(
+            err.contains("10000000 template instructions in all"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn fuel_and_output_are_spent_across_the_templates_of_a_render() {
+        let mut renderer = Renderer::new("test");
+        // 1023 KiB each: under the per-file limit, over the total by the 65th.
+        let almost_1_mib = "{% for a in '0123456789abcdef' %}{% for b in '0123456789abcdef' %}\
+            {% for c in '0123' %}{{ kib }}{% endfor %}{% endfor %}{% endfor %}";
+        for _ in 0..64 {
+            render_one(&mut renderer, almost_1_mib).unwrap();
+        }
+        let err = render_one(&mut renderer, almost_1_mib).unwrap_err();
+        assert!(
+            err.contains("the rendered files pass 67108864 bytes (64 MiB) in all"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn chained_filters_stop_at_the_filter_input_limit() {
+        // Each shell_quote makes 1000 quotes four times as long: 4^6 KB.
+        let source = "{{ quotes|shell_quote|shell_quote|shell_quote|shell_quote|shell_quote\
+            |shell_quote|shell_quote|shell_quote|shell_quote|shell_quote|shell_quote }}";
+        let err = render_one(&mut Renderer::new("test"), source).unwrap_err();
+        assert!(
+            err.contains("a filtered value may be at most 1048576 bytes (1 MiB)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Output: what the commands print for operators (text) and for tools
 //! (`--json`). Nothing here decides anything; it only shows a report.
+//! Every printer writes to the `Write` it is given and returns its error
+//! (see [`crate::output`] for why that is never a panic).
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -12,14 +14,17 @@ use crate::layout::Layout;
 use crate::plan::Action;
 use crate::render::RenderedTree;
 
-pub fn print_json<T: serde::Serialize>(value: &T) {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let _ = serde_json::to_writer_pretty(&mut out, value);
-    let _ = writeln!(out);
+pub fn print_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
 }
 
-pub fn print_profiles(rows: &[(String, String)], default: &str, json: bool) {
+pub fn print_profiles(
+    out: &mut dyn Write,
+    rows: &[(String, String)],
+    default: &str,
+    json: bool,
+) -> io::Result<()> {
     if json {
         let list: Vec<_> = rows
             .iter()
@@ -27,18 +32,18 @@ pub fn print_profiles(rows: &[(String, String)], default: &str, json: bool) {
                 serde_json::json!({"name": name, "description": description, "default": name == default})
             })
             .collect();
-        print_json(&list);
-        return;
+        return print_json(out, &list);
     }
     let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, description) in rows {
         let mark = if name == default { " (default)" } else { "" };
-        println!("{name:<width$}  {description}{mark}");
+        writeln!(out, "{name:<width$}  {description}{mark}")?;
     }
+    Ok(())
 }
 
 /// Write a rendered tree under `out`, with the modes it would be installed with.
-pub fn write_rendered(tree: &RenderedTree, out: &Path) -> std::io::Result<()> {
+pub fn write_rendered(tree: &RenderedTree, out: &Path) -> io::Result<()> {
     for file in &tree.files {
         let path = out.join(&file.path);
         if let Some(parent) = path.parent() {
@@ -63,37 +68,44 @@ fn label(action: Action) -> &'static str {
     }
 }
 
-pub fn print_install(report: &InstallReport, layout: &Layout) {
+pub fn print_install(
+    out: &mut dyn Write,
+    report: &InstallReport,
+    layout: &Layout,
+) -> io::Result<()> {
     let verb = if report.dry_run {
         "would install"
     } else {
         "installing"
     };
-    println!(
+    writeln!(
+        out,
         "mosaic-install {}: {verb} profile {} ({}) into {}",
         env!("CARGO_PKG_VERSION"),
         report.profile.name,
         report.profile.origin,
         layout.config.display()
-    );
+    )?;
     if let Some(legacy) = &report.legacy {
-        println!(
+        writeln!(
+            out,
             "found an existing Mosaic tree at {} ({}, {} files): every existing file is kept as yours unless it is a known pristine shipped copy",
             legacy.mosaic_dir.display(),
             legacy.version_label(),
             legacy.files
-        );
+        )?;
         if legacy.default_sessions.is_empty() {
-            println!("no sessions on the default tmux server");
+            writeln!(out, "no sessions on the default tmux server")?;
         } else {
-            println!(
+            writeln!(
+                out,
                 "sessions on the default tmux server (left alone): {}",
                 legacy.default_sessions.join(", ")
-            );
+            )?;
         }
     }
     for (dir, _) in &report.plan.dirs {
-        println!("  {:<10} {}/", "mkdir", layout.target(dir).display());
+        writeln!(out, "  {:<10} {}/", "mkdir", layout.target(dir).display())?;
     }
     for (file, planned) in report.files.iter().zip(&report.plan.files) {
         if file.action == Action::Unchanged {
@@ -106,16 +118,20 @@ pub fn print_install(report: &InstallReport, layout: &Layout) {
         if let Some(new) = &file.new_version {
             line.push_str(&format!("\n             our version: {}", new.display()));
         }
-        println!("{line}");
+        writeln!(out, "{line}")?;
         if report.dry_run {
-            print_diff(planned, &file.path);
+            print_diff(out, planned, &file.path)?;
         }
     }
     for agent in &report.removed_agents {
-        println!("  agent {agent} is no longer in the profile: its env file is kept");
+        writeln!(
+            out,
+            "  agent {agent} is no longer in the profile: its env file is kept"
+        )?;
     }
     let count = |a| report.plan.count(a);
-    println!(
+    writeln!(
+        out,
         "summary: {} created, {} updated, {} unchanged, {} conflict(s), {} kept, {} removed",
         count(Action::Create),
         count(Action::Update) + count(Action::Chmod) + count(Action::Overwrite),
@@ -123,22 +139,30 @@ pub fn print_install(report: &InstallReport, layout: &Layout) {
         count(Action::Conflict),
         count(Action::KeepModified),
         count(Action::Remove),
-    );
+    )?;
     if report.dry_run {
-        println!("dry run: nothing was written");
-        return;
+        writeln!(out, "dry run: nothing was written")?;
+        return Ok(());
     }
     match report.generation {
-        Some(n) => println!("generation {n} recorded in {}", layout.receipt().display()),
-        None => println!("nothing to do: everything is already up to date"),
-    }
+        Some(n) => writeln!(
+            out,
+            "generation {n} recorded in {}",
+            layout.receipt().display()
+        ),
+        None => writeln!(out, "nothing to do: everything is already up to date"),
+    }?;
     if report.conflicts().next().is_some() {
-        println!("review each conflict: diff your file with its .mosaic-new, merge, then delete the .mosaic-new");
+        writeln!(out, "review each conflict: diff your file with its .mosaic-new, merge, then delete the .mosaic-new")?;
     }
-    print_next_steps(report);
+    print_next_steps(out, report)
 }
 
-fn print_diff(planned: &crate::plan::PlannedFile, path: &Path) {
+fn print_diff(
+    out: &mut dyn Write,
+    planned: &crate::plan::PlannedFile,
+    path: &Path,
+) -> io::Result<()> {
     let old = planned
         .current
         .as_ref()
@@ -164,101 +188,125 @@ fn print_diff(planned: &crate::plan::PlannedFile, path: &Path) {
         "/dev/null".into()
     };
     let diff = TextDiff::from_lines(&old, &new);
-    print!(
+    write!(
+        out,
         "{}",
         diff.unified_diff().context_radius(3).header(&from, &to)
-    );
+    )?;
+    Ok(())
 }
 
-fn print_next_steps(report: &InstallReport) {
+fn print_next_steps(out: &mut dyn Write, report: &InstallReport) -> io::Result<()> {
     use crate::activate::Outcome;
     let Some(systemd) = &report.systemd else {
-        return;
+        return Ok(());
     };
     match systemd.outcome {
         Outcome::Skipped | Outcome::Unreachable => {
-            println!(
+            writeln!(
+                out,
                 "systemd: not run: {}",
                 systemd.reason.as_deref().unwrap_or("")
-            );
-            println!("the files are installed; to enable the fleet, run:");
+            )?;
+            writeln!(out, "the files are installed; to enable the fleet, run:")?;
             for command in &systemd.commands {
-                println!("  {command}");
+                writeln!(out, "  {command}")?;
             }
         }
         Outcome::Done | Outcome::RolloutFailed => {
-            println!("systemd: reloaded; enabled {}", systemd.enabled.join(" "));
+            writeln!(
+                out,
+                "systemd: reloaded; enabled {}",
+                systemd.enabled.join(" ")
+            )?;
             if !systemd.disabled.is_empty() {
-                println!("systemd: disabled {}", systemd.disabled.join(" "));
+                writeln!(out, "systemd: disabled {}", systemd.disabled.join(" "))?;
             }
             if !systemd.restarted.is_empty() {
-                println!("systemd: restarted {}", systemd.restarted.join(" "));
+                writeln!(out, "systemd: restarted {}", systemd.restarted.join(" "))?;
             }
         }
     }
     if let Some(rollout) = &systemd.rollout {
-        println!("rollout:");
+        writeln!(out, "rollout:")?;
         for step in &rollout.steps {
             let result = if step.ok { "ok" } else { "FAILED" };
-            println!(
+            writeln!(
+                out,
                 "  {:<14} {:<6} {:>6} ms  {}",
                 step.step, result, step.millis, step.detail
-            );
+            )?;
         }
         if !rollout.stopped.is_empty() {
-            println!(
+            writeln!(
+                out,
                 "rollout failed: stopped what this run started: {}",
                 rollout.stopped.join(" ")
-            );
+            )?;
         }
     }
     if systemd.linger != Some(true) {
-        println!("  {}", crate::systemd::LINGER_HINT);
+        writeln!(out, "  {}", crate::systemd::LINGER_HINT)?;
     }
+    Ok(())
 }
 
 /// What recovery did before a command, on stderr (also in `--json` mode,
 /// whose object carries it as `recovered`).
 pub fn print_recovered(recovered: &[crate::statedir::Recovery]) {
     for recovery in recovered {
-        eprintln!("mosaic-install: {recovery}");
+        crate::output::to_stderr(format_args!("mosaic-install: {recovery}"));
     }
 }
 
-pub fn print_status(report: &crate::status::StatusReport, json: bool) {
+pub fn print_status(
+    out: &mut dyn Write,
+    report: &crate::status::StatusReport,
+    json: bool,
+) -> io::Result<()> {
     use crate::status::FileState;
     print_recovered(&report.recovered);
     if json {
-        print_json(report);
-        return;
+        return print_json(out, report);
     }
-    println!(
+    writeln!(
+        out,
         "generation {} (profile {}, bundle {})",
         report.generation, report.profile, report.version
-    );
+    )?;
     for file in &report.files {
         let state = match file.state {
             FileState::Ok => "ok",
             FileState::Modified => "modified",
             FileState::Missing => "missing",
         };
-        println!("  {state:<9} {}", file.path.display());
+        writeln!(out, "  {state:<9} {}", file.path.display())?;
         if let Some(waiting) = &file.waiting {
-            println!("  {:<9} {}", "waiting", waiting.display());
+            writeln!(out, "  {:<9} {}", "waiting", waiting.display())?;
         }
     }
     if report.drift() {
-        println!("drift: see the files above marked modified, missing or waiting");
+        writeln!(
+            out,
+            "drift: see the files above marked modified, missing or waiting"
+        )?;
     } else {
-        println!("clean: every installed file is as mosaic-install left it");
+        writeln!(
+            out,
+            "clean: every installed file is as mosaic-install left it"
+        )?;
     }
+    Ok(())
 }
 
-pub fn print_uninstall(report: &crate::uninstall::UninstallReport, json: bool) {
+pub fn print_uninstall(
+    out: &mut dyn Write,
+    report: &crate::uninstall::UninstallReport,
+    json: bool,
+) -> io::Result<()> {
     print_recovered(&report.recovered);
     if json {
-        print_json(report);
-        return;
+        return print_json(out, report);
     }
     let verb = if report.dry_run {
         "would remove"
@@ -266,15 +314,16 @@ pub fn print_uninstall(report: &crate::uninstall::UninstallReport, json: bool) {
         "removed"
     };
     for path in &report.removed {
-        println!("  {verb:<12} {}", path.display());
+        writeln!(out, "  {verb:<12} {}", path.display())?;
     }
     for dir in &report.removed_dirs {
-        println!("  {verb:<12} {}/", dir.display());
+        writeln!(out, "  {verb:<12} {}/", dir.display())?;
     }
     for (path, why) in &report.kept {
-        println!("  {:<12} {} ({why})", "kept", path.display());
+        writeln!(out, "  {:<12} {} ({why})", "kept", path.display())?;
     }
-    println!(
+    writeln!(
+        out,
         "{}: {} files {verb}, {} kept",
         if report.dry_run {
             "dry run"
@@ -283,33 +332,39 @@ pub fn print_uninstall(report: &crate::uninstall::UninstallReport, json: bool) {
         },
         report.removed.len(),
         report.kept.len()
-    );
+    )?;
+    Ok(())
 }
 
-pub fn print_rollback(report: &crate::rollback::RollbackReport, json: bool) {
+pub fn print_rollback(
+    out: &mut dyn Write,
+    report: &crate::rollback::RollbackReport,
+    json: bool,
+) -> io::Result<()> {
     print_recovered(&report.recovered);
     if json {
-        print_json(report);
-        return;
+        return print_json(out, report);
     }
     for path in &report.restored {
-        println!("  restored  {}", path.display());
+        writeln!(out, "  restored  {}", path.display())?;
     }
     for path in &report.removed {
-        println!("  removed   {}", path.display());
+        writeln!(out, "  removed   {}", path.display())?;
     }
     for path in &report.edited {
-        println!(
+        writeln!(
+            out,
             "  your edit of {} was replaced; its bytes are backed up under {}",
             path.display(),
             report.backup_dir.display()
-        );
+        )?;
     }
     match report.to_generation {
-        Some(n) => println!(
+        Some(n) => writeln!(
+            out,
             "rolled back generation {} to generation {n}",
             report.from_generation
         ),
-        None => println!("rolled back generation {}", report.from_generation),
+        None => writeln!(out, "rolled back generation {}", report.from_generation),
     }
 }

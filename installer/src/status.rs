@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::confine::{ConfineError, Confiner};
 use crate::layout::Layout;
 use crate::plan::beside;
+use crate::profile::ProfileLabel;
 use crate::receipt::{sha256_hex, Receipt, ReceiptError};
 use crate::render::Ownership;
 use crate::snapshot::read_file;
@@ -95,7 +96,7 @@ pub fn status(layout: &Layout) -> Result<StatusReport, StatusError> {
     Ok(StatusReport {
         recovered,
         generation: receipt.generation,
-        profile: receipt.profile.name,
+        profile: ProfileLabel::cleaned(&receipt.profile.name).to_string(),
         version: receipt.bundle_version,
         files,
     })

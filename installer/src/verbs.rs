@@ -75,11 +75,7 @@ impl InstalledRoster {
             return Err(FleetError::NoRoster { path });
         }
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|cause| FleetError::Io {
-            what: "read",
-            path: path.clone(),
-            cause,
-        })?;
+        let text = crate::profile::read_roster(&path)?;
         let profile = Profile::parse("installed", &origin, &text)?;
         let settings = AgentSettings::of(&profile);
         let agents = profile

@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use mosaic_tests::{
-    fixture_header, fixtures_dir, mosaic_install, tree_listing, TempHome, TmuxWorld,
+    fixture_header, fixtures_dir, mosaic_install, templates_dir, tree_listing, TempHome, TmuxWorld,
 };
 
 /// The rules of issue 2 ("Bad input"), one fixture each; a missing file fails.
 /// `socket-dot-dot` is beyond the issue's list: `tmux -L ..` names a directory.
-const RULES: [&str; 28] = [
+/// The `socket-default`, `socket-empty` and `agent-socket-default` rules are
+/// issue 9's: the fleet never addresses the operator's own tmux server; so
+/// are `yaml-tag` and `field-over-4k`.
+const RULES: [&str; 33] = [
     "malformed-yaml",
     "not-utf8",
     "version-not-1",
@@ -40,6 +43,11 @@ const RULES: [&str; 28] = [
     "socket-with-slash",
     "socket-with-space",
     "socket-dot-dot",
+    "socket-default",
+    "socket-empty",
+    "agent-socket-default",
+    "yaml-tag",
+    "field-over-4k",
     "workdir-relative",
     "newline-in-value",
     "nul-in-value",
@@ -282,4 +290,28 @@ fn json_mode_reports_the_refusal_on_stdout() {
         "{error}"
     );
     assert!(error.contains("local-canary, minimal, usc"), "{error}");
+}
+
+/// Issue 9: a 50 MB roster was read whole and parsed. A roster over 1 MiB is
+/// refused from its size alone, naming the file, its size and the limit.
+#[test]
+fn a_roster_over_1_mib_is_refused_naming_its_size_and_the_limit() {
+    let world = TmuxWorld::new();
+    let scratch = TempHome::new();
+    let path = scratch.path().join("huge.yaml");
+    let minimal =
+        std::fs::read_to_string(templates_dir().join("framework/fleet/examples/minimal.yaml"))
+            .unwrap();
+    let padding = format!("# {}\n", "x".repeat(1000)).repeat(50 * 1024);
+    std::fs::write(&path, format!("{minimal}{padding}")).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let file = path.to_str().unwrap();
+    let message = refused_without_writing(&world, &["--profile", file])
+        .unwrap_or_else(|problems| panic!("{}", problems.join("\n")));
+    let wanted = format!("{file} is {size} bytes; a roster may be at most 1048576 bytes (1 MiB)");
+    assert!(
+        message.contains(&wanted),
+        "stderr lacks {wanted:?}:\n{message}"
+    );
+    assert!(message.contains("fix: "), "no fix in:\n{message}");
 }

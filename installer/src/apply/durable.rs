@@ -33,7 +33,8 @@ pub(super) fn write_and_rename(
 
 /// A temp file beside `path` holding `bytes` with `mode`, fsynced and
 /// closed. Created exclusively and without following a symlink; removed
-/// again on failure.
+/// again on failure. Errors name `path`, the file the operator knows, not
+/// the temp file.
 pub(super) fn durable_temp(
     path: &Path,
     bytes: &[u8],
@@ -60,7 +61,6 @@ pub(super) fn durable_temp(
         let _ = fs::remove_file(&temp);
         ApplyError::Write {
             path: path.to_path_buf(),
-            temp: temp.clone(),
             cause,
         }
     })?;

@@ -1,7 +1,9 @@
 //! Output of `mosaic-fleet`: tables and lines for people, one JSON document
-//! per command for tools (`--json`). Nothing here decides anything.
+//! per command for tools (`--json`). Nothing here decides anything. Every
+//! printer writes to the `Write` it is given and returns its error (see
+//! [`crate::output`]).
 
-use std::io::Write;
+use std::io::{self, Write};
 
 use crate::report::print_json;
 use crate::rollout::RolloutReport;
@@ -13,14 +15,14 @@ use crate::verbs::units::UnitState;
 use crate::verbs::AgentView;
 
 /// Columns padded to their widest cell, two spaces apart.
-fn table(header: &[&str], rows: &[Vec<String>]) {
+fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    let mut line = |cells: Vec<String>| {
         let last = cells.len() - 1;
         let padded: Vec<String> = cells
             .into_iter()
@@ -33,12 +35,13 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
                 }
             })
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        writeln!(out, "{}", padded.join("  ").trim_end())
     };
-    line(header.iter().map(|h| (*h).to_owned()).collect());
+    line(header.iter().map(|h| (*h).to_owned()).collect())?;
     for row in rows {
-        line(row.clone());
+        line(row.clone())?;
     }
+    Ok(())
 }
 
 fn or_dash(value: Option<&str>) -> String {
@@ -81,102 +84,118 @@ fn agent_row(agent: &AgentStatus) -> Vec<String> {
     ]
 }
 
-pub fn status(report: &StatusReport, json: bool) {
+pub fn status(out: &mut dyn Write, report: &StatusReport, json: bool) -> io::Result<()> {
     if json {
-        return print_json(report);
+        return print_json(out, report);
     }
-    println!(
+    writeln!(
+        out,
         "holder: {} {}; {} session {} {}",
         crate::systemd::HOLDER_UNIT,
         unit_cell(report.holder_unit.as_ref()),
         report.transport,
         report.holder_session,
         if report.holder_up { "up" } else { "down" }
-    );
+    )?;
     let rows: Vec<Vec<String>> = report.agents.iter().map(agent_row).collect();
     table(
+        out,
         &["AGENT", "UNIT", "SESSION", "COMMAND", "IDLE", "RESTARTS"],
         &rows,
-    );
+    )?;
     if let Some(why) = &report.systemd_error {
-        println!("unit states unknown: no systemd user manager answered ({why})");
+        writeln!(
+            out,
+            "unit states unknown: no systemd user manager answered ({why})"
+        )?;
     }
+    Ok(())
 }
 
 /// One redraw of `status --watch`: the screen cleared, or one JSON line.
-pub fn status_frame(report: &StatusReport, json: bool) {
+pub fn status_frame(out: &mut dyn Write, report: &StatusReport, json: bool) -> io::Result<()> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(report).expect("report serializes")
-        );
+        serde_json::to_writer(&mut *out, report)?;
+        writeln!(out)
     } else {
-        print!("\x1b[H\x1b[2J");
-        println!("mosaic-fleet fleet status --watch (every 2s; Ctrl-C to stop)\n");
-        status(report, false);
+        write!(out, "\x1b[H\x1b[2J")?;
+        writeln!(
+            out,
+            "mosaic-fleet fleet status --watch (every 2s; Ctrl-C to stop)\n"
+        )?;
+        status(out, report, false)
     }
-    let _ = std::io::stdout().flush();
 }
 
-pub fn verify(report: &VerifyReport, json: bool) {
+pub fn verify(out: &mut dyn Write, report: &VerifyReport, json: bool) -> io::Result<()> {
     if json {
-        return print_json(report);
+        return print_json(out, report);
     }
     for check in &report.checks {
         let mark = if check.ok { "ok  " } else { "FAIL" };
-        println!("{mark}  {}: {}", check.check, check.detail);
+        writeln!(out, "{mark}  {}: {}", check.check, check.detail)?;
     }
     let failed = report.failures().count();
     if failed == 0 {
-        println!("fleet verify: all {} checks passed", report.checks.len());
+        writeln!(
+            out,
+            "fleet verify: all {} checks passed",
+            report.checks.len()
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "fleet verify: {failed} of {} checks failed:",
             report.checks.len()
-        );
+        )?;
         for check in report.failures() {
-            println!("  - {}: {}", check.check, check.detail);
+            writeln!(out, "  - {}: {}", check.check, check.detail)?;
         }
     }
+    Ok(())
 }
 
-pub fn rollout(report: &RolloutReport, json: bool) {
+pub fn rollout(out: &mut dyn Write, report: &RolloutReport, json: bool) -> io::Result<()> {
     if json {
-        return print_json(report);
+        return print_json(out, report);
     }
     for step in &report.steps {
         let mark = if step.ok { "ok  " } else { "FAIL" };
-        println!(
+        writeln!(
+            out,
             "{mark}  {} ({} ms): {}",
             step.step, step.millis, step.detail
-        );
+        )?;
     }
     if !report.stopped.is_empty() {
-        println!("stopped again: {}", report.stopped.join(" "));
+        writeln!(out, "stopped again: {}", report.stopped.join(" "))?;
     }
-    println!(
+    writeln!(
+        out,
         "fleet start: {}",
         if report.ok {
             "every step verified"
         } else {
             "failed"
         }
-    );
+    )?;
+    Ok(())
 }
 
-pub fn stop(report: &StopReport, json: bool) {
+pub fn stop(out: &mut dyn Write, report: &StopReport, json: bool) -> io::Result<()> {
     if json {
-        return print_json(report);
+        return print_json(out, report);
     }
-    println!("stopped {}", report.stopped.join(" "));
+    writeln!(out, "stopped {}", report.stopped.join(" "))?;
     if !report.sessions_left.is_empty() {
-        println!("still alive: {}", report.sessions_left.join(", "));
+        writeln!(out, "still alive: {}", report.sessions_left.join(", "))?;
     }
+    Ok(())
 }
 
-pub fn roster(agents: &[AgentView], json: bool) {
+pub fn roster(out: &mut dyn Write, agents: &[AgentView], json: bool) -> io::Result<()> {
     if json {
-        return print_json(&agents);
+        return print_json(out, &agents);
     }
     let rows: Vec<Vec<String>> = agents
         .iter()
@@ -194,16 +213,17 @@ pub fn roster(agents: &[AgentView], json: bool) {
         })
         .collect();
     table(
+        out,
         &[
             "AGENT", "RUNTIME", "CLASS", "MODEL", "HOST", "SOCKET", "WORKDIR", "COMMAND",
         ],
         &rows,
-    );
+    )
 }
 
-pub fn unit_action(report: &UnitActionReport, json: bool) {
+pub fn unit_action(out: &mut dyn Write, report: &UnitActionReport, json: bool) -> io::Result<()> {
     if json {
-        return print_json(report);
+        return print_json(out, report);
     }
     let session = if report.session_alive {
         "alive"
@@ -211,31 +231,38 @@ pub fn unit_action(report: &UnitActionReport, json: bool) {
         "gone"
     };
     let verdict = if report.ok { "" } else { " (not as expected)" };
-    println!(
+    writeln!(
+        out,
         "{} {}: session {} {session}{verdict}",
         report.action.verb(),
         report.unit,
         report.agent
-    );
+    )?;
+    Ok(())
 }
 
-pub fn membership(verb: &str, report: &MembershipReport, json: bool) {
+pub fn membership(
+    out: &mut dyn Write,
+    verb: &str,
+    report: &MembershipReport,
+    json: bool,
+) -> io::Result<()> {
     if json {
-        return print_json(report);
+        return print_json(out, report);
     }
-    println!("{verb}: wrote {}", report.roster.display());
-    println!("agents: {}", report.agents.join(", "));
+    writeln!(out, "{verb}: wrote {}", report.roster.display())?;
+    writeln!(out, "agents: {}", report.agents.join(", "))?;
     for path in &report.env_written {
-        println!("  wrote env file {}", path.display());
+        writeln!(out, "  wrote env file {}", path.display())?;
     }
     for path in &report.env_kept {
-        println!("  kept env file {} (yours)", path.display());
+        writeln!(out, "  kept env file {} (yours)", path.display())?;
     }
     for path in &report.env_removed {
-        println!("  removed env file {}", path.display());
+        writeln!(out, "  removed env file {}", path.display())?;
     }
     if let Some(backup) = &report.backup {
-        println!("  previous files backed up in {}", backup.display());
+        writeln!(out, "  previous files backed up in {}", backup.display())?;
     }
     let done = if verb == "remove" {
         "stopped and disabled"
@@ -243,58 +270,63 @@ pub fn membership(verb: &str, report: &MembershipReport, json: bool) {
         "enabled"
     };
     for unit in &report.units {
-        println!("  {done} {unit}");
+        writeln!(out, "  {done} {unit}")?;
     }
     if !report.commands.is_empty() {
-        println!("no systemd user manager answered; run:");
+        writeln!(out, "no systemd user manager answered; run:")?;
         for command in &report.commands {
-            println!("  {command}");
+            writeln!(out, "  {command}")?;
         }
     }
+    Ok(())
 }
 
-pub fn send(report: &SendReport, verify: bool, json: bool) {
+pub fn send(out: &mut dyn Write, report: &SendReport, verify: bool, json: bool) -> io::Result<()> {
     if json {
-        return print_json(report);
+        return print_json(out, report);
     }
     for result in &report.results {
         match (&result.delivery, verify) {
-            (_, true) => println!("{}: {}", result.agent, result.outcome),
+            (_, true) => writeln!(out, "{}: {}", result.agent, result.outcome)?,
             (crate::transport::Delivery::Accepted { enters }, false) => {
-                println!("delivered to {} ({enters} Enter)", result.agent)
+                writeln!(out, "delivered to {} ({enters} Enter)", result.agent)?
             }
-            (crate::transport::Delivery::Draft { enters }, false) => eprintln!(
+            (crate::transport::Delivery::Draft { enters }, false) => crate::output::to_stderr(format_args!(
                 "mosaic-fleet: {}: DRAFT: the message is still unsubmitted after {enters} Enter presses",
                 result.agent
-            ),
+            )),
             (crate::transport::Delivery::Down { why }, false) => {
-                eprintln!("mosaic-fleet: {}: DOWN: {why}", result.agent)
+                crate::output::to_stderr(format_args!("mosaic-fleet: {}: DOWN: {why}", result.agent))
             }
         }
     }
+    Ok(())
 }
 
-pub fn reset(report: &ResetReport, json: bool) {
+pub fn reset(out: &mut dyn Write, report: &ResetReport, json: bool) -> io::Result<()> {
     if json {
-        return print_json(report);
+        return print_json(out, report);
     }
     match &report.method {
         ResetMethod::ResetCommand { command } => {
-            println!(
+            writeln!(
+                out,
                 "reset {}: sent `{command}`: {}",
                 report.agent, report.outcome
             )
         }
-        ResetMethod::Restart { .. } => println!(
+        ResetMethod::Restart { .. } => writeln!(
+            out,
             "reset {}: restarted its unit, kick-start message {}",
             report.agent, report.outcome
         ),
     }
 }
 
-pub fn tail(agent: &str, text: &str, json: bool) {
+pub fn tail(out: &mut dyn Write, agent: &str, text: &str, json: bool) -> io::Result<()> {
     if json {
-        return print_json(&serde_json::json!({ "agent": agent, "output": text }));
+        return print_json(out, &serde_json::json!({ "agent": agent, "output": text }));
     }
-    print!("{text}");
+    write!(out, "{text}")?;
+    Ok(())
 }

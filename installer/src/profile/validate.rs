@@ -7,10 +7,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::locate::Locator;
-use super::{Roster, MAX_NAME_LEN, RUNTIMES};
+use super::{Roster, MAX_FIELD_BYTES, MAX_NAME_LEN, RUNTIMES};
 
 const CONTROL_FIX: &str =
     "remove the control characters (newline, tab, escape, NUL) from the value";
+const SIZE_FIX: &str =
+    "shorten the value to at most 4096 bytes (a long command belongs in a script it runs)";
+const WORKDIR_FIX: &str = "use an absolute path or one starting with ~/";
 
 /// One broken rule: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +73,20 @@ pub fn name_problem(name: &str) -> Option<String> {
 
 /// Why `socket` cannot be a tmux socket name, if it cannot.
 pub fn socket_problem(socket: &str) -> Option<String> {
-    if socket.is_empty() || socket.len() > MAX_NAME_LEN {
+    if socket.is_empty() {
+        return Some(
+            "is empty: `tmux -L ''` addresses the socket directory itself, not a server".into(),
+        );
+    }
+    if socket == "default" {
+        return Some(
+            "is `default`, the socket of the operator's own tmux server, which the fleet \
+             must never touch: the holder's stop (`tmux -L default kill-server`) would \
+             kill that server and every session on it"
+                .into(),
+        );
+    }
+    if socket.len() > MAX_NAME_LEN {
         return Some(format!("must be 1 to {MAX_NAME_LEN} characters long"));
     }
     if socket.contains('/') {
@@ -95,7 +111,43 @@ pub fn socket_problem(socket: &str) -> Option<String> {
 
 pub(super) fn workdir_problem(dir: &str) -> Option<String> {
     let shaped = dir.starts_with('/') || dir == "~" || dir.starts_with("~/");
-    (!shaped).then(|| format!("`{dir}` is neither absolute nor ~/-relative"))
+    (!shaped).then(|| format!("`{}` is neither absolute nor ~/-relative", shown(dir)))
+}
+
+/// Why a value is too long for a roster field, if it is.
+fn size_problem(value: &str) -> Option<String> {
+    (value.len() > MAX_FIELD_BYTES).then(|| {
+        format!(
+            "is {} bytes long; a roster field may be at most {MAX_FIELD_BYTES} bytes (4 KiB)",
+            value.len()
+        )
+    })
+}
+
+/// Why a free-text value cannot be a roster field, and its fix.
+fn text_problem(value: &str) -> Option<(String, &'static str)> {
+    size_problem(value)
+        .map(|p| (p, SIZE_FIX))
+        .or_else(|| control_problem(value).map(|p| (p, CONTROL_FIX)))
+}
+
+/// A working directory's problem (size, then shape, then control
+/// characters), and its fix.
+fn workdir_text_problem(dir: &str) -> Option<(String, &'static str)> {
+    size_problem(dir)
+        .map(|p| (p, SIZE_FIX))
+        .or_else(|| workdir_problem(dir).map(|p| (p, WORKDIR_FIX)))
+        .or_else(|| control_problem(dir).map(|p| (p, CONTROL_FIX)))
+}
+
+/// A value as an error message quotes it: long ones are cut so that the
+/// message stays readable.
+fn shown(value: &str) -> String {
+    const KEEP: usize = 40;
+    match value.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("{}…", &value[..at]),
+        None => value.to_owned(),
+    }
 }
 
 /// Control characters cannot be written into an env file so that systemd
@@ -134,7 +186,10 @@ pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
         push(
             locate.key(&["transport"]),
             "transport".into(),
-            format!("is `{}`; only `tmux` is supported", roster.transport),
+            format!(
+                "is `{}`; only `tmux` is supported",
+                shown(&roster.transport)
+            ),
             "set `transport: tmux`",
         );
     }
@@ -155,12 +210,12 @@ pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
         );
     }
     if let Some(dir) = &roster.defaults.working_directory {
-        if let Some(problem) = workdir_problem(dir).or_else(|| control_problem(dir)) {
+        if let Some((problem, fix)) = workdir_text_problem(dir) {
             push(
                 locate.key(&["defaults", "working_directory|workingDirectory"]),
                 "defaults.working_directory".into(),
                 problem,
-                "use an absolute path or one starting with ~/",
+                fix,
             );
         }
     }
@@ -168,17 +223,17 @@ pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
         if !RUNTIMES.contains(&runtime.as_str()) {
             push(
                 locate.key(&["runtimes", runtime]),
-                format!("runtimes.{runtime}"),
-                format!("`{runtime}` is not a runtime"),
+                format!("runtimes.{}", shown(runtime)),
+                format!("`{}` is not a runtime", shown(runtime)),
                 &format!("use one of {}", RUNTIMES.join(", ")),
             );
         }
-        if let Some(problem) = settings.reset_command.as_deref().and_then(control_problem) {
+        if let Some((problem, fix)) = settings.reset_command.as_deref().and_then(text_problem) {
             push(
                 locate.key(&["runtimes", runtime, "reset_command|resetCommand"]),
-                format!("runtimes.{runtime}.reset_command"),
+                format!("runtimes.{}.reset_command", shown(runtime)),
                 problem,
-                CONTROL_FIX,
+                fix,
             );
         }
     }
@@ -198,7 +253,7 @@ pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
             push(
                 line("name"),
                 at("name"),
-                format!("`{}` {problem}", agent.name),
+                format!("`{}` {problem}", shown(&agent.name)),
                 "use ASCII letters, digits, `_` and `-` (at most 64), not starting with `-`",
             );
         } else if !seen.insert(agent.name.as_str()) {
@@ -220,7 +275,7 @@ pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
             push(
                 line("runtime"),
                 at("runtime"),
-                format!("`{}` is not a runtime", agent.runtime),
+                format!("`{}` is not a runtime", shown(&agent.runtime)),
                 &format!("use one of {}", RUNTIMES.join(", ")),
             );
         }
@@ -232,13 +287,18 @@ pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
                 "use a plain name such as `mosaic-fleet`",
             );
         }
-        if let Some(dir) = &agent.working_directory {
+        // Its size and control characters are checked with the other texts.
+        if let Some(dir) = agent
+            .working_directory
+            .as_deref()
+            .filter(|d| size_problem(d).is_none())
+        {
             if let Some(problem) = workdir_problem(dir) {
                 push(
                     line("working_directory|workingDirectory"),
                     at("working_directory"),
                     problem,
-                    "use an absolute path or one starting with ~/",
+                    WORKDIR_FIX,
                 );
             }
         }
@@ -255,8 +315,8 @@ pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
             ),
         ];
         for (field, keys, value) in texts {
-            if let Some(problem) = value.as_deref().and_then(control_problem) {
-                push(line(keys), at(field), problem, CONTROL_FIX);
+            if let Some((problem, fix)) = value.as_deref().and_then(text_problem) {
+                push(line(keys), at(field), problem, fix);
             }
         }
         if agent
