@@ -83,7 +83,7 @@ pub fn describe_undo(undo: &UndoOutcome, journal: &Option<PathBuf>) -> String {
         }
         if let Some(journal) = journal {
             out.push_str(&format!(
-                "\nthe journal {} stays: the next mosaic-install or mosaic-fleet command retries the undo once the cause is fixed (free disk space, permissions)",
+                "\nthe journal {} stays: the next mosaic-install or mosaic-fleet command retries the undo once the cause is fixed (free disk space, permissions); to give up instead, restore those files by hand and move the journal aside",
                 journal.display()
             ));
         }

@@ -65,9 +65,10 @@ pub fn rollback(layout: &Layout) -> Result<RollbackReport, RollbackError> {
 pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackReport, RollbackError> {
     // Refuse before taking the lock in a home with nothing installed; then
     // read the receipt again once the lock is held and recovery has run.
-    statedir::recover_if_pending(layout)?;
+    let mut recovered = statedir::recover_if_pending(layout)?;
     installed_receipt(layout)?;
     let locked = statedir::lock(layout)?;
+    recovered.extend(locked.recovered.iter().cloned());
     let receipt = installed_receipt(layout)?;
     let n = receipt.generation;
     let generations = Generations::new(layout);
@@ -90,7 +91,7 @@ pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackRepor
         edited: Vec::new(),
         kept_config: Vec::new(),
         backup_dir: generations.backup_dir(n).join("rollback"),
-        recovered: locked.recovered.clone(),
+        recovered,
     };
     let records = Records::new(layout, &receipt);
     let spec = TxSpec {

@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: everything CI runs, in the order that fails fastest —
 //! formatting, clippy, the whole test suite (real tmux, real systemd tools,
-//! real npm), the script and unit lint, and the packaging check. Missing
-//! machine tools are installed first where that is possible ([`crate::deps`]).
+//! real npm), the script and unit lint, the packaging check and a sample of
+//! the kill-point harness. Missing machine tools are installed first where
+//! that is possible ([`crate::deps`]).
 
 use anyhow::Context;
 use xshell::{cmd, Shell};
@@ -32,5 +33,10 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     cmd!(sh, "cargo xtask pack --check")
         .run()
         .context("the packaging check failed")?;
+    // A deterministic sample of the kill points; `cargo xtask crash --all`
+    // runs every one.
+    cmd!(sh, "cargo xtask crash --sample 10")
+        .run()
+        .context("a killed run left a mix")?;
     Ok(())
 }

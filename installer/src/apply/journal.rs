@@ -252,6 +252,21 @@ fn missing_chain(dir: &Path) -> Vec<PathBuf> {
     missing
 }
 
+/// `dir` and its missing parents, each 0700 whatever the umask.
+fn create_private_dirs(dir: &Path) -> Result<(), ApplyError> {
+    for missing in missing_chain(dir) {
+        match fs::create_dir(&missing) {
+            Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(io("create directory", &missing)(err))
+            }
+            _ => {}
+        }
+        fs::set_permissions(&missing, fs::Permissions::from_mode(0o700))
+            .map_err(io("set mode of", &missing))?;
+    }
+    Ok(())
+}
+
 fn remove_tree(path: &Path) -> Result<(), ApplyError> {
     match fs::remove_dir_all(path) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io("remove", path)(err)),
@@ -561,7 +576,7 @@ pub fn finish(done: &Path, begin: &Begin) -> Result<(), ApplyError> {
         Finish::Generation { journal, prune } => {
             prune_generations(prune)?;
             if let Some(dir) = journal.parent() {
-                fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+                create_private_dirs(dir)?;
             }
             fs::rename(done, journal).map_err(io("keep the journal as", journal))?;
             sync_dir(journal.parent().expect("has a parent"))?;
