@@ -11,12 +11,13 @@ use clap::{Args, Parser, Subcommand};
 
 use std::time::Duration;
 
-use crate::activate::{self, ActivateOptions, ActivationReport};
+use crate::activate::{self, ActivateOptions, ActivationReport, Changeset};
 use crate::bundle::Bundle;
 use crate::install::{self, InstallOptions};
 use crate::layout::Layout;
 use crate::profile::{self, Profile};
 use crate::systemd::{ServiceManager, SystemctlUser};
+use crate::verbs::units::FleetServices;
 use crate::{output, render, report};
 
 #[derive(Parser, Debug)]
@@ -52,8 +53,8 @@ pub enum Command {
     Status,
     /// Remove every installed file you did not change; keep and list the rest.
     Uninstall(UninstallArgs),
-    /// Undo the newest generation, restoring the previous one exactly (files and receipt).
-    Rollback,
+    /// Undo the newest generation, restoring the previous one exactly (files and receipt), then bring the units in line.
+    Rollback(RollbackArgs),
     /// List the embedded profiles.
     Profiles,
     /// Render the files for a profile into a directory, for review or packaging.
@@ -102,9 +103,23 @@ pub struct UninstallArgs {
     /// Show what would be removed and kept; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also remove the fleet's configuration (roster, generated env files)
+    /// and the installer's state; your `.local.env` files and edited files stay.
+    #[arg(long)]
+    pub purge: bool,
     /// Do not stop and disable the units first; print the commands instead.
     #[arg(long)]
     pub no_systemctl: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// Do not run systemctl; print the commands instead.
+    #[arg(long)]
+    pub no_systemctl: bool,
+    /// Restart running agents whose settings the rollback changed.
+    #[arg(long)]
+    pub restart_changed: bool,
 }
 
 #[derive(Args, Debug)]
@@ -192,7 +207,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => run_install(&global, cli.install),
         Some(Command::Install(args)) => run_install(&global, args),
         Some(Command::Status) => {
-            let report = crate::status::status(&layout(&global)?)?;
+            let services = foreign_home(&global)
+                .is_none()
+                .then_some(&SystemctlUser as &dyn FleetServices);
+            let report = crate::status::status(&layout(&global)?, services)?;
             let code = if report.drift() {
                 ExitCode::FAILURE
             } else {
@@ -203,8 +221,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }))
         }
         Some(Command::Uninstall(args)) => run_uninstall(&global, &args),
-        Some(Command::Rollback) => {
-            let report = crate::rollback::rollback(&layout(&global)?)?;
+        Some(Command::Rollback(args)) => {
+            let layout = layout(&global)?;
+            let mut report = crate::rollback::rollback(&layout)?;
+            let changes = report.changes();
+            report.systemd = Some(match rollback_skip(&global, &args) {
+                Some(why) => ActivationReport::skipped(&changes, why),
+                None => activate::activate(
+                    &SystemctlUser,
+                    &layout,
+                    &changes,
+                    &ActivateOptions {
+                        start: false,
+                        canary: None,
+                        wave: 4,
+                        restart_changed: args.restart_changed,
+                        timeout: Duration::from_secs(20),
+                    },
+                )
+                .context("the files are rolled back, but the systemd step failed")?,
+            });
             Ok(show(ExitCode::SUCCESS, |out| {
                 report::print_rollback(out, &report, global.json)
             }))
@@ -255,24 +291,32 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
     opts.force = args.force;
     opts.keep = args.keep;
     let mut report = install::install(&opts)?;
-    if !opts.dry_run {
-        let activation = if args.no_systemctl {
-            ActivationReport::skipped(&report, "--no-systemctl".into())
-        } else if let Some(why) = foreign_home(global) {
-            ActivationReport::skipped(&report, why)
-        } else {
-            let activate_opts = ActivateOptions {
-                start: args.start,
-                canary: args.canary,
-                wave: args.wave as usize,
-                restart_changed: args.restart_changed,
-                timeout: Duration::from_secs(args.verify_timeout),
-            };
-            activate::activate(&SystemctlUser, &opts.layout, &report, &activate_opts)
-                .context("the files are installed, but the systemd step failed")?
-        };
-        report.systemd = Some(activation);
-    }
+    let activate_opts = ActivateOptions {
+        start: args.start,
+        canary: args.canary,
+        wave: args.wave as usize,
+        restart_changed: args.restart_changed,
+        timeout: Duration::from_secs(args.verify_timeout),
+    };
+    let skip = if args.no_systemctl {
+        Some("--no-systemctl".to_owned())
+    } else {
+        foreign_home(global)
+    };
+    let changes = Changeset::of_install(&report);
+    let activation = match (opts.dry_run, skip) {
+        (true, skip) => {
+            let mgr = skip
+                .is_none()
+                .then_some(&SystemctlUser as &dyn FleetServices);
+            activate::preview(mgr, &opts.layout, &changes, &activate_opts)
+                .context("asking systemd for the units' state")?
+        }
+        (false, Some(why)) => ActivationReport::skipped(&changes, why),
+        (false, None) => activate::activate(&SystemctlUser, &opts.layout, &changes, &activate_opts)
+            .context("the files are installed, but the systemd step failed")?,
+    };
+    report.systemd = Some(activation);
     report::print_recovered(&report.recovered);
     if let Some(unfinished) = &report.unfinished {
         crate::output::to_stderr(format_args!(
@@ -303,6 +347,7 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
 fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<ExitCode> {
     let layout = layout(global)?;
     // Nothing installed: say so before any systemctl call touches a unit.
+    crate::statedir::recover_if_pending(&layout)?;
     let agents = crate::status::installed_receipt(&layout)?.agents;
     let skip = if args.no_systemctl {
         Some("--no-systemctl".to_owned())
@@ -310,31 +355,48 @@ fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<Ex
         foreign_home(global)
     };
     let down = match (&skip, args.dry_run) {
-        (_, true) => None,
-        (Some(why), false) => Some(activate::DeactivationReport {
-            outcome: activate::Outcome::Skipped,
-            reason: Some(why.clone()),
-            commands: crate::systemd::manual_uninstall_commands(&agents),
-            units: Vec::new(),
-        }),
-        (None, false) => Some(
-            activate::deactivate(&SystemctlUser, &agents)
-                .context("stopping the fleet before uninstalling; nothing was removed")?,
+        (skip, true) => {
+            let mgr = skip
+                .is_none()
+                .then_some(&SystemctlUser as &dyn FleetServices);
+            activate::deactivation_not_run(
+                mgr,
+                &layout,
+                &agents,
+                activate::Outcome::Preview,
+                "dry run".into(),
+            )
+        }
+        (Some(why), false) => activate::deactivation_not_run(
+            None,
+            &layout,
+            &agents,
+            activate::Outcome::Skipped,
+            why.clone(),
         ),
+        (None, false) => activate::deactivate(&SystemctlUser, &layout, &agents)
+            .context("stopping the fleet before uninstalling; nothing was removed")?,
     };
-    let mut report = crate::uninstall::uninstall(&layout, args.dry_run)?;
-    if down
-        .as_ref()
-        .is_some_and(|d| d.outcome == activate::Outcome::Done)
-    {
+    let mut report = crate::uninstall::uninstall(&layout, args.dry_run, args.purge)?;
+    let mut down = down;
+    if down.outcome == activate::Outcome::Done {
         SystemctlUser
             .daemon_reload()
             .context("the files are removed, but systemctl --user daemon-reload failed")?;
+        down.commands.push("systemctl --user daemon-reload".into());
     }
-    report.systemd = down;
+    report.systemd = Some(down);
     Ok(show(ExitCode::SUCCESS, |out| {
         report::print_uninstall(out, &report, global.json)
     }))
+}
+
+fn rollback_skip(global: &GlobalArgs, args: &RollbackArgs) -> Option<String> {
+    if args.no_systemctl {
+        Some("--no-systemctl".to_owned())
+    } else {
+        foreign_home(global)
+    }
 }
 
 /// Why systemctl must not run for this --home: the user manager only reads

@@ -101,8 +101,9 @@ pub fn run(cli: Cli) -> Result<u8, FleetError> {
     // any verb reads the roster.
     crate::report::print_recovered(&crate::statedir::recover_if_pending(&layout)?);
     if let Command::Fleet(FleetVerb::Init { profile, force }) = &cli.command {
-        let report = membership::init(&layout, profile, *force)?;
-        return Ok(show(0, |out| {
+        let services = services(&global);
+        let report = membership::init(&layout, services.as_ref(), profile, *force)?;
+        return Ok(show(report.exit_code(), |out| {
             print::membership(out, "init", &report, global.json)
         }));
     }
@@ -190,11 +191,13 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
                 command: args.command,
             };
             let report = membership::add(fleet, &new)?;
-            Ok(show(0, |out| print::membership(out, "add", &report, json)))
+            Ok(show(report.exit_code(), |out| {
+                print::membership(out, "add", &report, json)
+            }))
         }
         AgentVerb::Remove { name, purge } => {
             let report = membership::remove(fleet, &name, purge)?;
-            Ok(show(0, |out| {
+            Ok(show(report.exit_code(), |out| {
                 print::membership(out, "remove", &report, json)
             }))
         }

@@ -170,6 +170,8 @@ pub struct InstallReport {
     pub agents: Vec<String>,
     /// Agents the previous install had that this profile no longer has.
     pub removed_agents: Vec<String>,
+    /// The agents the previous install had (empty on a first install).
+    pub previous_agents: Vec<String>,
     pub socket: String,
     pub holder_session: String,
     /// Filesystem operations performed (0 for dry runs and no-ops).
@@ -416,6 +418,7 @@ fn plan_and_apply(
         created_dirs: plan.dirs.iter().map(|(d, _)| layout.target(d)).collect(),
         agents,
         removed_agents,
+        previous_agents: receipt.map(|r| r.agents.clone()).unwrap_or_default(),
         socket: profile.roster.socket().to_owned(),
         holder_session: profile.roster.holder_session().to_owned(),
         operations: 0,

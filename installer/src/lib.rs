@@ -21,6 +21,7 @@ pub mod output;
 pub mod plan;
 pub mod profile;
 pub mod receipt;
+pub mod reconcile;
 pub mod render;
 pub mod report;
 pub mod rollback;

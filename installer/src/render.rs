@@ -26,7 +26,8 @@ use crate::profile::{Profile, DEFAULT_WORKDIR};
 pub enum Ownership {
     /// Shipped by us: upgraded while the user has not changed it.
     Managed,
-    /// Written once, then the operator's (roster, agent env files).
+    /// The fleet's configuration (roster, agent env files generated from it):
+    /// upgraded like managed files, kept by `uninstall` unless `--purge`.
     Config,
 }
 
@@ -254,6 +255,12 @@ pub fn render(
 /// Config-relative path of an agent's env file.
 pub fn agent_env_path(agent: &str) -> PathBuf {
     PathBuf::from(format!("mosaic/fleet/agents/{agent}.env"))
+}
+
+/// Config-relative path of an agent's overrides, `<agent>.local.env`: the
+/// operator's, read after the generated file, never written by us.
+pub fn local_env_path(agent: &str) -> PathBuf {
+    PathBuf::from(format!("mosaic/fleet/agents/{agent}.local.env"))
 }
 
 /// Where a bundle file is installed, relative to the config directory; None

@@ -141,6 +141,7 @@ pub fn print_install(
         count(Action::Remove),
     )?;
     if report.dry_run {
+        print_next_steps(out, report)?;
         writeln!(out, "dry run: nothing was written")?;
         return Ok(());
     }
@@ -201,6 +202,11 @@ fn print_next_steps(out: &mut dyn Write, report: &InstallReport) -> io::Result<(
     let Some(systemd) = &report.systemd else {
         return Ok(());
     };
+    let done = match systemd.outcome {
+        Outcome::Done | Outcome::RolloutFailed => true,
+        Outcome::Skipped | Outcome::Unreachable | Outcome::Preview => false,
+    };
+    print_unit_actions(out, &systemd.actions, report.agents.len(), done)?;
     match systemd.outcome {
         Outcome::Skipped | Outcome::Unreachable => {
             writeln!(
@@ -208,23 +214,21 @@ fn print_next_steps(out: &mut dyn Write, report: &InstallReport) -> io::Result<(
                 "systemd: not run: {}",
                 systemd.reason.as_deref().unwrap_or("")
             )?;
-            writeln!(out, "the files are installed; to enable the fleet, run:")?;
+            writeln!(
+                out,
+                "the files are installed; to bring the units in line, run:"
+            )?;
             for command in &systemd.commands {
                 writeln!(out, "  {command}")?;
             }
         }
+        Outcome::Preview => {}
         Outcome::Done | Outcome::RolloutFailed => {
             writeln!(
                 out,
                 "systemd: reloaded; enabled {}",
                 systemd.enabled.join(" ")
             )?;
-            if !systemd.disabled.is_empty() {
-                writeln!(out, "systemd: disabled {}", systemd.disabled.join(" "))?;
-            }
-            if !systemd.restarted.is_empty() {
-                writeln!(out, "systemd: restarted {}", systemd.restarted.join(" "))?;
-            }
         }
     }
     if let Some(rollout) = &systemd.rollout {
@@ -247,6 +251,91 @@ fn print_next_steps(out: &mut dyn Write, report: &InstallReport) -> io::Result<(
     }
     if systemd.linger != Some(true) {
         writeln!(out, "  {}", crate::systemd::LINGER_HINT)?;
+    }
+    Ok(())
+}
+
+/// What a run did (or, when `done` is false, would do) to the units: one
+/// line per action with its reason, or a line saying there was nothing to
+/// do — never silence.
+pub fn print_unit_actions(
+    out: &mut dyn Write,
+    actions: &crate::reconcile::Actions,
+    agents: usize,
+    done: bool,
+) -> io::Result<()> {
+    use crate::systemd::agent_unit;
+    let verb = |did: &'static str, would: &'static str| if done { did } else { would };
+    if actions.is_empty() {
+        let how = if done {
+            "nothing to change"
+        } else {
+            "nothing would change"
+        };
+        return writeln!(
+            out,
+            "units: {how}: the holder and {agents} agent unit(s) are enabled as the roster says"
+        );
+    }
+    writeln!(out, "units:")?;
+    for item in &actions.stop_disable {
+        writeln!(
+            out,
+            "  {:<16} {} ({})",
+            verb("stopped+disabled", "stop+disable"),
+            agent_unit(&item.agent),
+            item.reason
+        )?;
+    }
+    for agent in &actions.enable {
+        writeln!(
+            out,
+            "  {:<16} {}",
+            verb("enabled", "enable"),
+            agent_unit(agent)
+        )?;
+    }
+    if let Some(reason) = &actions.restart_holder {
+        writeln!(
+            out,
+            "  {:<16} {} ({reason}; its agents restart with it)",
+            verb("restarted", "restart"),
+            crate::systemd::HOLDER_UNIT
+        )?;
+    }
+    for item in &actions.restart {
+        writeln!(
+            out,
+            "  {:<16} {} ({})",
+            verb("restarted", "restart"),
+            agent_unit(&item.agent),
+            item.reason
+        )?;
+    }
+    for agent in &actions.start {
+        let why = if actions.start_fleet {
+            "--start"
+        } else {
+            "new agent; the fleet is running"
+        };
+        writeln!(
+            out,
+            "  {:<16} {} ({why})",
+            verb("started", "start"),
+            agent_unit(agent)
+        )?;
+    }
+    for item in &actions.needs_restart {
+        let unit = if item.agent.ends_with(".service") {
+            item.agent.clone()
+        } else {
+            agent_unit(&item.agent)
+        };
+        writeln!(
+            out,
+            "  {:<16} {unit}: {}; rerun with --restart-changed, or restart it when convenient",
+            "needs restart", item.reason
+        )?;
     }
     Ok(())
 }
@@ -277,6 +366,7 @@ pub fn print_status(
     for file in &report.files {
         let state = match file.state {
             FileState::Ok => "ok",
+            FileState::Edited => "edited",
             FileState::Modified => "modified",
             FileState::Missing => "missing",
         };
@@ -285,17 +375,39 @@ pub fn print_status(
             writeln!(out, "  {:<9} {}", "waiting", waiting.display())?;
         }
     }
-    if report.drift() {
-        writeln!(
-            out,
-            "drift: see the files above marked modified, missing or waiting"
-        )?;
-    } else {
-        writeln!(
-            out,
-            "clean: every installed file is as mosaic-install left it"
-        )?;
+    if let Some(error) = &report.roster_error {
+        writeln!(out, "roster: {error}")?;
     }
+    writeln!(out, "agents:")?;
+    for agent in &report.agents {
+        let unit = match &agent.unit {
+            Some(unit) => format!("{} {}/{}", unit.unit, unit.enabled, unit.active),
+            None => crate::systemd::agent_unit(&agent.name),
+        };
+        match agent.problem() {
+            Some(problem) => writeln!(out, "  {:<9} {unit}: {problem}", agent.name)?,
+            None => writeln!(out, "  {:<9} {unit}", agent.name)?,
+        }
+    }
+    if let Some(why) = &report.systemd {
+        writeln!(out, "  (unit states {why})")?;
+    }
+    let waiting = report.files.iter().filter(|f| f.waiting.is_some()).count();
+    let disagree = report
+        .agents
+        .iter()
+        .filter(|a| a.problem().is_some())
+        .count();
+    writeln!(
+        out,
+        "{}: {} ok, {} edited by you (config: yours to edit), {} modified, {} missing, {waiting} waiting; {} agents, {disagree} out of line with the roster",
+        if report.drift() { "drift" } else { "clean" },
+        report.count(FileState::Ok),
+        report.count(FileState::Edited),
+        report.count(FileState::Modified),
+        report.count(FileState::Missing),
+        report.agents.len()
+    )?;
     Ok(())
 }
 
@@ -304,6 +416,7 @@ pub fn print_uninstall(
     report: &crate::uninstall::UninstallReport,
     json: bool,
 ) -> io::Result<()> {
+    use crate::activate::Outcome;
     print_recovered(&report.recovered);
     if json {
         return print_json(out, report);
@@ -313,6 +426,28 @@ pub fn print_uninstall(
     } else {
         "removed"
     };
+    if let Some(systemd) = &report.systemd {
+        let (stop, disable) = match systemd.outcome {
+            Outcome::Done => ("stopped", "disabled"),
+            _ => ("to stop", "to disable"),
+        };
+        if !systemd.stopped.is_empty() {
+            writeln!(out, "units {stop}: {}", systemd.stopped.join(" "))?;
+        }
+        writeln!(out, "units {disable}: {}", systemd.units.join(" "))?;
+        match systemd.outcome {
+            Outcome::Done => writeln!(out, "systemctl commands run:")?,
+            Outcome::Preview => writeln!(out, "systemctl commands it would run:")?,
+            Outcome::Skipped | Outcome::Unreachable | Outcome::RolloutFailed => writeln!(
+                out,
+                "systemd: not run ({}); until you run these, running agents keep running from the removed unit files and their enable links stay:",
+                systemd.reason.as_deref().unwrap_or("")
+            )?,
+        }
+        for command in &systemd.commands {
+            writeln!(out, "  {command}")?;
+        }
+    }
     for path in &report.removed {
         writeln!(out, "  {verb:<12} {}", path.display())?;
     }
@@ -322,16 +457,24 @@ pub fn print_uninstall(
     for (path, why) in &report.kept {
         writeln!(out, "  {:<12} {} ({why})", "kept", path.display())?;
     }
+    if !report.left_behind.is_empty() {
+        writeln!(out, "left behind:")?;
+        for item in &report.left_behind {
+            writeln!(out, "  {} ({})", item.path.display(), item.why)?;
+            writeln!(out, "      to remove: {}", item.remove)?;
+        }
+    }
     writeln!(
         out,
-        "{}: {} files {verb}, {} kept",
+        "{}: {} file(s) {verb}, {} kept, {} left behind",
         if report.dry_run {
             "dry run"
         } else {
             "uninstalled"
         },
         report.removed.len(),
-        report.kept.len()
+        report.kept.len(),
+        report.left_behind.len()
     )?;
     Ok(())
 }
@@ -358,6 +501,28 @@ pub fn print_rollback(
             path.display(),
             report.backup_dir.display()
         )?;
+    }
+    for path in &report.kept_config {
+        writeln!(
+            out,
+            "  kept      {} (you changed it after the undone generation wrote it)",
+            path.display()
+        )?;
+    }
+    if let Some(systemd) = &report.systemd {
+        use crate::activate::Outcome;
+        let done = matches!(systemd.outcome, Outcome::Done | Outcome::RolloutFailed);
+        print_unit_actions(out, &systemd.actions, report.agents.len(), done)?;
+        if !systemd.commands.is_empty() {
+            writeln!(
+                out,
+                "systemd: not run ({}); run:",
+                systemd.reason.as_deref().unwrap_or("")
+            )?;
+            for command in &systemd.commands {
+                writeln!(out, "  {command}")?;
+            }
+        }
     }
     match report.to_generation {
         Some(n) => writeln!(

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::apply::{ApplyError, Change, Finish, Transaction, TxError, TxSpec};
 use crate::generation::{GenerationError, Generations};
 use crate::layout::Layout;
+use crate::profile::Profile;
 use crate::receipt::{sha256_hex, FileRecord, Receipt, ReceiptError};
 use crate::render::Ownership;
 use crate::statedir::{self, RecoverError, Recovery};
@@ -32,6 +33,17 @@ pub struct RollbackReport {
     /// Config files changed since the rolled-back install: kept as they are.
     pub kept_config: Vec<PathBuf>,
     pub backup_dir: PathBuf,
+    /// The agents of the generation now current, and of the undone one.
+    pub agents: Vec<String>,
+    pub previous_agents: Vec<String>,
+    #[serde(skip)]
+    pub socket: String,
+    #[serde(skip)]
+    pub holder_session: String,
+    /// The reconcile of the units with the restored roster; filled in by
+    /// the CLI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<crate::activate::ActivationReport>,
     /// Interrupted runs finished or undone first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recovered: Vec<Recovery>,
@@ -85,12 +97,22 @@ pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackRepor
 
     let mut report = RollbackReport {
         from_generation: n,
-        to_generation: previous.map(|p| p.generation),
+        to_generation: previous.as_ref().map(|p| p.generation),
         restored: Vec::new(),
         removed: Vec::new(),
         edited: Vec::new(),
         kept_config: Vec::new(),
         backup_dir: generations.backup_dir(n).join("rollback"),
+        agents: previous
+            .as_ref()
+            .map(|p| p.agents.clone())
+            .unwrap_or_default(),
+        previous_agents: receipt.agents.clone(),
+        socket: previous
+            .as_ref()
+            .map_or(receipt.socket.clone(), |p| p.socket.clone()),
+        holder_session: crate::profile::DEFAULT_HOLDER_SESSION.to_owned(),
+        systemd: None,
         recovered,
     };
     let records = Records::new(layout, &receipt);
@@ -153,7 +175,43 @@ pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackRepor
         Ok(())
     });
     result.map_err(|err| RollbackError::Apply(Box::new(err), n))?;
+    // The restored roster names the holder's session the units follow.
+    let roster = layout.target(Path::new(crate::install::ROSTER_PATH));
+    if let Some(profile) = std::fs::read_to_string(&roster)
+        .ok()
+        .and_then(|text| Profile::parse("restored", &roster.display().to_string(), &text).ok())
+    {
+        report.holder_session = profile.roster.holder_session().to_owned();
+    }
     Ok(report)
+}
+
+impl RollbackReport {
+    /// What the units follow after the rollback: the restored roster, and
+    /// the unit and env files it put back.
+    pub fn changes(&self) -> crate::activate::Changeset {
+        let touched = |path: &Path| {
+            self.restored
+                .iter()
+                .chain(&self.removed)
+                .any(|p| p.ends_with(path))
+        };
+        let unit = |name: &str| Path::new("systemd/user").join(name);
+        crate::activate::Changeset {
+            agents: self.agents.clone(),
+            previous_agents: self.previous_agents.clone(),
+            socket: self.socket.clone(),
+            holder_session: self.holder_session.clone(),
+            holder_changed: touched(&unit(crate::systemd::HOLDER_UNIT)),
+            template_changed: touched(&unit(crate::systemd::AGENT_TEMPLATE)),
+            env_changed: self
+                .agents
+                .iter()
+                .filter(|agent| touched(&crate::render::agent_env_path(agent)))
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 /// The rolled-back generation's receipt, looked up by absolute path.

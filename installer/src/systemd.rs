@@ -131,7 +131,10 @@ pub fn manual_commands(agents: &[String], removed: &[String]) -> Vec<String> {
     let mut commands = vec!["systemctl --user daemon-reload".to_owned()];
     if !removed.is_empty() {
         let units = agent_units(removed);
-        commands.push(format!("systemctl --user disable {}", units.join(" ")));
+        commands.push(format!(
+            "systemctl --user disable --now {}",
+            units.join(" ")
+        ));
     }
     let units = fleet_units(agents);
     commands.push(format!("systemctl --user enable {}", units.join(" ")));
@@ -139,11 +142,9 @@ pub fn manual_commands(agents: &[String], removed: &[String]) -> Vec<String> {
     commands
 }
 
-/// The commands an operator runs by hand to take the fleet down before (or
-/// after) `uninstall` when the installer could not.
-pub fn manual_uninstall_commands(agents: &[String]) -> Vec<String> {
-    let mut units = agent_units(agents);
-    units.push(HOLDER_UNIT.to_owned());
+/// The commands an operator runs by hand to take the fleet's `units` down
+/// before (or after) `uninstall` when the installer could not.
+pub fn manual_uninstall_commands(units: &[String]) -> Vec<String> {
     vec![
         format!("systemctl --user disable --now {}", units.join(" ")),
         "systemctl --user daemon-reload".to_owned(),

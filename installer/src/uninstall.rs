@@ -1,7 +1,10 @@
 //! `uninstall`: remove what mosaic-install wrote and the operator did not
 //! change — including our `.mosaic-new` files and the directories we
-//! created once they are empty — and keep (and list) everything else.
-//! One transaction; the installer's state goes last.
+//! created once they are empty — and keep (and list) everything else. The
+//! fleet's configuration (the roster and the env files generated from it)
+//! and the installer's state (generations, backups) stay unless `--purge`;
+//! every path left behind is named with why and how to remove it. One
+//! journaled transaction.
 
 use std::path::PathBuf;
 
@@ -12,6 +15,7 @@ use crate::confine::{ConfineError, Confiner};
 use crate::layout::Layout;
 use crate::plan::beside;
 use crate::receipt::{sha256_hex, ReceiptError};
+use crate::render::Ownership;
 use crate::snapshot::read_file;
 use crate::statedir::{self, RecoverError, Recovery};
 use crate::status::{installed_receipt, StatusError};
@@ -19,9 +23,12 @@ use crate::status::{installed_receipt, StatusError};
 #[derive(Debug, Serialize)]
 pub struct UninstallReport {
     pub dry_run: bool,
+    pub purge: bool,
     pub removed: Vec<PathBuf>,
     /// Kept, with why.
     pub kept: Vec<(PathBuf, String)>,
+    /// Everything else left behind: why, and how to remove it.
+    pub left_behind: Vec<LeftBehind>,
     pub removed_dirs: Vec<PathBuf>,
     /// Agents whose units were installed (for the systemd step).
     pub agents: Vec<String>,
@@ -31,6 +38,14 @@ pub struct UninstallReport {
     /// How the units were stopped and disabled first; filled in by the CLI.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub systemd: Option<crate::activate::DeactivationReport>,
+}
+
+/// A path `uninstall` leaves, why, and how to remove it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeftBehind {
+    pub path: PathBuf,
+    pub why: String,
+    pub remove: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +62,11 @@ pub enum UninstallError {
     Apply(Box<TxError>),
 }
 
-pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, UninstallError> {
+pub fn uninstall(
+    layout: &Layout,
+    dry_run: bool,
+    purge: bool,
+) -> Result<UninstallReport, UninstallError> {
     // Refuse before taking the lock in a home with nothing installed; then
     // read the receipt again once the lock is held and recovery has run.
     let mut recovered = statedir::recover_if_pending(layout)?;
@@ -62,8 +81,10 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
     let receipt = installed_receipt(layout)?;
     let mut report = UninstallReport {
         dry_run,
+        purge,
         removed: Vec::new(),
         kept: Vec::new(),
+        left_behind: Vec::new(),
         removed_dirs: Vec::new(),
         agents: receipt.agents.clone(),
         recovered,
@@ -81,10 +102,16 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
             report
                 .kept
                 .push((target, "existed before mosaic-install".into()));
-        } else if unchanged {
-            to_remove.push(target);
-        } else {
+        } else if !unchanged {
             report.kept.push((target, "changed by you".into()));
+        } else if record.ownership == Ownership::Config && !purge {
+            report.left_behind.push(LeftBehind {
+                path: target,
+                why: "the fleet's configuration; a reinstall brings the same fleet back".into(),
+                remove: "mosaic-install uninstall --purge".into(),
+            });
+        } else {
+            to_remove.push(target);
         }
         let new = beside(&record.path);
         if let Some(waiting) = read_file(&confiner, &new)? {
@@ -92,6 +119,18 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
                 to_remove.push(layout.target(&new));
             }
         }
+    }
+    report.left_behind.extend(operator_files(layout));
+    if !purge {
+        report.left_behind.push(LeftBehind {
+            path: layout.state.clone(),
+            why: "the installer's generations and backups: the old bytes of every file it replaced"
+                .into(),
+            remove: format!(
+                "mosaic-install uninstall --purge (or rm -r {} once nothing else is installed)",
+                layout.state.display()
+            ),
+        });
     }
     let mut dirs = receipt.created_dirs.clone();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
@@ -101,16 +140,26 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
         report.removed = to_remove;
         return Ok(report);
     };
+    let finish = if purge {
+        Finish::Purge {
+            state: layout.state.clone(),
+            created_parents: receipt.created_state_dirs.clone(),
+        }
+    } else {
+        Finish::Discard
+    };
     let spec = TxSpec {
-        command: "uninstall".into(),
+        command: if purge {
+            "uninstall --purge"
+        } else {
+            "uninstall"
+        }
+        .into(),
         generation: None,
         backup_dir: layout
             .backups()
             .join(format!("uninstall-{}", receipt.generation)),
-        finish: Finish::Purge {
-            state: layout.state.clone(),
-            created_parents: receipt.created_state_dirs.clone(),
-        },
+        finish,
     };
     let roots = vec![layout.config.clone(), layout.state.clone()];
     let removed_dirs = Transaction::run(&locked.lock, &layout.state, roots, spec, |tx| {
@@ -131,6 +180,27 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
     report.removed_dirs = removed_dirs.value;
     report.removed = to_remove;
     Ok(report)
+}
+
+/// The operator's own files beside ours: `.local.env` overrides and
+/// `.mosaic-new` files they have not merged yet (ours that differ from what
+/// we last wrote are theirs to look at).
+fn operator_files(layout: &Layout) -> Vec<LeftBehind> {
+    let agents = layout.target(std::path::Path::new("mosaic/fleet/agents"));
+    let mut out: Vec<LeftBehind> = std::fs::read_dir(&agents)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.to_string_lossy().ends_with(".local.env"))
+        .map(|path| LeftBehind {
+            remove: format!("rm {}", path.display()),
+            path,
+            why: "your overrides; never written or removed by mosaic-install".into(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
 
 /// The created directories (deepest first) that would be empty once

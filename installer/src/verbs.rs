@@ -274,6 +274,8 @@ pub enum FleetError {
     #[error("{0}")]
     Refused(String),
     #[error(transparent)]
+    Activate(Box<crate::activate::ActivateError>),
+    #[error(transparent)]
     Install(Box<crate::install::InstallError>),
     #[error(transparent)]
     State(#[from] crate::statedir::RecoverError),

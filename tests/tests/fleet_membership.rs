@@ -140,7 +140,13 @@ fn add_appends_the_agent_keeps_the_operators_text_and_writes_its_env_file() {
         "{text}"
     );
     assert!(
-        text.contains("systemctl --user enable --now mosaic-agent@agent-2.service"),
+        text.contains("  enable           mosaic-agent@agent-2.service\n"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  systemctl --user enable ")
+                && l.contains(" mosaic-agent@agent-2.service")),
         "{text}"
     );
     let roster = json(&fx.run(&["--json", "agent", "roster"]));
@@ -246,10 +252,14 @@ fn remove_cuts_the_agent_and_keeps_its_edited_env_file_unless_purged() {
     assert!(!env_sink.exists(), "--purge kept the env file");
     let report = json(&purged);
     assert_eq!(report["env_removed"][0], env_sink.display().to_string());
-    assert!(report["commands"][0]
-        .as_str()
-        .unwrap()
-        .contains("systemctl --user disable --now mosaic-agent@sink.service"));
+    assert!(
+        report["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "systemctl --user disable --now mosaic-agent@sink.service"),
+        "{report:#}"
+    );
     assert_eq!(last.status.code(), Some(2));
     assert!(
         stderr(&last).contains("it is the roster's only agent"),

@@ -257,10 +257,11 @@ fn status_and_verify_name_what_is_down() {
     );
 }
 
+/// A roster agent whose unit is not enabled is a second truth about the
+/// fleet: verify fails on it (and says how to fix it).
 #[test]
-fn verify_skips_agents_whose_unit_is_not_enabled() {
+fn verify_fails_on_a_roster_agent_whose_unit_is_not_enabled() {
     let memory = MemoryFleet::running(&AGENTS);
-    memory.kill_session("sink");
     use mosaic_install::systemd::ServiceManager;
     memory
         .disable(&["mosaic-agent@sink.service".to_owned()])
@@ -268,8 +269,36 @@ fn verify_skips_agents_whose_unit_is_not_enabled() {
 
     let verify = with_fleet(&memory, fleet::verify).unwrap();
 
-    assert!(verify.ok, "{:?}", verify.checks);
-    assert!(!verify.checks.iter().any(|c| c.check.contains("sink")));
+    assert!(!verify.ok);
+    let failed: Vec<&str> = verify.failures().map(|c| c.check.as_str()).collect();
+    assert_eq!(failed, ["mosaic-agent@sink.service enabled"]);
+    let detail = &verify.failures().next().unwrap().detail;
+    assert!(detail.contains("run mosaic-install"), "{detail}");
+}
+
+/// A unit enabled outside the roster (a `.wants/` link) fails verify.
+#[test]
+fn verify_fails_on_an_enabled_unit_outside_the_roster() {
+    let memory = MemoryFleet::running(&AGENTS);
+    let (_home, layout) = home();
+    let wants = layout.target("systemd/user/default.target.wants".as_ref());
+    std::fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(
+        "../mosaic-agent@.service",
+        wants.join("mosaic-agent@ghost.service"),
+    )
+    .unwrap();
+    let fleet = Fleet {
+        roster: InstalledRoster::load(&layout).unwrap(),
+        layout: layout.clone(),
+        transport: &memory,
+        services: &memory,
+    };
+
+    let verify = fleet::verify(&fleet).unwrap();
+
+    let failed: Vec<&str> = verify.failures().map(|c| c.check.as_str()).collect();
+    assert_eq!(failed, ["mosaic-agent@ghost.service not in the roster"]);
 }
 
 #[test]
@@ -345,19 +374,26 @@ fn add_and_remove_drive_enable_then_stop_and_disable() {
     .unwrap();
     let removed = membership::remove(&load(), "agent-1", false).unwrap();
 
-    assert_eq!(added.units, ["mosaic-agent@agent-3.service"]);
+    // The same reconcile as mosaic-install: the new agent enabled (and,
+    // the fleet running, started), the removed one stopped and disabled.
+    let added_actions = &added.systemd.as_ref().unwrap().actions;
+    assert_eq!(added_actions.enable, ["agent-3"]);
+    assert_eq!(added_actions.start, ["agent-3"]);
     assert!(memory.unit("mosaic-agent@agent-3.service").enabled);
     assert_eq!(removed.agents, ["agent-10", "sink", "agent-3"]);
-    assert_eq!(
-        actions(&memory),
-        [
-            "daemon-reload ",
-            "enable mosaic-agent@agent-3.service",
-            "stop mosaic-agent@agent-1.service",
-            "disable mosaic-agent@agent-1.service",
-            "daemon-reload "
-        ]
-    );
+    let removed_actions = &removed.systemd.as_ref().unwrap().actions;
+    assert_eq!(removed_actions.stop_disable.len(), 1);
+    assert_eq!(removed_actions.stop_disable[0].agent, "agent-1");
+    assert_eq!(removed.units, ["mosaic-agent@agent-1.service"]);
+    let calls = actions(&memory);
+    let stop = calls
+        .iter()
+        .position(|c| c == "stop mosaic-agent@agent-1.service");
+    let disable = calls
+        .iter()
+        .position(|c| c == "disable mosaic-agent@agent-1.service");
+    assert!(stop.is_some() && stop < disable, "{calls:?}");
+    assert!(!memory.unit("mosaic-agent@agent-1.service").enabled);
     assert!(memory.pane("agent-1").is_none());
 }
 

@@ -60,8 +60,8 @@ fn edit_status_uninstall_reinstall_rollback_round_trip() {
         text(&out.stdout)
     );
 
-    // Uninstall keeps (and lists) the edit, removes everything else.
-    let out = run(&world, h, &["uninstall"]);
+    // Uninstall --purge keeps (and lists) the edit, removes everything else.
+    let out = run(&world, h, &["uninstall", "--purge"]);
     assert_ok(&out);
     let kept = format!(
         "kept         {} (changed by you)",
@@ -166,7 +166,28 @@ fn status_json_has_one_entry_per_installed_file() {
     );
     let status = json(&out);
     let keys: Vec<&String> = status.as_object().expect("an object").keys().collect();
-    assert_eq!(keys, ["files", "generation", "profile", "version"]);
+    assert_eq!(
+        keys,
+        [
+            "agents",
+            "files",
+            "generation",
+            "profile",
+            "systemd",
+            "version"
+        ]
+    );
+    assert_eq!(
+        status["agents"],
+        serde_json::json!([{"name": "canary", "in_roster": true, "installed": true}])
+    );
+    assert!(
+        status["systemd"]
+            .as_str()
+            .unwrap()
+            .starts_with("no user manager answered"),
+        "{status:#}"
+    );
     assert_eq!(status["generation"], 1);
     assert_eq!(status["profile"], "minimal");
     assert!(status["version"].is_string());
@@ -457,4 +478,32 @@ fn lifecycle_commands_refuse_an_uninstalled_home_without_writing() {
             "{args:?} changed the home"
         );
     }
+}
+
+/// `uninstall --no-systemctl` tells the whole story: the units it would
+/// stop and disable and the commands to run (the agents keep running from
+/// the removed unit files until then), what it removed and kept, and every
+/// path left behind with how to remove it. The text is pinned.
+#[test]
+fn uninstall_without_systemctl_tells_the_whole_story() {
+    let world = TmuxWorld::new();
+    let home = TempHome::new();
+    let h = home.path();
+    assert_ok(&run(&world, h, &["--profile", "local-canary"]));
+    append(&h.join(AGENT_SEND), "# operator: my tweak\n");
+    std::fs::write(
+        h.join(".config/mosaic/fleet/agents/worker-1.local.env"),
+        "ANTHROPIC_API_KEY=\"sk-mine\"\n",
+    )
+    .unwrap();
+
+    let out = run(&world, h, &["uninstall", "--no-systemctl"]);
+    assert_ok(&out);
+    let text = text(&out.stdout).replace(&h.display().to_string(), "[HOME]");
+    insta::with_settings!({ snapshot_path => "snapshots" }, {
+        insta::assert_snapshot!("uninstall_no_systemctl", text);
+    });
+    assert!(h.join(".config/mosaic/fleet/roster.yaml").is_file());
+    assert!(h.join(STATE).join("generations").is_dir());
+    assert!(!h.join(STATE).join("receipt.json").exists());
 }

@@ -209,11 +209,12 @@ fn deactivating_before_uninstall_leaves_no_unit_behind() {
     let agents: Vec<String> = AGENTS.map(str::to_owned).to_vec();
     let layout = mosaic_install::layout::Layout::for_home(&fleet.home).unwrap();
 
-    let report = mosaic_install::activate::deactivate(&SystemctlUser, &agents).unwrap();
-    mosaic_install::uninstall::uninstall(&layout, false).unwrap();
+    let report = mosaic_install::activate::deactivate(&SystemctlUser, &layout, &agents).unwrap();
+    mosaic_install::uninstall::uninstall(&layout, false, true).unwrap();
     SystemctlUser.daemon_reload().unwrap();
 
     assert_eq!(report.units.len(), 4);
+    assert_eq!(report.stopped.len(), 4, "every unit was running");
     let listed = |args: &[&str]| -> String {
         let output = fleet.systemctl_output(args);
         String::from_utf8_lossy(&output.stdout).into_owned()

@@ -264,13 +264,17 @@ pub fn membership(
     if let Some(backup) = &report.backup {
         writeln!(out, "  previous files backed up in {}", backup.display())?;
     }
-    let done = if verb == "remove" {
-        "stopped and disabled"
-    } else {
-        "enabled"
-    };
-    for unit in &report.units {
-        writeln!(out, "  {done} {unit}")?;
+    if let Some(systemd) = &report.systemd {
+        let done = systemd.outcome == crate::activate::Outcome::Done
+            || systemd.outcome == crate::activate::Outcome::RolloutFailed;
+        crate::report::print_unit_actions(out, &systemd.actions, report.agents.len(), done)?;
+        if let Some(rollout) = systemd.rollout.as_ref().filter(|r| !r.ok) {
+            writeln!(
+                out,
+                "the new agent's start failed verification; stopped again: {}",
+                rollout.stopped.join(" ")
+            )?;
+        }
     }
     if !report.commands.is_empty() {
         writeln!(out, "no systemd user manager answered; run:")?;

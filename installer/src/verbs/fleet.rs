@@ -133,11 +133,19 @@ pub fn verify(fleet: &Fleet<'_>) -> Result<VerifyReport, FleetError> {
         if report.holder_up { "up" } else { "down" }.into(),
     );
     for agent in &report.agents {
-        // Without a manager every agent is checked; with one, the enabled.
-        if agent.unit.as_ref().is_some_and(|u| !u.is_enabled()) {
-            continue;
-        }
         if let Some(unit) = &agent.unit {
+            check(
+                format!("{} enabled", unit.unit),
+                unit.is_enabled(),
+                if unit.is_enabled() {
+                    "enabled".into()
+                } else {
+                    format!(
+                        "{}: a roster agent must be enabled; run mosaic-install",
+                        unit.enabled
+                    )
+                },
+            );
             check(
                 format!("{} active", unit.unit),
                 unit.is_active(),
@@ -153,7 +161,22 @@ pub fn verify(fleet: &Fleet<'_>) -> Result<VerifyReport, FleetError> {
             },
         );
     }
-    let problems = fleet.transport.isolation_problems(&fleet.local_names());
+    // A unit enabled outside the roster is a second truth about the fleet.
+    let names = fleet.local_names();
+    for stray in crate::activate::enabled_instances(&fleet.layout)
+        .into_iter()
+        .filter(|agent| !names.contains(agent))
+    {
+        check(
+            format!("{} not in the roster", agent_unit(&stray)),
+            false,
+            format!(
+                "enabled, but `{stray}` is not in the roster; run mosaic-install (it stops and disables it), or `systemctl --user disable --now {}`",
+                agent_unit(&stray)
+            ),
+        );
+    }
+    let problems = fleet.transport.isolation_problems(&names);
     check(
         "default tmux server untouched".into(),
         problems.is_empty(),

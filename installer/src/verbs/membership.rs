@@ -5,9 +5,10 @@
 //! the install lock, validated as a whole, and installed with everything
 //! that follows from it (env files, units) as one journaled transaction and
 //! a new generation — so `status`, `rollback` and `uninstall` see it, and a
-//! kill midway is undone by the next command. The units follow: a new agent
-//! is enabled, a removed one stopped and disabled; when that fails, the
-//! generation is rolled back.
+//! kill midway is undone by the next command. The units follow through the
+//! same reconcile as `mosaic-install` ([`crate::activate`]): a new agent is
+//! enabled (and started when the fleet is running), a removed one stopped
+//! and disabled; when the manager refuses, the generation is rolled back.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +16,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::roster_edit::{self, NewAgent};
+use super::units::FleetServices;
 use super::{Fleet, FleetError};
+use crate::activate::{self, ActivateOptions, ActivationReport};
 use crate::install::{self, EditRefused, InstallOptions, InstallReport, RosterEdit, RosterSource};
 use crate::install::{InstallError, ROSTER_PATH};
 use crate::layout::Layout;
@@ -23,7 +26,7 @@ use crate::plan::Action;
 use crate::profile::{name_problem, Profile};
 use crate::render::agent_env_path;
 use crate::statedir::Recovery;
-use crate::systemd::agent_unit;
+use crate::systemd::{agent_unit, agent_units};
 
 /// What a roster-writing verb did.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +45,8 @@ pub struct MembershipReport {
     pub units: Vec<String>,
     /// systemctl commands to run later, when no manager answered.
     pub commands: Vec<String>,
+    /// The reconcile of the units that followed.
+    pub systemd: Option<ActivationReport>,
     /// Interrupted runs finished or undone first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recovered: Vec<Recovery>,
@@ -79,9 +84,50 @@ impl MembershipReport {
             env_removed: env(&[Action::Remove]),
             units: Vec::new(),
             commands: Vec::new(),
+            systemd: None,
             recovered: report.recovered.clone(),
         }
     }
+}
+
+impl MembershipReport {
+    /// 1 when the units did not follow (a new agent failed its start).
+    pub fn exit_code(&self) -> u8 {
+        let failed = self
+            .systemd
+            .as_ref()
+            .is_some_and(|s| s.outcome == crate::activate::Outcome::RolloutFailed);
+        u8::from(failed)
+    }
+}
+
+/// Reconcile the units with the edited roster; when the manager refuses,
+/// roll the edit back.
+fn follow(
+    services: &dyn FleetServices,
+    layout: &Layout,
+    report: &InstallReport,
+) -> Result<MembershipReport, FleetError> {
+    let mut out = MembershipReport::of(layout, report);
+    let opts = ActivateOptions {
+        start: false,
+        canary: None,
+        wave: 4,
+        restart_changed: false,
+        timeout: std::time::Duration::from_secs(20),
+    };
+    let changes = activate::Changeset::of_install(report);
+    let activation = match activate::activate(services, layout, &changes, &opts) {
+        Ok(activation) => activation,
+        Err(err) => return Err(undo(layout, FleetError::Activate(Box::new(err)))),
+    };
+    let actions = &activation.actions;
+    out.units = agent_units(&actions.enable);
+    out.units
+        .extend(actions.stop_disable.iter().map(|r| agent_unit(&r.agent)));
+    out.commands = activation.commands.clone();
+    out.systemd = Some(activation);
+    Ok(out)
 }
 
 /// Install with the roster edited by `edit` (under the lock).
@@ -107,7 +153,12 @@ fn install_edit(
 
 /// `fleet init --profile P [--force]`: the roster from a shipped profile
 /// (or a roster file) installed with everything that follows from it.
-pub fn init(layout: &Layout, spec: &str, force: bool) -> Result<MembershipReport, FleetError> {
+pub fn init(
+    layout: &Layout,
+    services: &dyn FleetServices,
+    spec: &str,
+    force: bool,
+) -> Result<MembershipReport, FleetError> {
     let profile = Profile::resolve(spec, &crate::bundle::Bundle::embedded())?;
     let roster = layout.target(Path::new(ROSTER_PATH));
     let text = profile.text.clone();
@@ -125,7 +176,7 @@ pub fn init(layout: &Layout, spec: &str, force: bool) -> Result<MembershipReport
             }
         },
     )?;
-    Ok(MembershipReport::of(layout, &report))
+    follow(services, layout, &report)
 }
 
 /// `agent add`: validated like a profile, appended to the roster as text,
@@ -158,24 +209,7 @@ pub fn add(fleet: &Fleet<'_>, agent: &NewAgent) -> Result<MembershipReport, Flee
             })
         },
     )?;
-    let mut out = MembershipReport::of(&fleet.layout, &report);
-    let units = vec![agent_unit(&agent.name)];
-    if fleet.services.reachable().is_ok() {
-        let enabled = fleet
-            .services
-            .daemon_reload()
-            .and_then(|()| fleet.services.enable(&units));
-        if let Err(err) = enabled {
-            return Err(undo(&fleet.layout, err.into()));
-        }
-        out.units = units;
-    } else {
-        out.commands = vec![
-            "systemctl --user daemon-reload".into(),
-            format!("systemctl --user enable --now {}", units[0]),
-        ];
-    }
-    Ok(out)
+    follow(fleet.services, &fleet.layout, &report)
 }
 
 /// `agent remove NAME [--purge]`: cut the agent out of the roster and
@@ -221,25 +255,7 @@ pub fn remove(fleet: &Fleet<'_>, name: &str, purge: bool) -> Result<MembershipRe
             })
         },
     )?;
-    let mut out = MembershipReport::of(&fleet.layout, &report);
-    let units = vec![agent_unit(&agent)];
-    if fleet.services.reachable().is_ok() {
-        let stopped = fleet
-            .services
-            .stop(&units)
-            .and_then(|()| fleet.services.disable(&units))
-            .and_then(|()| fleet.services.daemon_reload());
-        if let Err(err) = stopped {
-            return Err(undo(&fleet.layout, err.into()));
-        }
-        out.units = units;
-    } else {
-        out.commands = vec![
-            format!("systemctl --user disable --now {}", units[0]),
-            "systemctl --user daemon-reload".into(),
-        ];
-    }
-    Ok(out)
+    follow(fleet.services, &fleet.layout, &report)
 }
 
 /// The edit is installed but its unit step failed: roll the generation back.

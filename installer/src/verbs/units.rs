@@ -10,7 +10,13 @@ use serde::Serialize;
 
 use crate::systemd::{ServiceManager, SystemctlUser, SystemdError};
 
-const PROPERTIES: [&str; 4] = ["ActiveState", "SubState", "UnitFileState", "NRestarts"];
+const PROPERTIES: [&str; 5] = [
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "NRestarts",
+    "ActiveEnterTimestamp",
+];
 
 /// One unit as the service manager sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,6 +30,9 @@ pub struct UnitState {
     pub enabled: String,
     /// Automatic restarts since the unit was last started by hand.
     pub restarts: Option<u64>,
+    /// When it last became active (Unix seconds), when the manager says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_since: Option<u64>,
 }
 
 impl UnitState {
@@ -52,6 +61,7 @@ pub trait FleetServices: ServiceManager {
                     sub: self.property(unit, "SubState")?,
                     enabled: self.property(unit, "UnitFileState")?,
                     restarts: self.property(unit, "NRestarts")?.parse().ok(),
+                    active_since: unix_seconds(&self.property(unit, "ActiveEnterTimestamp")?),
                 })
             })
             .collect()
@@ -63,10 +73,10 @@ impl FleetServices for SystemctlUser {
         if units.is_empty() {
             return Ok(Vec::new());
         }
-        let args = format!("show -p {}", PROPERTIES.join(","));
+        let args = format!("show --timestamp=unix -p {}", PROPERTIES.join(","));
         let output = Command::new("systemctl")
             .arg("--user")
-            .args(["show", "-p", &PROPERTIES.join(",")])
+            .args(["show", "--timestamp=unix", "-p", &PROPERTIES.join(",")])
             .args(units)
             .output()
             .map_err(|err| SystemdError {
@@ -104,9 +114,15 @@ fn parse_show(text: &str, units: &[String]) -> Vec<UnitState> {
                 sub: value("SubState"),
                 enabled: value("UnitFileState"),
                 restarts: value("NRestarts").parse().ok(),
+                active_since: unix_seconds(&value("ActiveEnterTimestamp")),
             }
         })
         .collect()
+}
+
+/// `@1733087160` (`--timestamp=unix`); None for an empty or other value.
+fn unix_seconds(value: &str) -> Option<u64> {
+    value.strip_prefix('@')?.parse().ok()
 }
 
 /// A service manager that is deliberately not there: `--home` names a home

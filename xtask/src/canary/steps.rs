@@ -262,8 +262,8 @@ fn start_again(fleet: &Fleet, target: &Target) -> Result<String> {
 }
 
 fn uninstall(fleet: &Fleet) -> Result<String> {
-    let (ok, json) = fleet.install(&["uninstall"])?;
-    ensure!(ok, "mosaic-install uninstall failed: {json}");
+    let (ok, json) = fleet.install(&["uninstall", "--purge"])?;
+    ensure!(ok, "mosaic-install uninstall --purge failed: {json}");
     let loaded = fleet.loaded_units();
     ensure!(
         loaded.is_empty(),
@@ -304,8 +304,12 @@ fn uninstall(fleet: &Fleet) -> Result<String> {
         .filter(|file| !kept.contains(file))
         .collect();
     ensure!(left.is_empty(), "files left behind: {left:?}");
+    ensure!(
+        !home.join(".local/state/mosaic-install").exists(),
+        "--purge left the installer's state"
+    );
     Ok(format!(
-        "removed {} files; kept only the {} env files edited above; no mosaic unit loaded or installed; tmux -L {} gone",
+        "--purge removed {} files and the state; kept only the {} env files edited above; no mosaic unit loaded or installed; tmux -L {} gone",
         json["removed"].as_array().map_or(0, Vec::len),
         kept.len(),
         fleet.socket

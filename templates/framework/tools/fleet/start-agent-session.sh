@@ -5,7 +5,9 @@
 #
 # Settings come from the environment (systemd's EnvironmentFile=) or, when
 # MOSAIC_AGENT_RUNTIME is unset, from the agent's env file
-# ~/.config/mosaic/fleet/agents/<agent>.env. With --supervise (how
+# ~/.config/mosaic/fleet/agents/<agent>.env and then the operator's
+# <agent>.local.env beside it; every variable <agent>.local.env sets is
+# passed into the agent's pane. With --supervise (how
 # mosaic-agent@.service runs it) the script then stays in the foreground and
 # exits 1 once the session is gone, so that systemd restarts the agent; it
 # exits 0 on SIGTERM.
@@ -88,12 +90,26 @@ agent=$1
 problem=$(name_problem "$agent")
 [[ -z $problem ]] || die "$EXIT_USAGE" "invalid agent name '$agent': it $problem"
 
+agents_dir="${MOSAIC_CONFIG_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/mosaic}/fleet/agents"
+# The operator's overrides: read after the generated file (as the unit's
+# second EnvironmentFile= does), and every variable they set reaches the pane.
+local_file="$agents_dir/$agent.local.env"
 if [[ -z ${MOSAIC_AGENT_RUNTIME:-} ]]; then
-    env_file="${MOSAIC_CONFIG_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/mosaic}/fleet/agents/$agent.env"
-    if [[ -f $env_file ]]; then
-        # shellcheck source=/dev/null
-        source "$env_file" || die "$EXIT_USAGE" "cannot read $env_file"
-    fi
+    env_file="$agents_dir/$agent.env"
+    for file in "$env_file" "$local_file"; do
+        if [[ -f $file ]]; then
+            # shellcheck source=/dev/null
+            source "$file" || die "$EXIT_USAGE" "cannot read $file"
+        fi
+    done
+fi
+local_names=()
+if [[ -f $local_file ]]; then
+    while IFS= read -r line; do
+        if [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)= ]]; then
+            local_names+=("${BASH_REMATCH[2]}")
+        fi
+    done <"$local_file"
 fi
 
 socket=${MOSAIC_TMUX_SOCKET:-mosaic-fleet}
@@ -133,6 +149,11 @@ else
     if [[ -n $model ]]; then
         session_env+=(-e "MOSAIC_AGENT_MODEL=$model")
     fi
+    for name in "${local_names[@]}"; do
+        if [[ -n ${!name+set} ]]; then
+            session_env+=(-e "$name=${!name}")
+        fi
+    done
     if tmux -L "$socket" new-session -d -s "$agent" -c "$workdir" "${session_env[@]}" "$command"; then
         echo "started session $agent on tmux socket $socket in $workdir"
     elif tmux -L "$socket" has-session -t "=$agent" 2>/dev/null; then
