@@ -26,8 +26,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if !pack::npm_available() {
-        bail!("bench pack compares with npm, and npm is not on PATH");
+    if let Err(why) = pack::npm_reference() {
+        bail!(
+            "bench pack compares with npm {}, and {why}",
+            pack::pinned_npm()
+        );
     }
     let dir = args
         .package_dir
