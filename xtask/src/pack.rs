@@ -23,10 +23,10 @@ mod report;
 mod segment;
 mod select;
 
-pub use archive::hex;
+pub use archive::{hex, integrity_of};
 pub use header::NPM_MTIME;
 pub use npm::{
-    compare as compare_with_npm, dry_run as npm_dry_run, pinned as pinned_npm,
+    compare as compare_with_npm, dry_run as npm_dry_run, pack as npm_pack, pinned as pinned_npm,
     reference as npm_reference,
 };
 pub use report::PackReport;
