@@ -2,7 +2,7 @@
 //! xtask binary on copies of the fixture packages in `tests/fixtures/pack/`
 //! (one per selection rule: `files`, ignore files, always/never included,
 //! modes, names, main/browser/bin, directories.bin, bundled dependencies,
-//! PAX names) and of `templates/`. Real npm at the pinned version is the
+//! a workspace root, PAX names) and of `templates/`. Real npm at the pinned version is the
 //! reference: every fixture's report must equal `npm pack --dry-run --json`
 //! (but for the gzip fields), and its archive, gunzipped, must be npm's tar
 //! byte for byte. Each listing is also a reviewed snapshot, so the rules
@@ -133,6 +133,11 @@ fn directories_bin_packs_like_npm() {
 #[test]
 fn bundled_dependencies_pack_like_npm() {
     packs_like_npm("bundled");
+}
+
+#[test]
+fn a_workspace_project_root_packs_like_npm() {
+    packs_like_npm("workspaces");
 }
 
 #[test]

@@ -14,8 +14,9 @@
 //! - `man` is not read at all: npm 11 neither adds man pages to the archive
 //!   nor marks them, so neither does this.
 //!
-//! A root with existing `workspaces` is refused: npm then walks its
-//! subdirectories under other rules (`.ignore` files only).
+//! A root whose `workspaces` exist (a directory with a `package.json`
+//! matches one of the patterns) is a workspace project, which npm walks
+//! differently (see `select`).
 
 use super::node_path;
 use anyhow::{bail, Context, Result};
@@ -30,6 +31,8 @@ pub struct Package {
     pub name: String,
     pub version: String,
     pub manifest: Manifest,
+    /// The root of a workspace project whose workspaces exist.
+    pub has_workspaces: bool,
 }
 
 /// The fields of one `package.json` that packing reads.
@@ -69,12 +72,13 @@ impl Package {
         };
         let (name, version) = (field("name")?, field("version")?);
         let manifest = Manifest::parse(dir, &text, &json, &manifest_path)?;
-        refuse_existing_workspaces(dir, &json, &manifest_path)?;
+        let has_workspaces = workspaces_exist(dir, &json, &manifest_path)?;
         Ok(Package {
             dir: dir.to_path_buf(),
             name,
             version,
             manifest,
+            has_workspaces,
         })
     }
 
@@ -406,9 +410,11 @@ fn collect_glob_all(dir: &Path, rel: &str, found: &mut Vec<String>) -> Result<()
     Ok(())
 }
 
-/// npm packs the root of a workspace project differently (its
-/// subdirectories obey `.ignore` files only); refuse rather than differ.
-fn refuse_existing_workspaces(dir: &Path, json: &Value, path: &Path) -> Result<()> {
+/// Whether a directory with a `package.json` matches `workspaces` (as
+/// arborist's map-workspaces finds them: the patterns of the array or of
+/// `workspaces.packages`, no `node_modules`, no dot directories, minus the
+/// `!` patterns).
+fn workspaces_exist(dir: &Path, json: &Value, path: &Path) -> Result<bool> {
     let patterns: Vec<&str> = match json.get("workspaces") {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         Some(Value::Object(map)) => match map.get("packages") {
@@ -417,23 +423,32 @@ fn refuse_existing_workspaces(dir: &Path, json: &Value, path: &Path) -> Result<(
         },
         _ => Vec::new(),
     };
-    for pattern in patterns.iter().filter(|p| !p.starts_with('!')) {
-        let glob =
-            super::glob::Pattern::new(pattern.trim_end_matches('/'), super::glob::PATH_GLOBS)
-                .with_context(|| format!("{}: `workspaces`", path.display()))?;
-        if let Some(found) = find_workspace(dir, "", &glob)? {
-            bail!(
-                "{}: `workspaces` matches {found}, a package: npm packs a workspace root's \
-                 subdirectories by other rules (only `.ignore` files), which xtask pack does \
-                 not implement; pack each workspace on its own",
-                path.display()
-            );
+    let compile = |pattern: &str| {
+        let pattern = pattern.trim_start_matches('!').trim_start_matches("./");
+        super::glob::Pattern::new(pattern.trim_end_matches('/'), super::glob::PATH_GLOBS)
+            .with_context(|| format!("{}: `workspaces`", path.display()))
+    };
+    let (negated, positive): (Vec<&str>, Vec<&str>) = patterns
+        .into_iter()
+        .partition(|p| p.chars().take_while(|&c| c == '!').count() % 2 == 1);
+    let negated = negated
+        .into_iter()
+        .map(compile)
+        .collect::<Result<Vec<_>>>()?;
+    for pattern in positive {
+        if find_workspace(dir, "", &compile(pattern)?, &negated)?.is_some() {
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
 }
 
-fn find_workspace(dir: &Path, rel: &str, glob: &super::glob::Pattern) -> Result<Option<String>> {
+fn find_workspace(
+    dir: &Path,
+    rel: &str,
+    glob: &super::glob::Pattern,
+    negated: &[super::glob::Pattern],
+) -> Result<Option<String>> {
     let Ok(listing) = std::fs::read_dir(dir) else {
         return Ok(None);
     };
@@ -449,11 +464,12 @@ fn find_workspace(dir: &Path, rel: &str, glob: &super::glob::Pattern) -> Result<
             true => name,
             false => format!("{rel}/{name}"),
         };
-        if glob.matches(&path, false) && entry.path().join("package.json").is_file() {
+        let excluded = negated.iter().any(|n| n.matches(&path, false));
+        if glob.matches(&path, false) && !excluded && entry.path().join("package.json").is_file() {
             return Ok(Some(path));
         }
         if glob.matches(&path, true) {
-            if let Some(found) = find_workspace(&entry.path(), &path, glob)? {
+            if let Some(found) = find_workspace(&entry.path(), &path, glob, negated)? {
                 return Ok(Some(found));
             }
         }

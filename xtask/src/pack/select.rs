@@ -13,6 +13,12 @@
 //! earlier one, and a directory asks its parent first. Only regular files
 //! are packed; symlinks and empty directories are not.
 //!
+//! In a workspace project (a root whose `workspaces` exist), npm-packlist
+//! gives every subdirectory the root's list of ignore files, so a
+//! subdirectory's own `package.json` is read as an ignore file (its lines as
+//! patterns), and its presence turns off that directory's `.npmignore` and
+//! `.gitignore`.
+//!
 //! Bundled dependencies (see `bundle`) are walked as packages of their own:
 //! their `files`, `main`, `browser` and `bin` count, but not their top-level
 //! `.npmignore`/`.gitignore` nor npm's defaults there (unless the dependency
@@ -104,12 +110,19 @@ const CHILD_SOURCES: &[Source] = &[
     Source::GitIgnore,
     Source::Strict,
 ];
+/// Every subdirectory of a workspace project, where `package.json` is an
+/// ignore file like the others.
+const WORKSPACE_CHILD_SOURCES: &[Source] = PACKAGE_SOURCES;
 
 /// The package's files (its own and its bundled dependencies'), relative to
 /// its directory with `/` separators, in npm's archive order.
 pub fn select(package: &Package) -> Result<Vec<String>> {
     let mut found = BTreeSet::new();
-    Walker::package(&package.dir, &package.manifest, PACKAGE_SOURCES)?.walk("", &mut found)?;
+    let mut root = Walker::package(&package.dir, &package.manifest, PACKAGE_SOURCES)?;
+    if package.has_workspaces {
+        root.child_sources = WORKSPACE_CHILD_SOURCES;
+    }
+    root.walk("", &mut found)?;
     for Bundled {
         location,
         dir,
@@ -141,6 +154,8 @@ struct Walker<'a> {
     basename: String,
     parent: Option<&'a Walker<'a>>,
     sources: &'static [Source],
+    /// What this directory's subdirectories obey.
+    child_sources: &'static [Source],
     rules: Vec<(Source, Vec<Pattern>)>,
     /// This directory itself matched a rule, so its own rules may bring back
     /// entries its parent excluded.
@@ -215,7 +230,9 @@ impl<'a> Walker<'a> {
 
     fn child(&'a self, name: &str, exact: bool) -> Result<Walker<'a>> {
         let rel = join(&self.rel, name);
-        let mut walker = Walker::open(self.dir.join(name), rel, Some(self), CHILD_SOURCES)?;
+        let sources = self.child_sources;
+        let mut walker = Walker::open(self.dir.join(name), rel, Some(self), sources)?;
+        walker.child_sources = sources;
         walker.exact = exact;
         // npm-packlist keeps the required files for which
         // `path.relative(file, entry)` is `..`: those directly inside.
@@ -258,6 +275,7 @@ impl<'a> Walker<'a> {
             rel,
             parent,
             sources,
+            child_sources: CHILD_SOURCES,
             rules: Vec::new(),
             exact: false,
             required: Vec::new(),
@@ -278,13 +296,21 @@ impl<'a> Walker<'a> {
 
     /// The directory's `.npmignore`, or else its `.gitignore`; neither at a
     /// package top whose `package.json` has a `files` list, nor where this
-    /// directory does not obey them.
+    /// directory does not obey them. In a workspace project's subdirectory,
+    /// a `package.json` is read first as an ignore file, and then neither.
     fn read_ignore_files(&mut self) -> Result<()> {
+        let has = |walker: &Self, name: &str| walker.entries.iter().any(|e| e == name);
+        if self.parent.is_some()
+            && self.sources.contains(&Source::PackageJson)
+            && has(self, "package.json")
+        {
+            self.read_ignore_file(Source::PackageJson, "package.json")?;
+        }
+        let present = |name: &str| has(self, name);
+        let obeys = |source| self.sources.contains(&source);
         if self.rules.iter().any(|(s, _)| *s == Source::PackageJson) {
             return Ok(());
         }
-        let present = |name: &str| self.entries.iter().any(|e| e == name);
-        let obeys = |source| self.sources.contains(&source);
         let (source, name) = if obeys(Source::NpmIgnore) && present(".npmignore") {
             (Source::NpmIgnore, ".npmignore")
         } else if obeys(Source::GitIgnore) && present(".gitignore") {
@@ -292,6 +318,10 @@ impl<'a> Walker<'a> {
         } else {
             return Ok(());
         };
+        self.read_ignore_file(source, name)
+    }
+
+    fn read_ignore_file(&mut self, source: Source, name: &str) -> Result<()> {
         let path = self.dir.join(name);
         let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
         let text = String::from_utf8_lossy(&bytes);
