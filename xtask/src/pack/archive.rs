@@ -237,7 +237,9 @@ pub fn unpack(tgz: &[u8]) -> Result<Vec<Unpacked>> {
 /// Writes the `.tgz` into `dir` (created if needed) as `filename` and
 /// returns its path. The bytes go to a temporary file beside it that is
 /// renamed into place only once complete: a failed write leaves no
-/// `.tgz`, and an older one of the same name untouched.
+/// `.tgz`, and an older one of the same name untouched. Like npm, it does
+/// not fsync: the archive is a build output, made again at will, and an
+/// fsync would cost more than the rest of packing a small package.
 pub fn write(dir: &Path, filename: &str, tgz: &[u8]) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let path = dir.join(filename);
@@ -246,17 +248,14 @@ pub fn write(dir: &Path, filename: &str, tgz: &[u8]) -> Result<PathBuf> {
         .suffix(".partial")
         .tempfile_in(dir)
         .with_context(|| format!("create a temporary file in {}", dir.display()))?;
-    partial
-        .write_all(tgz)
-        .and_then(|()| partial.as_file().sync_all())
-        .with_context(|| {
-            format!(
-                "write {} ({} bytes); nothing was left in {}",
-                path.display(),
-                tgz.len(),
-                dir.display()
-            )
-        })?;
+    partial.write_all(tgz).with_context(|| {
+        format!(
+            "write {} ({} bytes); nothing was left in {}",
+            path.display(),
+            tgz.len(),
+            dir.display()
+        )
+    })?;
     partial
         .persist(&path)
         .with_context(|| format!("rename the finished archive to {}", path.display()))?;
