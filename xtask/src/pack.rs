@@ -23,7 +23,7 @@ mod report;
 mod segment;
 mod select;
 
-pub use archive::{hex, integrity_of};
+pub use archive::{hex, integrity_of, LEVEL as GZIP_LEVEL};
 pub use header::NPM_MTIME;
 pub use npm::{
     compare as compare_with_npm, dry_run as npm_dry_run, pack as npm_pack, pinned as pinned_npm,

@@ -182,8 +182,8 @@ impl Store {
         Ok(cached)
     }
 
-    /// Fetches, verifies, unpacks and packs one package with both tools.
-    fn compare(&self, package: &Pinned) -> Result<String> {
+    /// The package fetched, verified and unpacked afresh: its tree.
+    fn tree(&self, package: &Pinned) -> Result<PathBuf> {
         let tarball = self.fetch(&package.spec)?;
         let bytes =
             std::fs::read(&tarball).with_context(|| format!("read {}", tarball.display()))?;
@@ -195,11 +195,15 @@ impl Store {
             tarball.display(),
             package.integrity
         );
-        let slug = tarball_name(&package.spec)
-            .trim_end_matches(".tgz")
-            .to_owned();
-        let tree = self.dir.join("trees").join(&slug);
+        let tree = self.dir.join("trees").join(slug(&package.spec));
         unpack_tree(&bytes, &tree)?;
+        Ok(tree)
+    }
+
+    /// Fetches, verifies, unpacks and packs one package with both tools.
+    fn compare(&self, package: &Pinned) -> Result<String> {
+        let tree = self.tree(package)?;
+        let slug = slug(&package.spec);
         let out = self.dir.join("out").join(&slug);
         if out.exists() {
             std::fs::remove_dir_all(&out).with_context(|| format!("remove {}", out.display()))?;
@@ -257,6 +261,24 @@ impl Store {
             ours_tar.len()
         ))
     }
+}
+
+/// The tree of the registry package `spec` (`name@version`), fetched once
+/// into the pack-corpus cache, verified against `integrity` and unpacked
+/// afresh: a real package for benchmarks.
+pub fn registry_tree(spec: &str, integrity: &str) -> Result<PathBuf> {
+    let store = Store::new(&crate::project_root().join("target").join("pack-corpus"))?;
+    let name = spec.rsplit_once('@').map(|(n, _)| n).unwrap_or(spec);
+    store.tree(&Pinned {
+        spec: spec.to_owned(),
+        name: name.to_owned(),
+        integrity: integrity.to_owned(),
+    })
+}
+
+/// `name-version`, as the tarball is named without `.tgz`.
+fn slug(spec: &str) -> String {
+    tarball_name(spec).trim_end_matches(".tgz").to_owned()
 }
 
 /// The file name npm saves a registry tarball under.
