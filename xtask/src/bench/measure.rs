@@ -53,17 +53,57 @@ pub fn measure(runs: usize, mut make: impl FnMut() -> Command) -> Result<Measure
     for _ in 0..runs {
         times.push(run_once(make())?);
     }
-    let peak_rss_kib = peak_rss(make())?;
-    times.sort();
-    let median = match runs % 2 {
-        1 => times[runs / 2],
-        _ => (times[runs / 2 - 1] + times[runs / 2]) / 2,
-    };
     Ok(Measurement {
         runs,
-        median,
-        peak_rss_kib,
+        median: median(times),
+        peak_rss_kib: peak_rss(make())?,
     })
+}
+
+/// Two commands measured as [`measure`] does, their runs interleaved (and
+/// which goes first alternating) so that both see the same load on a
+/// shared machine: a fair ratio even when the load changes during the run.
+pub fn measure_pair(
+    runs: usize,
+    mut ours: impl FnMut() -> Command,
+    mut theirs: impl FnMut() -> Command,
+) -> Result<(Measurement, Measurement)> {
+    if runs == 0 {
+        bail!("at least one run is needed");
+    }
+    run_once(ours())?;
+    run_once(theirs())?;
+    let (mut our_times, mut their_times) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        if run % 2 == 0 {
+            our_times.push(run_once(ours())?);
+            their_times.push(run_once(theirs())?);
+        } else {
+            their_times.push(run_once(theirs())?);
+            our_times.push(run_once(ours())?);
+        }
+    }
+    Ok((
+        Measurement {
+            runs,
+            median: median(our_times),
+            peak_rss_kib: peak_rss(ours())?,
+        },
+        Measurement {
+            runs,
+            median: median(their_times),
+            peak_rss_kib: peak_rss(theirs())?,
+        },
+    ))
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    let runs = times.len();
+    match runs % 2 {
+        1 => times[runs / 2],
+        _ => (times[runs / 2 - 1] + times[runs / 2]) / 2,
+    }
 }
 
 /// Peak RSS (KiB) of one run of `command`, spawned by GNU time.

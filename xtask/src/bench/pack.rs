@@ -1,7 +1,8 @@
 //! `cargo xtask bench pack`: the release xtask binary (run directly, not
 //! through cargo) against the pinned npm on the same package directories,
-//! side by side in one run, after asserting that both list the same files
-//! with the same sizes and modes:
+//! side by side in one run (their runs interleaved, so both see the same
+//! load), after asserting that both list the same files with the same
+//! sizes and modes:
 //!
 //! - the templates package (small): `pack --dry-run --json` and a full
 //!   pack that writes the `.tgz`; expected at least 50 times faster than
@@ -11,7 +12,7 @@
 //!   least 4 times faster. The sizes of both archives are printed too, as
 //!   the price of the faster compression.
 
-use super::measure::{measure, print_table, Comparison};
+use super::measure::{measure_pair, print_table, Comparison};
 use crate::pack::{self, PackReport};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsStr;
@@ -37,7 +38,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     runs: usize,
     /// Timed runs per command on the large package.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     large_runs: usize,
     /// The small package [default: templates/].
     #[arg(long, value_name = "DIR")]
@@ -159,12 +160,15 @@ fn same_listing(sh: &Shell, xtask: &Path, dir: &Path) -> Result<String> {
 }
 
 fn dry_run(sh: &Shell, xtask: &Path, dir: &Path, runs: usize) -> Result<Comparison> {
+    let (ours, theirs) = measure_pair(
+        runs,
+        || cmd!(sh, "{xtask} pack --dry-run --json --package-dir {dir}").into(),
+        || npm_pack(sh, dir, &["--dry-run", "--json"]),
+    )?;
     Ok(Comparison {
         task: "pack --dry-run --json".to_owned(),
-        ours: measure(runs, || {
-            cmd!(sh, "{xtask} pack --dry-run --json --package-dir {dir}").into()
-        })?,
-        theirs: measure(runs, || npm_pack(sh, dir, &["--dry-run", "--json"]))?,
+        ours,
+        theirs,
     })
 }
 
@@ -173,15 +177,18 @@ fn full_pack(sh: &Shell, xtask: &Path, dir: &Path, out: &Path, runs: usize) -> R
     let (ours_out, npm_out) = (out.join("xtask"), out.join("npm"));
     std::fs::create_dir_all(&npm_out).context("create the npm output directory")?;
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
-    Ok(Comparison {
-        task: format!("pack {name} (writes the .tgz)"),
-        ours: measure(runs, || {
-            cmd!(sh, "{xtask} pack --package-dir {dir} --out-dir {ours_out}").into()
-        })?,
-        theirs: measure(runs, || {
+    let (ours, theirs) = measure_pair(
+        runs,
+        || cmd!(sh, "{xtask} pack --package-dir {dir} --out-dir {ours_out}").into(),
+        || {
             let destination = [OsStr::new("--pack-destination"), npm_out.as_os_str()];
             npm_pack(sh, dir, &destination)
-        })?,
+        },
+    )?;
+    Ok(Comparison {
+        task: format!("pack {name} (writes the .tgz)"),
+        ours,
+        theirs,
     })
 }
 
