@@ -1,14 +1,17 @@
 //! `cargo xtask pack`, `pack --check` and `dist`, driven through the built
 //! xtask binary on copies of the fixture packages in `tests/fixtures/pack/`
-//! (one per selection rule) and of `templates/`. Real npm is the reference:
-//! every fixture's listing must equal `npm pack --dry-run --json`, and its
-//! archive, gunzipped, must be npm's tar byte for byte. Each listing is also
-//! a reviewed snapshot, so the rules stay pinned where npm is not installed.
+//! (one per selection rule: `files`, ignore files, always/never included,
+//! modes, names, main/browser/bin, directories.bin, bundled dependencies,
+//! a workspace root, PAX names) and of `templates/`. Real npm at the pinned version is the
+//! reference: every fixture's report must equal `npm pack --dry-run --json`
+//! (but for the gzip fields), and its archive, gunzipped, must be npm's tar
+//! byte for byte. Each listing is also a reviewed snapshot, so the rules
+//! stay pinned where npm is not installed.
 
 #[path = "pack/fixture.rs"]
 mod fixture;
 
-use fixture::{assert_success, fixtures, run, xtask, Fixture};
+use fixture::{assert_success, fixtures, require_pinned_npm, run, xtask, Fixture};
 use mosaic_tests::require_tool;
 use std::path::Path;
 use std::process::Command;
@@ -23,9 +26,10 @@ fn content_fields(report: &serde_json::Value) -> serde_json::Value {
     report
 }
 
-/// One line per file, `mode size path`, for the snapshot.
+/// One line per file, `mode size path`, for the snapshot; then the bundled
+/// packages, if any.
 fn listing(report: &serde_json::Value) -> Vec<String> {
-    report["files"]
+    let mut lines: Vec<String> = report["files"]
         .as_array()
         .expect("files is an array")
         .iter()
@@ -34,7 +38,13 @@ fn listing(report: &serde_json::Value) -> Vec<String> {
             let size = f["size"].as_u64().expect("size");
             format!("{mode:04o} {size:>4} {}", f["path"].as_str().expect("path"))
         })
-        .collect()
+        .collect();
+    let bundled = report["bundled"].as_array().expect("bundled is an array");
+    if !bundled.is_empty() {
+        let names: Vec<&str> = bundled.iter().filter_map(|b| b.as_str()).collect();
+        lines.push(format!("bundled: {}", names.join(", ")));
+    }
+    lines
 }
 
 fn gunzip(tgz: &Path) -> Vec<u8> {
@@ -52,7 +62,7 @@ fn packs_like_npm(name: &str) {
     let fixture = Fixture::package(name);
     let ours = fixture.xtask_report();
     insta::assert_yaml_snapshot!(format!("listing-{name}"), listing(&ours));
-    if !require_tool("npm", "the listing is compared with real npm pack") {
+    if !require_pinned_npm("the listing is compared with real npm pack") {
         return;
     }
     let npm = fixture.npm_report();
@@ -104,9 +114,41 @@ fn odd_names_pack_in_npms_order() {
 }
 
 #[test]
+fn main_browser_and_bin_outside_files_pack_like_npm() {
+    // Also: `"bin": "cli.js"` is made executable and `"bin": "bin/tool.js"`
+    // is not (pacote's test), and `man` adds nothing.
+    packs_like_npm("entry-points");
+}
+
+#[test]
+fn an_empty_main_a_browser_object_and_a_bin_string_pack_like_npm() {
+    packs_like_npm("main-empty");
+}
+
+#[test]
+fn directories_bin_packs_like_npm() {
+    packs_like_npm("directories-bin");
+}
+
+#[test]
+fn bundled_dependencies_pack_like_npm() {
+    packs_like_npm("bundled");
+}
+
+#[test]
+fn a_workspace_project_root_packs_like_npm() {
+    packs_like_npm("workspaces");
+}
+
+#[test]
+fn names_that_need_pax_headers_pack_like_npm() {
+    packs_like_npm("pax-names");
+}
+
+#[test]
 fn the_templates_package_packs_like_npm() {
     let fixture = Fixture::templates();
-    if !require_tool("npm", "the listing is compared with real npm pack") {
+    if !require_pinned_npm("the listing is compared with real npm pack") {
         return;
     }
     assert_eq!(
@@ -266,6 +308,147 @@ fn assert_check_fails_naming(fixture: &Fixture, expected: &str) {
     assert!(
         stdout.contains(expected),
         "expected `{expected}` in:\n{stdout}"
+    );
+}
+
+/// The names of what is in `dir`.
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_files_string_is_refused_naming_what_npm_would_do() {
+    let fixture = Fixture::package("files-string");
+    let out_dir = fixture.scratch("out");
+    let out = run(xtask()
+        .args(["pack", "--package-dir"])
+        .arg(fixture.root())
+        .arg("--out-dir")
+        .arg(&out_dir));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "pack accepted `files` as a string");
+    for expected in [
+        "package.json: `files` is the string \"index.js\", not an array",
+        "npm would take each of its characters as a pattern",
+        "write `\"files\": [\"index.js\"]`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "expected `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(dir_names(&out_dir).is_empty(), "something was written");
+}
+
+#[test]
+fn a_failed_write_leaves_no_tgz_and_keeps_the_old_one() {
+    if !require_tool(
+        "prlimit",
+        "the write is made to fail with a file size limit",
+    ) {
+        return;
+    }
+    let fixture = Fixture::package("files-list");
+    let out_dir = fixture.scratch("out");
+    let name = "files-list-fixture-1.2.3.tgz";
+    std::fs::write(out_dir.join(name), "the previous archive\n").expect("write");
+    // Writes past 100 bytes fail with EFBIG (SIGXFSZ ignored, so the
+    // process sees the error instead of dying of the signal).
+    let out = run(Command::new("sh")
+        .args([
+            "-c",
+            "trap '' XFSZ; exec prlimit --fsize=100 -- \"$@\"",
+            "sh",
+        ])
+        .arg(mosaic_tests::workspace_bin("xtask"))
+        .args(["pack", "--package-dir"])
+        .arg(fixture.root())
+        .arg("--out-dir")
+        .arg(&out_dir));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "pack succeeded:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("write {}", out_dir.join(name).display()))
+            && stderr.contains("File too large"),
+        "the error names the archive and the cause:\n{stderr}"
+    );
+    assert_eq!(dir_names(&out_dir), [name], "a partial file was left");
+    let kept = std::fs::read_to_string(out_dir.join(name)).expect("read");
+    assert_eq!(kept, "the previous archive\n");
+}
+
+#[test]
+fn a_huge_all_zero_file_is_packed() {
+    // npm stops at its "max decompression ratio" on this one; xtask packs it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let package = dir.path().join("package");
+    std::fs::create_dir(&package).expect("mkdir");
+    let manifest = r#"{"name": "zeros", "version": "1.0.0"}"#;
+    std::fs::write(package.join("package.json"), manifest).expect("write package.json");
+    let size: u64 = 200 * 1024 * 1024;
+    std::fs::File::create(package.join("zeros.bin"))
+        .and_then(|f| f.set_len(size))
+        .expect("create a sparse file");
+    let out_dir = dir.path().join("out");
+    let out = run(xtask()
+        .args(["pack", "--json", "--package-dir"])
+        .arg(&package)
+        .arg("--out-dir")
+        .arg(&out_dir));
+    assert_success("xtask pack", &out);
+    let report: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        report[0]["unpackedSize"].as_u64(),
+        Some(size + manifest.len() as u64)
+    );
+    let tgz = out_dir.join("zeros-1.0.0.tgz");
+    let packed = std::fs::metadata(&tgz).expect("the archive").len();
+    assert!(packed < 1024 * 1024, "{packed} bytes for zeros");
+    let out = Command::new("tar")
+        .arg("-tzvf")
+        .arg(&tgz)
+        .output()
+        .expect("run tar");
+    assert_success("tar -tzvf", &out);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(&format!(" {size} ")) && l.ends_with(" package/zeros.bin")),
+        "{table}"
+    );
+}
+
+#[test]
+fn check_works_on_any_package_and_names_a_missing_bin() {
+    let fixture = Fixture::package("entry-points");
+    let check = || {
+        run(xtask()
+            .args(["pack", "--check", "--package-dir"])
+            .arg(fixture.root()))
+    };
+    let out = check();
+    assert_success("pack --check on a package with bin and main", &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("pack --check: ok: @fixtures/entry-points@2.0.0")
+            && stdout.contains("no manifest of required files given"),
+        "{stdout}"
+    );
+    std::fs::remove_file(fixture.root().join("cli.js")).expect("remove a bin target");
+    let out = check();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "pack --check passed:\n{stdout}");
+    assert!(
+        stdout.contains(
+            "bin `top` points to cli.js, which is not in the archive (npm install would link a missing file)"
+        ),
+        "{stdout}"
     );
 }
 

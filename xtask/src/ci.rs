@@ -1,8 +1,9 @@
 //! `cargo xtask ci`: everything CI runs, in the order that fails fastest —
 //! formatting, clippy, the whole test suite (real tmux, real systemd tools,
-//! real npm), the script and unit lint, the packaging check and a sample of
-//! the kill-point harness. Missing machine tools are installed first where
-//! that is possible ([`crate::deps`]).
+//! real npm), the script and unit lint, the packaging check, the
+//! pack-corpus (xtask pack against npm pack on real packages from the
+//! registry) and a sample of the kill-point harness. Missing machine tools
+//! are installed first where that is possible ([`crate::deps`]).
 
 use anyhow::Context;
 use xshell::{cmd, Shell};
@@ -33,6 +34,9 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     cmd!(sh, "cargo xtask pack --check")
         .run()
         .context("the packaging check failed")?;
+    cmd!(sh, "cargo xtask pack-corpus")
+        .run()
+        .context("xtask pack differs from npm pack on a real package")?;
     // A deterministic sample of the kill points; `cargo xtask crash --all`
     // runs every one.
     cmd!(sh, "cargo xtask crash --sample 10")

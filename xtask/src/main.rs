@@ -12,6 +12,7 @@ mod deps;
 mod dist;
 mod lint;
 mod pack;
+mod pack_corpus;
 mod sandbox;
 
 #[derive(Parser)]
@@ -28,7 +29,7 @@ struct Cli {
 enum Task {
     /// bash -n and shellcheck on every script, systemd-analyze verify on every rendered unit.
     Lint(lint::Args),
-    /// Everything CI runs: fmt, clippy, tests, lint, packaging check.
+    /// Everything CI runs: fmt, clippy, tests, lint, packaging check, pack-corpus.
     Ci(ci::Args),
     /// Run a command next to a real, isolated systemd user manager (root only).
     Sandbox(sandbox::Args),
@@ -37,6 +38,8 @@ enum Task {
     SandboxInside(sandbox::InsideArgs),
     /// Build dist/<name>-<version>.tgz from templates/ as npm pack would; --check is the CI packaging check.
     Pack(pack::Args),
+    /// xtask pack against npm pack on the pinned real packages of xtask/pack-corpus.txt.
+    PackCorpus(pack_corpus::Args),
     /// Release artifacts in dist/: the npm-style .tgz, the binary archive, SHA256SUMS.
     Dist(dist::Args),
     /// The canary rollout end to end against a real systemd user manager (sandboxed; --live: yours).
@@ -56,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Task::Sandbox(args) => sandbox::run(args),
         Task::SandboxInside(args) => sandbox::inside(args),
         Task::Pack(args) => pack::run(args),
+        Task::PackCorpus(args) => pack_corpus::run(args),
         Task::Dist(args) => dist::run(args),
         Task::Bench(args) => bench::run(args),
         Task::Completions(args) => completions::run(args),

@@ -113,6 +113,45 @@ impl Fixture {
     }
 }
 
+/// Whether real npm may be the reference here: it must be the version
+/// xtask pack follows (`xtask/npm-version.txt`). Another version fails the
+/// test under `CI=true` and skips it visibly otherwise, like a missing tool.
+pub fn require_pinned_npm(why: &str) -> bool {
+    if !mosaic_tests::require_tool("npm", why) {
+        return false;
+    }
+    let pinned = pinned_npm();
+    static FOUND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        let out = Command::new("npm")
+            .arg("--version")
+            .env("npm_config_update_notifier", "false")
+            .output()
+            .expect("run npm --version");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    });
+    if *found == pinned {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "npm {found} is on PATH, and the tests compare with npm {pinned} ({why}); \
+             cargo xtask ci installs it (npm install -g npm@{pinned})"
+        );
+    }
+    eprintln!("skipped: npm {found} is not the pinned npm {pinned} ({why})");
+    false
+}
+
+/// The npm version xtask pack follows.
+pub fn pinned_npm() -> String {
+    let path = mosaic_tests::workspace_root().join("xtask/npm-version.txt");
+    std::fs::read_to_string(&path)
+        .expect("read xtask/npm-version.txt")
+        .trim()
+        .to_owned()
+}
+
 /// The built `xtask` binary, to be given arguments.
 pub fn xtask() -> Command {
     Command::new(mosaic_tests::workspace_bin("xtask"))
@@ -195,6 +234,7 @@ fn apply_setup(root: &Path, setup: &Path) {
                 std::os::unix::fs::symlink(target, at(path)).expect("create a symlink");
             }
             ["hardlink", path, existing] => {
+                parent_of(&at(path));
                 std::fs::hard_link(at(existing), at(path)).expect("create a hard link")
             }
             ["rename", from, to] => std::fs::rename(at(from), at(to)).expect("rename"),

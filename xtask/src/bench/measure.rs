@@ -1,8 +1,13 @@
 //! Measuring whole processes, shared by every `cargo xtask bench` task: run
 //! a command N times after one warm-up run, take the median wall-clock time
-//! and the peak resident set size (the child's own `ru_maxrss`, read with
-//! `wait4`, so no wrapper process skews either number), and print two
-//! tools side by side with their ratios.
+//! (spawned directly, so no wrapper process skews it), then the peak
+//! resident set size of one more run under GNU time, and print two tools
+//! side by side with their ratios.
+//!
+//! Why GNU time for memory: Linux keeps, in a process's `ru_maxrss`, the
+//! high-water mark of the address space it replaced at exec, so a child
+//! spawned by this (large) bench process reports at least the bench's own
+//! peak; a command spawned by the small `time` process reports its own.
 
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 pub struct Measurement {
     pub runs: usize,
     pub median: Duration,
-    /// Largest peak RSS of any run, in KiB.
+    /// Peak RSS of one run under GNU time, in KiB.
     pub peak_rss_kib: u64,
 }
 
@@ -45,26 +50,95 @@ pub fn measure(runs: usize, mut make: impl FnMut() -> Command) -> Result<Measure
     }
     run_once(make())?;
     let mut times = Vec::with_capacity(runs);
-    let mut peak_rss_kib = 0;
     for _ in 0..runs {
-        let (time, rss) = run_once(make())?;
-        times.push(time);
-        peak_rss_kib = peak_rss_kib.max(rss);
+        times.push(run_once(make())?);
     }
-    times.sort();
-    let median = match runs % 2 {
-        1 => times[runs / 2],
-        _ => (times[runs / 2 - 1] + times[runs / 2]) / 2,
-    };
     Ok(Measurement {
         runs,
-        median,
-        peak_rss_kib,
+        median: median(times),
+        peak_rss_kib: peak_rss(make())?,
     })
 }
 
-/// Wall-clock time and peak RSS (KiB) of one run.
-fn run_once(mut command: Command) -> Result<(Duration, u64)> {
+/// Two commands measured as [`measure`] does, their runs interleaved (and
+/// which goes first alternating) so that both see the same load on a
+/// shared machine: a fair ratio even when the load changes during the run.
+pub fn measure_pair(
+    runs: usize,
+    mut ours: impl FnMut() -> Command,
+    mut theirs: impl FnMut() -> Command,
+) -> Result<(Measurement, Measurement)> {
+    if runs == 0 {
+        bail!("at least one run is needed");
+    }
+    run_once(ours())?;
+    run_once(theirs())?;
+    let (mut our_times, mut their_times) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        if run % 2 == 0 {
+            our_times.push(run_once(ours())?);
+            their_times.push(run_once(theirs())?);
+        } else {
+            their_times.push(run_once(theirs())?);
+            our_times.push(run_once(ours())?);
+        }
+    }
+    Ok((
+        Measurement {
+            runs,
+            median: median(our_times),
+            peak_rss_kib: peak_rss(ours())?,
+        },
+        Measurement {
+            runs,
+            median: median(their_times),
+            peak_rss_kib: peak_rss(theirs())?,
+        },
+    ))
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    let runs = times.len();
+    match runs % 2 {
+        1 => times[runs / 2],
+        _ => (times[runs / 2 - 1] + times[runs / 2]) / 2,
+    }
+}
+
+/// Peak RSS (KiB) of one run of `command`, spawned by GNU time.
+fn peak_rss(command: Command) -> Result<u64> {
+    let time = std::path::Path::new("/usr/bin/time");
+    if !time.is_file() {
+        bail!("memory is measured with GNU time: install it with `apt-get install time`");
+    }
+    let report = tempfile::NamedTempFile::new().context("create a file for time's report")?;
+    let mut timed = Command::new(time);
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(report.path())
+        .arg("--")
+        .arg(command.get_program())
+        .args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => timed.env(key, value),
+            None => timed.env_remove(key),
+        };
+    }
+    run_once(timed)?;
+    let text = std::fs::read_to_string(report.path()).context("read time's report")?;
+    text.lines()
+        .last()
+        .and_then(|line| line.trim().parse().ok())
+        .with_context(|| format!("GNU time reported {text:?}, not a size in KiB"))
+}
+
+/// Wall-clock time of one run.
+fn run_once(mut command: Command) -> Result<Duration> {
     let described = format!("{command:?}");
     let stderr = tempfile::tempfile().context("create a file for stderr")?;
     let stderr_copy = stderr.try_clone().context("clone the stderr file")?;
@@ -75,8 +149,7 @@ fn run_once(mut command: Command) -> Result<(Duration, u64)> {
         .stderr(stderr_copy)
         .spawn()
         .with_context(|| format!("start {described}"))?;
-    let (status, usage) =
-        wait_with_usage(&child).with_context(|| format!("wait for {described}"))?;
+    let status = wait_for(&child).with_context(|| format!("wait for {described}"))?;
     let elapsed = start.elapsed();
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         let mut stderr = stderr;
@@ -86,20 +159,19 @@ fn run_once(mut command: Command) -> Result<(Duration, u64)> {
         stderr.read_to_string(&mut text).context("read stderr")?;
         bail!("{described} failed (wait status {status}):\n{text}");
     }
-    Ok((elapsed, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
+    Ok(elapsed)
 }
 
-/// Reaps `child` with `wait4`, which also returns the child's resource usage.
-fn wait_with_usage(child: &std::process::Child) -> Result<(i32, libc::rusage)> {
+/// Reaps `child` with `wait4` and returns its wait status.
+fn wait_for(child: &std::process::Child) -> Result<i32> {
     let pid = libc::pid_t::try_from(child.id()).context("child pid")?;
     let mut status = 0;
-    // SAFETY: rusage is plain old data, for which all-zero bytes are valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
-        // SAFETY: both pointers are to live locals; the pid is our own unreaped child.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        // SAFETY: the pointer is to a live local; the pid is our own unreaped
+        // child; a null rusage is allowed.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, std::ptr::null_mut()) };
         if reaped == pid {
-            return Ok((status, usage));
+            return Ok(status);
         }
         let error = std::io::Error::last_os_error();
         if error.kind() != std::io::ErrorKind::Interrupted {
@@ -144,7 +216,7 @@ pub fn print_table(ours: &str, theirs: &str, rows: &[Comparison]) {
     }
     if let Some(row) = rows.first() {
         println!(
-            "({} timed runs per command after one warm-up; median wall-clock; peak RSS is the largest ru_maxrss)",
+            "({} timed runs per command after one warm-up; median wall-clock; peak RSS of one more run under GNU time)",
             row.ours.runs
         );
     }

@@ -1,10 +1,13 @@
-//! `cargo xtask pack --check`, the CI packaging check. It packs the package
-//! twice in memory (the two archives must be identical), reads the archive
-//! back (every entry must be the file on disk, same size, mode and sha256),
-//! holds the entries against the checked-in manifest (every required file
-//! present with its mode, nothing outside the allow-list), and, when npm is
-//! on PATH, against real `npm pack --dry-run --json`. Every problem is
-//! printed with the file it concerns; any problem fails the check.
+//! `cargo xtask pack --check`, the CI packaging check, for any package
+//! directory. It packs the package twice in memory (the two archives must
+//! be identical), reads the archive back (every entry must be the file on
+//! disk, same size, mode and sha256), requires every `bin` target to be in
+//! the archive (npm would install a dangling command otherwise), holds the
+//! entries against a manifest of required and allowed files when there is
+//! one (every required file present with its mode, nothing outside the
+//! allow-list), and, when the pinned npm is on PATH, against real
+//! `npm pack --dry-run --json`. Every problem is printed with the file it
+//! concerns; any problem fails the check.
 
 use super::archive::{self, Archive};
 use super::glob::{Pattern, PATH_GLOBS};
@@ -92,19 +95,35 @@ impl Manifest {
     }
 }
 
-pub fn run(dir: &Path, manifest_path: &Path) -> Result<()> {
-    let manifest = Manifest::load(manifest_path)?;
+pub fn run(dir: &Path, manifest_path: Option<&Path>) -> Result<()> {
     let packed = Packed::new(dir)?;
-    let mut problems = manifest.problems(&packed.archive);
+    let mut problems = Vec::new();
+    let manifest_summary = match manifest_path {
+        Some(path) => {
+            problems.extend(Manifest::load(path)?.problems(&packed.archive));
+            format!("manifest {}", path.display())
+        }
+        None => "no manifest of required files given".to_owned(),
+    };
+    for (command, target) in &packed.package.manifest.bin {
+        if !packed.archive.entries.iter().any(|e| &e.path == target) {
+            problems.push(format!(
+                "bin `{command}` points to {target}, which is not in the archive \
+                 (npm install would link a missing file)"
+            ));
+        }
+    }
 
-    let again = Archive::build(dir, &packed.files)?;
+    let again = Archive::build(dir, &packed.files, &packed.package.bin_targets())?;
     if again.tgz != packed.archive.tgz {
         problems.push("not reproducible: packing twice gave different archives".to_owned());
     }
     problems.extend(unpack_problems(dir, &packed.archive)?);
 
     let report = packed.report();
-    let npm_summary = if npm::available() {
+    let npm_summary = if let Err(why) = npm::reference() {
+        format!("npm comparison skipped: {why}")
+    } else {
         let npm_report = npm::dry_run(dir)?;
         let comparison = npm::compare(&report, &npm_report);
         if !comparison.gzip_notes.is_empty() {
@@ -124,17 +143,14 @@ pub fn run(dir: &Path, manifest_path: &Path) -> Result<()> {
                 .map(|d| format!("npm: {d}")),
         );
         summary
-    } else {
-        "npm not on PATH, npm comparison skipped".to_owned()
     };
 
     if problems.is_empty() {
         println!(
-            "pack --check: ok: {} ({} files, {} bytes unpacked), reproducible, manifest {}, {npm_summary}",
+            "pack --check: ok: {} ({} files, {} bytes unpacked), reproducible, {manifest_summary}, {npm_summary}",
             report.id,
             report.entry_count,
             report.unpacked_size,
-            manifest_path.display()
         );
         return Ok(());
     }

@@ -1,113 +1,41 @@
-//! The two orders npm puts a package's files in, both built on ICU's `en`
-//! collation (JavaScript's `localeCompare`):
+//! The two orders npm puts a package's files in, both JavaScript's
+//! `localeCompare` with the `en` locale (ICU's root collation; here ICU4X's
+//! `icu_collator`, which orders names as Node's ICU does):
 //!
 //! - the archive order (npm-packlist's sort, chosen for compressibility):
-//!   extension, then basename, then the whole path;
+//!   lowercased extension, then lowercased basename, then the whole path,
+//!   each with the default (tertiary) strength;
 //! - the `files` order of `npm pack --json` (npm's `getContents`): paths
-//!   whose first character is not a lowercase letter first, each group
-//!   sorted with numeric collation (`file2` before `file10`).
-//!
-//! Only ASCII names are collated exactly: punctuation sorts before digits,
-//! digits before letters, letters compare case-insensitively first and then
-//! lowercase before uppercase. Archive paths are ASCII (anything else would
-//! need a PAX header, which `pack` refuses), so that is all npm's order needs.
+//!   whose first character `toUpperCase` leaves unchanged first (upper case,
+//!   digits, punctuation), then the rest, each group sorted with
+//!   `sensitivity: 'case'` (accents ignored) and numeric collation
+//!   (`file2` before `file10`); a stable sort keeps ties in archive order.
 
+use icu_collator::options::{CaseLevel, CollatorOptions, Strength};
+use icu_collator::preferences::CollationNumericOrdering;
+use icu_collator::{Collator, CollatorBorrowed, CollatorPreferences};
 use std::cmp::Ordering;
+use std::sync::LazyLock;
 
-/// ICU root order of the printable ASCII characters that are not letters
-/// or digits (what `localeCompare(_, 'en')` yields for them, one by one).
-const PUNCTUATION: &str = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$";
+/// `a.localeCompare(b, 'en')`.
+static LOCALE: LazyLock<CollatorBorrowed<'static>> = LazyLock::new(|| {
+    Collator::try_new(CollatorPreferences::default(), CollatorOptions::default())
+        .expect("the root collation is compiled in")
+});
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Group {
-    Punctuation,
-    Digit,
-    Letter,
-    Other,
-}
-
-/// One collation element: its primary key and whether it is an uppercase letter.
-#[derive(Clone, PartialEq, Eq)]
-struct Element {
-    group: Group,
-    /// Order within the group: the punctuation rank, the lowercase letter,
-    /// the digit, or (numeric collation) the number without leading zeros.
-    key: String,
-    upper: bool,
-}
-
-impl Element {
-    fn primary_cmp(&self, other: &Self) -> Ordering {
-        self.group.cmp(&other.group).then_with(|| {
-            if self.group == Group::Digit {
-                // Numbers: fewer digits is smaller, then digit by digit.
-                self.key
-                    .len()
-                    .cmp(&other.key.len())
-                    .then_with(|| self.key.cmp(&other.key))
-            } else {
-                self.key.cmp(&other.key)
-            }
-        })
-    }
-}
-
-fn elements(s: &str, numeric: bool) -> Vec<Element> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = Vec::with_capacity(chars.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        i += 1;
-        let (group, key) = if c.is_ascii_digit() && numeric {
-            let start = i - 1;
-            while i < chars.len() && chars[i].is_ascii_digit() {
-                i += 1;
-            }
-            let digits: String = chars[start..i].iter().collect();
-            let trimmed = digits.trim_start_matches('0');
-            (Group::Digit, trimmed.to_owned())
-        } else if c.is_ascii_digit() {
-            (Group::Digit, c.to_string())
-        } else if c.is_ascii_alphabetic() {
-            (Group::Letter, c.to_ascii_lowercase().to_string())
-        } else if let Some(rank) = PUNCTUATION.find(c) {
-            (
-                Group::Punctuation,
-                char::from(b'!' + rank as u8).to_string(),
-            )
-        } else if c.is_ascii_control() {
-            // Control characters are ignorable in ICU collation.
-            continue;
-        } else {
-            (Group::Other, c.to_string())
-        };
-        out.push(Element {
-            group,
-            key,
-            upper: c.is_ascii_uppercase(),
-        });
-    }
-    out
-}
-
-fn collate(a: &str, b: &str, numeric: bool) -> Ordering {
-    let (ea, eb) = (elements(a, numeric), elements(b, numeric));
-    let primary = ea
-        .iter()
-        .zip(&eb)
-        .map(|(x, y)| x.primary_cmp(y))
-        .find(|o| o.is_ne())
-        .unwrap_or_else(|| ea.len().cmp(&eb.len()));
-    primary.then_with(|| {
-        let case = |e: &[Element]| e.iter().map(|x| x.upper).collect::<Vec<_>>();
-        case(&ea).cmp(&case(&eb))
-    })
-}
+/// `new Intl.Collator('en', { sensitivity: 'case', numeric: true })`.
+static LISTING: LazyLock<CollatorBorrowed<'static>> = LazyLock::new(|| {
+    let mut options = CollatorOptions::default();
+    options.strength = Some(Strength::Primary);
+    options.case_level = Some(CaseLevel::On);
+    let mut preferences = CollatorPreferences::default();
+    preferences.numeric_ordering = Some(CollationNumericOrdering::True);
+    Collator::try_new(preferences, options).expect("the root collation is compiled in")
+});
 
 /// `a.localeCompare(b, 'en')`.
 pub fn locale_compare(a: &str, b: &str) -> Ordering {
-    collate(a, b, false)
+    LOCALE.compare(a, b)
 }
 
 /// npm-packlist's sort: extension, then basename (both lowercased), then path.
@@ -120,10 +48,19 @@ pub fn archive_order(a: &str, b: &str) -> Ordering {
 
 /// npm's `getContents` order for the `files` list of `npm pack --json`.
 pub fn listing_order(a: &str, b: &str) -> Ordering {
-    let lower_first = |s: &str| s.chars().next().is_some_and(|c| c.is_lowercase());
-    lower_first(a)
-        .cmp(&lower_first(b))
-        .then_with(|| collate(a, b, true))
+    starts_lower(a)
+        .cmp(&starts_lower(b))
+        .then_with(|| LISTING.compare(a, b))
+}
+
+/// Whether `str.charAt(0).toUpperCase()` differs from `str.charAt(0)`. A
+/// character outside the BMP is half a surrogate pair to `charAt`, which
+/// `toUpperCase` leaves alone.
+fn starts_lower(path: &str) -> bool {
+    match path.chars().next() {
+        Some(c) if c.len_utf16() == 1 => !c.to_uppercase().eq(std::iter::once(c)),
+        _ => false,
+    }
 }
 
 fn basename(path: &str) -> &str {
@@ -150,7 +87,7 @@ mod tests {
         names
     }
 
-    // Expected orders below are what node 20 (ICU) prints for the same input.
+    // Expected orders below are what node 20 (ICU 78) prints for the same input.
     #[test]
     fn locale_compare_matches_icu() {
         assert_eq!(
@@ -168,13 +105,58 @@ mod tests {
             ["file_1", "file-1", "file.1", "file02", "file1", "file10", "file2", "File2"]
         );
         assert_eq!(
-            sorted(files, |a, b| collate(a, b, true)),
+            sorted(files, |a, b| LISTING.compare(a, b)),
             ["file_1", "file-1", "file.1", "file1", "file2", "file02", "File2", "file10"]
         );
     }
 
     #[test]
-    fn listing_puts_non_lowercase_first() {
+    fn accents_and_scripts_collate_like_node() {
+        let names = vec![
+            "zurich",
+            "Zürich",
+            "café.txt",
+            "cafe.txt",
+            "Café.txt",
+            "résumé.md",
+            "resume.md",
+            "日本語.txt",
+            "кириллица",
+            "ελληνικά",
+            "straße",
+            "strasse",
+            "emoji😀.txt",
+            "emoji.txt",
+        ];
+        assert_eq!(
+            sorted(names.clone(), locale_compare),
+            [
+                "cafe.txt",
+                "café.txt",
+                "Café.txt",
+                "emoji.txt",
+                "emoji😀.txt",
+                "resume.md",
+                "résumé.md",
+                "strasse",
+                "straße",
+                "zurich",
+                "Zürich",
+                "ελληνικά",
+                "кириллица",
+                "日本語.txt"
+            ]
+        );
+        // `sensitivity: 'case'` ignores accents: equal names keep their order.
+        assert_eq!(
+            sorted(vec!["résumé.md", "resume.md"], |a, b| LISTING
+                .compare(a, b)),
+            ["résumé.md", "resume.md"]
+        );
+    }
+
+    #[test]
+    fn listing_puts_names_that_do_not_start_lowercase_first() {
         assert_eq!(
             sorted(
                 vec![
@@ -183,15 +165,21 @@ mod tests {
                     "@scope/x",
                     "lib/a.js",
                     "LICENSE",
-                    ".x"
+                    ".x",
+                    "école.txt",
+                    "Éa.txt",
+                    "😀.txt",
                 ],
                 listing_order
             ),
             [
                 ".x",
                 "@scope/x",
+                "😀.txt",
+                "Éa.txt",
                 "LICENSE",
                 "README.md",
+                "école.txt",
                 "lib/a.js",
                 "package.json"
             ]

@@ -1,11 +1,19 @@
-//! Real npm as the reference: run `npm pack --dry-run --json` on a package
-//! directory (it writes nothing) and compare its report with ours, field by
-//! field. The gzip-dependent fields (`size`, `shasum`, `integrity`) differ
-//! by construction (Node's zlib is not ours) and are reported as notes.
+//! Real npm as the reference: `npm pack --json` on a package directory
+//! (with `--dry-run` it writes nothing) and our report compared with its,
+//! field by field. The gzip-dependent fields (`size`, `shasum`,
+//! `integrity`) differ by construction (Node's zlib is not ours) and are
+//! reported as notes. xtask pack follows one npm version, pinned in
+//! `xtask/npm-version.txt`; only that version is a reference.
 
 use super::report::{FileReport, PackReport};
 use anyhow::{bail, Context, Result};
+use std::ffi::OsStr;
 use std::path::Path;
+
+/// The npm version xtask pack follows (`xtask/npm-version.txt`).
+pub fn pinned() -> &'static str {
+    include_str!("../../npm-version.txt").trim()
+}
 
 /// Whether `npm` is on PATH.
 pub fn available() -> bool {
@@ -13,31 +21,78 @@ pub fn available() -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("npm").is_file()))
 }
 
+/// The version of the npm on PATH, if there is one.
+pub fn version() -> Option<String> {
+    if !available() {
+        return None;
+    }
+    let sh = xshell::Shell::new().ok()?;
+    let out = xshell::cmd!(sh, "npm --version")
+        .env("npm_config_update_notifier", "false")
+        .quiet()
+        .read()
+        .ok()?;
+    Some(out.trim().to_owned())
+}
+
+/// npm on PATH, or why it cannot be the reference.
+pub fn reference() -> std::result::Result<(), String> {
+    match version() {
+        None => Err("npm is not on PATH".to_owned()),
+        Some(v) if v == pinned() => Ok(()),
+        Some(v) => Err(format!(
+            "npm {v} is on PATH, and xtask pack follows npm {}",
+            pinned()
+        )),
+    }
+}
+
 /// The report of `npm pack --dry-run --json --ignore-scripts` in `dir`.
 pub fn dry_run(dir: &Path) -> Result<PackReport> {
+    let (report, _) = pack(dir, &["--dry-run"], None)?;
+    Ok(report)
+}
+
+/// `npm pack --json --ignore-scripts <extra>` in `dir`, with npm's cache
+/// in `cache` when given: the report, and the JSON object it came from.
+pub fn pack<S: AsRef<OsStr>>(
+    dir: &Path,
+    extra: &[S],
+    cache: Option<&Path>,
+) -> Result<(PackReport, serde_json::Value)> {
     let sh = xshell::Shell::new().context("create a shell")?;
     sh.change_dir(dir);
-    let output = xshell::cmd!(sh, "npm pack --dry-run --json --ignore-scripts")
+    let mut command = xshell::cmd!(sh, "npm pack --json --ignore-scripts {extra...}")
         .env("npm_config_update_notifier", "false")
         .env("npm_config_fund", "false")
+        .env("npm_config_audit", "false")
         .quiet()
-        .ignore_status()
-        .output()
-        .context("run npm pack --dry-run --json")?;
+        .ignore_status();
+    if let Some(cache) = cache {
+        command = command.env("npm_config_cache", cache);
+    }
+    let output = command.output().context("run npm pack --json")?;
     if !output.status.success() {
         bail!(
-            "npm pack --dry-run --json failed in {} ({}):\n{}",
+            "npm pack --json failed in {} ({}):\n{}",
             dir.display(),
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let mut reports: Vec<PackReport> = serde_json::from_slice(&output.stdout)
+    let mut json: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("parse the JSON of npm pack in {}", dir.display()))?;
-    match reports.len() {
-        1 => Ok(reports.remove(0)),
-        n => bail!("npm pack printed {n} reports for {}", dir.display()),
+    if json.len() != 1 {
+        bail!(
+            "npm pack printed {} reports for {}",
+            json.len(),
+            dir.display()
+        );
     }
+    let object = json.remove(0);
+    let report = serde_json::from_value(object.clone())
+        .with_context(|| format!("read the report of npm pack in {}", dir.display()))?;
+    Ok((report, object))
 }
 
 /// How our report differs from npm's.

@@ -46,7 +46,7 @@ impl PackReport {
             filename: package.filename(),
             entry_count: files.len(),
             files,
-            bundled: Vec::new(),
+            bundled: bundled_names(&archive.entries),
         }
     }
 
@@ -64,8 +64,13 @@ impl PackReport {
         lines.extend(
             self.files
                 .iter()
+                .filter(|f| !f.path.starts_with("node_modules/"))
                 .map(|f| format!("{} {}", format_bytes(f.size, false), f.path)),
         );
+        if !self.bundled.is_empty() {
+            lines.push("Bundled Dependencies".to_owned());
+            lines.extend(self.bundled.iter().cloned());
+        }
         lines.push("Tarball Details".to_owned());
         let integrity = &self.integrity;
         let short_integrity = format!(
@@ -73,7 +78,7 @@ impl PackReport {
             integrity.get(..20).unwrap_or(integrity),
             integrity.get(80..).unwrap_or_default()
         );
-        for (key, value) in [
+        let mut details = vec![
             ("name", self.name.clone()),
             ("version", self.version.clone()),
             ("filename", self.filename.clone()),
@@ -81,12 +86,42 @@ impl PackReport {
             ("unpacked size", format_bytes(self.unpacked_size, true)),
             ("shasum", self.shasum.clone()),
             ("integrity", short_integrity),
-            ("total files", self.entry_count.to_string()),
-        ] {
+        ];
+        if !self.bundled.is_empty() {
+            // npm counts bundled files as entries less listed files, and
+            // lists every entry: 0, and all files its own.
+            details.push(("bundled deps", self.bundled.len().to_string()));
+            let own = self.files.len();
+            details.push(("bundled files", (self.entry_count - own).to_string()));
+            details.push(("own files", own.to_string()));
+        }
+        details.push(("total files", self.entry_count.to_string()));
+        for (key, value) in details {
             lines.push(format!("{key}: {value}"));
         }
         lines.join("\n")
     }
+}
+
+/// npm's `bundled`: the package names under `node_modules/` (`@scope/name`
+/// or `name`), in the order the archive first holds each.
+fn bundled_names(entries: &[Entry]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for entry in entries {
+        let Some(rest) = entry.path.strip_prefix("node_modules/") else {
+            continue;
+        };
+        let mut parts = rest.splitn(3, '/');
+        let name = match (parts.next(), parts.next()) {
+            (Some(scope), Some(name)) if scope.starts_with('@') => format!("{scope}/{name}"),
+            (Some(name), _) => name.to_owned(),
+            _ => continue,
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 impl From<&Entry> for FileReport {
