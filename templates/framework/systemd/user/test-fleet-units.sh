@@ -120,6 +120,8 @@ t_holder_named_socket() {
         fail "holder ExecStart does not start a detached session on a named socket"
     directive "$holder" ExecStop | grep -q 'tmux -L [^ ]* kill-server' ||
         fail "holder ExecStop does not stop its named server"
+    [[ $(directive "$holder" Restart) == always ]] ||
+        fail "holder Restart= is not always: a server that ends cleanly (kill-server) would stay down"
 }
 
 t_agent_follows_holder() {
