@@ -15,8 +15,11 @@ use crate::install::InstallReport;
 use crate::layout::Layout;
 use crate::plan::Action;
 use crate::render::agent_env_path;
-use crate::rollout::{self, AgentExpectation, RolloutPlan, RolloutReport, UnknownCanary};
+use crate::rollout::{
+    self, AgentExpectation, RolloutPlan, RolloutReport, SystemClock, UnknownCanary,
+};
 use crate::systemd::{self, ServiceManager, SystemdError, AGENT_TEMPLATE, HOLDER_UNIT};
+use crate::transport::tmux::TmuxTransport;
 
 #[derive(Debug, Clone)]
 pub struct ActivateOptions {
@@ -25,6 +28,8 @@ pub struct ActivateOptions {
     pub wave: usize,
     pub restart_changed: bool,
     pub timeout: Duration,
+    /// How long each freshly started agent must keep running.
+    pub settle: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -124,7 +129,6 @@ pub fn activate(
     }
     if opts.start {
         let plan = RolloutPlan {
-            socket: report.socket.clone(),
             holder_session: report.holder_session.clone(),
             agents: report
                 .agents
@@ -137,8 +141,13 @@ pub fn activate(
             canary: opts.canary.clone(),
             wave: opts.wave,
             timeout: opts.timeout,
+            settle: opts.settle,
         };
-        let rollout = rollout::rollout(mgr, &plan)?;
+        let transport = plan.agents.iter().fold(
+            TmuxTransport::new(&report.socket, &report.holder_session),
+            |transport, agent| transport.with_agent_socket(&agent.name, &agent.socket),
+        );
+        let rollout = rollout::rollout(mgr, &transport, &SystemClock, &plan)?;
         if !rollout.ok {
             out.outcome = Outcome::RolloutFailed;
         }

@@ -94,6 +94,9 @@ pub struct InstallArgs {
     /// Seconds one rollout verification may wait for a unit and its session.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
     pub verify_timeout: u64,
+    /// Seconds each agent started with --start must then keep running (same session, no unit restart) before the next wave.
+    #[arg(long, value_name = "SECS", default_value_t = crate::rollout::SETTLE.as_secs(), requires = "start")]
+    pub settle: u64,
 }
 
 #[derive(Args, Debug)]
@@ -251,6 +254,7 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
                 wave: args.wave as usize,
                 restart_changed: args.restart_changed,
                 timeout: Duration::from_secs(args.verify_timeout),
+                settle: Duration::from_secs(args.settle),
             };
             activate::activate(&SystemctlUser, &opts.layout, &report, &activate_opts)
                 .context("the files are installed, but the systemd step failed")?
