@@ -40,27 +40,49 @@ impl Comparison {
 /// Runs `make()`'s command once to warm caches, then `runs` more times.
 /// Output is discarded; a failing run is an error that shows its stderr.
 pub fn measure(runs: usize, mut make: impl FnMut() -> Command) -> Result<Measurement> {
+    let mut make = || Ok(make());
+    Ok(measure_rounds(runs, &mut [&mut make])?.remove(0))
+}
+
+/// [`measure`] for several commands at once, in rounds: one warm-up round,
+/// then `runs` rounds that each run every command once, in order, so that
+/// load coming and going on the machine meanwhile weighs on each alike.
+/// Each maker sets up its run (untimed) and returns the command to time.
+pub fn measure_rounds(
+    runs: usize,
+    makers: &mut [&mut dyn FnMut() -> Result<Command>],
+) -> Result<Vec<Measurement>> {
     if runs == 0 {
         bail!("at least one run is needed");
     }
-    run_once(make())?;
-    let mut times = Vec::with_capacity(runs);
-    let mut peak_rss_kib = 0;
-    for _ in 0..runs {
-        let (time, rss) = run_once(make())?;
-        times.push(time);
-        peak_rss_kib = peak_rss_kib.max(rss);
+    for make in makers.iter_mut() {
+        run_once(make()?)?;
     }
-    times.sort();
-    let median = match runs % 2 {
-        1 => times[runs / 2],
-        _ => (times[runs / 2 - 1] + times[runs / 2]) / 2,
-    };
-    Ok(Measurement {
-        runs,
-        median,
-        peak_rss_kib,
-    })
+    let mut samples: Vec<Vec<(Duration, u64)>> = vec![Vec::with_capacity(runs); makers.len()];
+    for _ in 0..runs {
+        for (make, samples) in makers.iter_mut().zip(&mut samples) {
+            samples.push(run_once(make()?)?);
+        }
+    }
+    Ok(samples.iter().map(|s| Measurement::of(s)).collect())
+}
+
+impl Measurement {
+    /// Median time and largest peak RSS of `samples` (not empty).
+    fn of(samples: &[(Duration, u64)]) -> Measurement {
+        let mut times: Vec<Duration> = samples.iter().map(|(time, _)| *time).collect();
+        times.sort();
+        let runs = times.len();
+        let median = match runs % 2 {
+            1 => times[runs / 2],
+            _ => (times[runs / 2 - 1] + times[runs / 2]) / 2,
+        };
+        Measurement {
+            runs,
+            median,
+            peak_rss_kib: samples.iter().map(|(_, rss)| *rss).max().unwrap_or(0),
+        }
+    }
 }
 
 /// Wall-clock time and peak RSS (KiB) of one run.
