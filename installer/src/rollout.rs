@@ -162,7 +162,7 @@ pub fn rollout(
         &holder_units,
         &mut first,
         &mut started,
-        |look| check.holder(look),
+        |look, _| check.holder(look),
     );
     let mut failed = !step.ok;
     report.steps.push(step);
@@ -187,14 +187,20 @@ pub fn rollout(
             .collect();
         let units = crate::systemd::agent_units(wave);
         let last = index + 1 == waves.len();
-        let step = run_step(&check, &name, &units, &mut first, &mut started, |look| {
-            let started_here = look.is_none();
-            let detail = check.wave(&agents, look)?;
-            if started_here || last {
-                check.isolated()?;
-            }
-            Ok(detail)
-        });
+        let step = run_step(
+            &check,
+            &name,
+            &units,
+            &mut first,
+            &mut started,
+            |look, fresh| {
+                let detail = check.wave(&agents, look, fresh)?;
+                if !fresh.is_empty() || last {
+                    check.isolated()?;
+                }
+                Ok(detail)
+            },
+        );
         failed = !step.ok;
         report.steps.push(step);
     }
@@ -224,21 +230,22 @@ fn stop_started(services: &dyn ServiceManager, started: &[String]) -> Vec<String
 }
 
 /// Start those of `units` that are not active (remembering them) and
-/// verify. `first` is the look taken before anything was started: it
-/// answers for this step until the rollout starts something, and is given
-/// to `verify` (else None: verify looks for itself).
+/// verify, telling `verify` which units this step started. `first` is the
+/// look taken before anything was started: it answers for this step until
+/// the rollout starts something, and is given to `verify` (else None:
+/// verify looks for itself).
 fn run_step(
     check: &verify::Checker<'_>,
     name: &str,
     units: &[String],
     first: &mut Option<verify::Look>,
     started: &mut Vec<String>,
-    verify: impl FnOnce(Option<verify::Look>) -> Result<String, String>,
+    verify: impl FnOnce(Option<verify::Look>, &[String]) -> Result<String, String>,
 ) -> RolloutStep {
     let begin = check.clock.now();
     let result = fresh_units(check, units, first.as_ref()).and_then(|fresh| {
         if fresh.is_empty() {
-            return verify(first.clone());
+            return verify(first.clone(), &fresh);
         }
         // From here on the first look no longer tells how things are.
         *first = None;
@@ -247,7 +254,7 @@ fn run_step(
             .services
             .start(&fresh)
             .map_err(|err| err.to_string())?;
-        verify(None)
+        verify(None, &fresh)
     });
     let (ok, detail) = match result {
         Ok(detail) => (true, detail),

@@ -72,6 +72,10 @@ fn a_healthy_fleet_is_verified_from_one_look_without_waiting() {
     );
     assert_eq!(memory.now(), before, "the rollout waited");
     assert_eq!(started(&memory), Vec::<String>::new());
+    assert_eq!(
+        report.steps[2].detail,
+        "b running `run b` (already up); c running `run c` (already up)"
+    );
     // One look: each of the 6 units asked for its 3 properties once.
     let calls = memory.calls();
     assert!(calls.iter().all(|c| c.starts_with("show ")), "{calls:?}");
@@ -177,6 +181,10 @@ fn a_wave_is_watched_as_one_settle_window_not_one_per_agent() {
     assert!(report.ok, "{report:#?}");
     let wave = &report.steps[2];
     assert_eq!(wave.step, "wave 1");
+    assert_eq!(
+        wave.detail,
+        "b running `run b`; c running `run c`; d running `run d`; e running `run e`"
+    );
     assert!(
         (5000..5200).contains(&wave.millis),
         "four agents took {} ms on the fleet's clock; one window is 5000",

@@ -119,10 +119,13 @@ impl Checker<'_> {
     }
 
     /// Every agent of the wave up, then settled; the first failure ends it.
+    /// The detail names the agents this step did not start (`fresh` lists
+    /// the units it did) as already up.
     pub(super) fn wave(
         &self,
         agents: &[&AgentExpectation],
         first: Option<Look>,
+        fresh: &[String],
     ) -> Result<String, String> {
         let names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
         let units: Vec<String> = names.iter().map(|n| agent_unit(n)).collect();
@@ -153,7 +156,15 @@ impl Checker<'_> {
             if settled == watches.len() {
                 let details: Vec<String> = agents
                     .iter()
-                    .map(|agent| format!("{} running `{}`", agent.name, agent.command))
+                    .zip(&units)
+                    .map(|(agent, unit)| {
+                        let already = if fresh.contains(unit) {
+                            ""
+                        } else {
+                            " (already up)"
+                        };
+                        format!("{} running `{}`{already}", agent.name, agent.command)
+                    })
                     .collect();
                 return Ok(details.join("; "));
             }
