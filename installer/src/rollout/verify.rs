@@ -24,7 +24,12 @@ use super::{AgentExpectation, Clock, RolloutPlan};
 /// error found while loading), with room for a loaded machine.
 pub const SETTLE: Duration = Duration::from_secs(5);
 
+/// How often to look while something is still coming up.
 const POLL: Duration = Duration::from_millis(100);
+/// How often to look while every agent of a wave is up and settling: a
+/// crash is still caught within a quarter second, at a fraction of the
+/// processes (each look is one `systemctl show` and one tmux query).
+const SETTLE_POLL: Duration = Duration::from_millis(250);
 
 /// The unit properties a look reads.
 const PROPERTIES: [&str; 3] = ["ActiveState", "NRestarts", "ActiveEnterTimestampMonotonic"];
@@ -171,7 +176,11 @@ impl Checker<'_> {
             if !waiting.is_empty() && current.at.saturating_sub(begin) >= self.plan.timeout {
                 return Err(waiting.join("; "));
             }
-            self.clock.sleep(POLL);
+            self.clock.sleep(if waiting.is_empty() {
+                SETTLE_POLL
+            } else {
+                POLL
+            });
         }
     }
 
