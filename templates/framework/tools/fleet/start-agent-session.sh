@@ -146,7 +146,7 @@ fi
 # outside it. When it fails, the server's session names tell why: no server
 # (the holder is not running), the session is there (reused), or a tmux
 # without -N (now that a server is known to run, created without it).
-if tmux -N -L "$socket" new-session -d -s "$agent" -c "$workdir" "${session_env[@]}" "$command" 2>/dev/null; then
+if tmux -L "$socket" -N new-session -d -s "$agent" -c "$workdir" "${session_env[@]}" "$command" 2>/dev/null; then
     echo "started session $agent on tmux socket $socket in $workdir"
 else
     sessions=$(tmux -L "$socket" list-sessions -F '#{session_name}' 2>/dev/null) ||

@@ -191,7 +191,7 @@ t_tmux_without_dash_n() {
     mkdir -p "$work/old-tmux"
     cat >"$work/old-tmux/tmux" <<STUB
 #!/usr/bin/env bash
-if [[ \$1 == -N ]]; then
+if [[ " \$* " == *" -N "* ]]; then
     echo "usage: tmux [-2CluvV] [-c shell-command] [-f file] [-L socket-name]" >&2
     exit 1
 fi
@@ -215,4 +215,4 @@ check "a workdir that cannot be created exits 4" t_bad_workdir
 check "--supervise exits 1 once the session is gone" t_supervise_exits_when_gone
 check "--supervise exits 0 on SIGTERM" t_supervise_sigterm
 check "--supervise --pidfile returns once the session exists, its watcher in the file" t_supervise_pidfile
-check "without tmux -N (before 3.2) the session is still created" t_tmux_without_dash_n
+check "on a tmux without -N (before 3.2) the session is still created" t_tmux_without_dash_n
