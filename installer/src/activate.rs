@@ -19,8 +19,11 @@ use crate::layout::Layout;
 use crate::plan::Action;
 use crate::reconcile::{self, Actions, Facts, Options, UnitFacts};
 use crate::render::{agent_env_path, local_env_path};
-use crate::rollout::{self, AgentExpectation, RolloutPlan, RolloutReport, UnknownCanary};
+use crate::rollout::{
+    self, AgentExpectation, RolloutPlan, RolloutReport, SystemClock, UnknownCanary,
+};
 use crate::systemd::{self, SystemdError, AGENT_TEMPLATE, HOLDER_UNIT};
+use crate::transport::tmux::TmuxTransport;
 use crate::verbs::units::{FleetServices, UnitState};
 
 #[derive(Debug, Clone)]
@@ -30,6 +33,8 @@ pub struct ActivateOptions {
     pub wave: usize,
     pub restart_changed: bool,
     pub timeout: Duration,
+    /// How long each freshly started agent must keep running.
+    pub settle: Duration,
 }
 
 /// What the units follow: the roster a run installed (or restored) and
@@ -255,7 +260,6 @@ pub fn activate(
     }
     if !actions.start.is_empty() {
         let plan = RolloutPlan {
-            socket: report.socket.clone(),
             holder_session: report.holder_session.clone(),
             agents: actions
                 .start
@@ -268,8 +272,13 @@ pub fn activate(
             canary: opts.canary.clone().filter(|_| actions.start_fleet),
             wave: opts.wave,
             timeout: opts.timeout,
+            settle: opts.settle,
         };
-        let rollout = rollout::rollout(mgr, &plan)?;
+        let transport = plan.agents.iter().fold(
+            TmuxTransport::new(&report.socket, &report.holder_session),
+            |transport, agent| transport.with_agent_socket(&agent.name, &agent.socket),
+        );
+        let rollout = rollout::rollout(mgr, &transport, &SystemClock, &plan)?;
         if !rollout.ok {
             out.outcome = Outcome::RolloutFailed;
         }

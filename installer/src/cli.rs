@@ -96,6 +96,9 @@ pub struct InstallArgs {
     /// Seconds one rollout verification may wait for a unit and its session.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
     pub verify_timeout: u64,
+    /// Seconds each agent this run starts (--start, or a new agent on a running fleet) must then keep running (same session, no unit restart) before the next wave.
+    #[arg(long, value_name = "SECS", default_value_t = crate::rollout::SETTLE.as_secs())]
+    pub settle: u64,
 }
 
 #[derive(Args, Debug)]
@@ -237,6 +240,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         wave: 4,
                         restart_changed: args.restart_changed,
                         timeout: Duration::from_secs(20),
+                        settle: crate::rollout::SETTLE,
                     },
                 )
                 .context("the files are rolled back, but the systemd step failed")?,
@@ -297,6 +301,7 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
         wave: args.wave as usize,
         restart_changed: args.restart_changed,
         timeout: Duration::from_secs(args.verify_timeout),
+        settle: Duration::from_secs(args.settle),
     };
     let skip = if args.no_systemctl {
         Some("--no-systemctl".to_owned())

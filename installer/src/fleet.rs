@@ -49,12 +49,6 @@ impl TmuxServer {
             .is_ok_and(|out| out.status.success())
     }
 
-    /// Whether a session called exactly `name` exists.
-    pub fn has_session(&self, name: &str) -> bool {
-        self.run(&["has-session", "-t", &format!("={name}")])
-            .is_ok_and(|out| out.status.success())
-    }
-
     /// The sessions of this server; empty when it does not run.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         let Ok(out) = self.run(&["list-sessions", "-F", "#{session_name}\t#{session_created}"])
@@ -74,22 +68,5 @@ impl TmuxServer {
                 })
             })
             .collect()
-    }
-
-    /// A format (`#{pane_start_command}`, ...) of the active pane of the
-    /// session called exactly `name`; None when there is no such session
-    /// (tmux 3.3 prints an empty line and exits 0 for a missing target, so
-    /// the session's name is read along and checked).
-    pub fn pane_format(&self, name: &str, format: &str) -> Option<String> {
-        let probe = format!("#{{session_name}}\t{format}");
-        let out = self
-            .run(&["display-message", "-p", "-t", &format!("={name}:"), &probe])
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let (session, value) = text.trim_end_matches('\n').split_once('\t')?;
-        (session == name).then(|| value.trim_end().to_owned())
     }
 }

@@ -21,6 +21,7 @@ pub use args::{AddArgs, AgentVerb, Command, FleetVerb, SendArgs, UnitArgs, WaitA
 use crate::cli::GlobalArgs;
 use crate::layout::Layout;
 use crate::output;
+use crate::rollout::SystemClock;
 use crate::systemd::SystemctlUser;
 use crate::transport::tmux::TmuxTransport;
 use crate::transport::SubmitOptions;
@@ -125,9 +126,19 @@ pub fn run(cli: Cli) -> Result<u8, FleetError> {
 fn run_fleet(fleet: &Fleet<'_>, verb: FleetVerb, json: bool) -> Result<u8, FleetError> {
     match verb {
         FleetVerb::Init { .. } => unreachable!("handled before the roster is loaded"),
-        FleetVerb::Start { canary, wave, wait } => {
-            let timeout = Duration::from_secs(wait.timeout);
-            let report = fleet::start(fleet, canary, wave as usize, timeout)?;
+        FleetVerb::Start {
+            canary,
+            wave,
+            settle,
+            wait,
+        } => {
+            let options = fleet::StartOptions {
+                canary,
+                wave: wave as usize,
+                timeout: Duration::from_secs(wait.timeout),
+                settle: Duration::from_secs(settle),
+            };
+            let report = fleet::start(fleet, &options, &SystemClock)?;
             let code = if report.ok { 0 } else { 1 };
             Ok(show(code, |out| print::rollout(out, &report, json)))
         }

@@ -1,20 +1,30 @@
 //! Canary-first rollout (`--start`): the holder, then one canary agent,
 //! verified, then the rest in waves, each verified. A failed verification
 //! stops what this run started, leaves everything else as it was, and says
-//! which step failed and why. The checks themselves live in [`verify`].
+//! which step failed and why. The checks themselves live in [`verify`]; they
+//! reach the fleet only through the [`ServiceManager`] and [`Transport`]
+//! traits and wait on a [`Clock`], so the in-memory fleet tests them.
+//!
+//! Units already active are not started again. As long as this run has
+//! started nothing, each step is checked against one look at the whole
+//! fleet taken at the beginning: on a healthy fleet the rollout is a
+//! verification that costs one `systemctl show` and one query per tmux
+//! server.
 
+mod clock;
 mod verify;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::envfile;
-use crate::fleet::TmuxServer;
 use crate::render::shell_quote;
 use crate::systemd::{ServiceManager, HOLDER_UNIT};
+use crate::transport::Transport;
 
+pub use clock::{Clock, SystemClock};
 pub use verify::SETTLE;
 
 /// What one agent should look like once started.
@@ -59,15 +69,17 @@ impl AgentExpectation {
 
 #[derive(Debug, Clone)]
 pub struct RolloutPlan {
-    pub socket: String,
     pub holder_session: String,
     /// In roster order.
     pub agents: Vec<AgentExpectation>,
     /// Default: the first agent.
     pub canary: Option<String>,
     pub wave: usize,
-    /// How long one verification may wait for units and sessions.
+    /// How long one verification may wait for units and sessions to come up.
     pub timeout: Duration,
+    /// How long a freshly started agent must then keep running, its session
+    /// the same and its unit not restarted (default [`SETTLE`]).
+    pub settle: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,11 +133,18 @@ pub fn waves(plan: &RolloutPlan) -> Result<Vec<Vec<String>>, UnknownCanary> {
 }
 
 pub fn rollout(
-    mgr: &dyn ServiceManager,
+    services: &dyn ServiceManager,
+    transport: &dyn Transport,
+    clock: &dyn Clock,
     plan: &RolloutPlan,
 ) -> Result<RolloutReport, UnknownCanary> {
     let waves = waves(plan)?;
-    let default_before = TmuxServer::default_server().sessions();
+    let check = verify::Checker {
+        services,
+        transport,
+        clock,
+        plan,
+    };
     let mut report = RolloutReport {
         ok: true,
         steps: Vec::new(),
@@ -133,10 +152,18 @@ pub fn rollout(
     };
     let mut started: Vec<String> = Vec::new();
 
+    let names: Vec<String> = plan.agents.iter().map(|a| a.name.clone()).collect();
+    let all_units = crate::systemd::fleet_units(&names);
+    let mut first = check.look(&all_units, &names).ok();
     let holder_units = vec![HOLDER_UNIT.to_owned()];
-    let step = run_step(mgr, "holder", &holder_units, &mut started, || {
-        verify::holder(mgr, plan)
-    });
+    let step = run_step(
+        &check,
+        "holder",
+        &holder_units,
+        &mut first,
+        &mut started,
+        |look, _| check.holder(look),
+    );
     let mut failed = !step.ok;
     report.steps.push(step);
 
@@ -159,23 +186,35 @@ pub fn rollout(
             })
             .collect();
         let units = crate::systemd::agent_units(wave);
-        let step = run_step(mgr, &name, &units, &mut started, || {
-            verify::wave(mgr, &agents, plan.timeout, &default_before)
-        });
+        let last = index + 1 == waves.len();
+        let step = run_step(
+            &check,
+            &name,
+            &units,
+            &mut first,
+            &mut started,
+            |look, fresh| {
+                let detail = check.wave(&agents, look, fresh)?;
+                if !fresh.is_empty() || last {
+                    check.isolated()?;
+                }
+                Ok(detail)
+            },
+        );
         failed = !step.ok;
         report.steps.push(step);
     }
 
     if failed {
         report.ok = false;
-        report.stopped = stop_started(mgr, &started);
+        report.stopped = stop_started(services, &started);
     }
     Ok(report)
 }
 
 /// Stops the agents this run started, and the holder last if this run
 /// started it (no agent ran before then: they need it).
-fn stop_started(mgr: &dyn ServiceManager, started: &[String]) -> Vec<String> {
+fn stop_started(services: &dyn ServiceManager, started: &[String]) -> Vec<String> {
     let mut to_stop: Vec<String> = started
         .iter()
         .filter(|u| *u != HOLDER_UNIT)
@@ -185,30 +224,38 @@ fn stop_started(mgr: &dyn ServiceManager, started: &[String]) -> Vec<String> {
         to_stop.push(HOLDER_UNIT.to_owned());
     }
     if !to_stop.is_empty() {
-        let _ = mgr.stop(&to_stop);
+        let _ = services.stop(&to_stop);
     }
     to_stop
 }
 
-/// Start `units` (remembering which were not active before) and verify.
+/// Start those of `units` that are not active (remembering them) and
+/// verify, telling `verify` which units this step started. `first` is the
+/// look taken before anything was started: it answers for this step until
+/// the rollout starts something, and is given to `verify` (else None:
+/// verify looks for itself).
 fn run_step(
-    mgr: &dyn ServiceManager,
+    check: &verify::Checker<'_>,
     name: &str,
     units: &[String],
+    first: &mut Option<verify::Look>,
     started: &mut Vec<String>,
-    verify: impl FnOnce() -> Result<String, String>,
+    verify: impl FnOnce(Option<verify::Look>, &[String]) -> Result<String, String>,
 ) -> RolloutStep {
-    let clock = Instant::now();
-    let fresh: Vec<String> = units
-        .iter()
-        .filter(|u| mgr.property(u, "ActiveState").as_deref() != Ok("active"))
-        .cloned()
-        .collect();
-    let result = mgr
-        .start(units)
-        .map_err(|err| err.to_string())
-        .and_then(|()| verify());
-    started.extend(fresh);
+    let begin = check.clock.now();
+    let result = fresh_units(check, units, first.as_ref()).and_then(|fresh| {
+        if fresh.is_empty() {
+            return verify(first.clone(), &fresh);
+        }
+        // From here on the first look no longer tells how things are.
+        *first = None;
+        started.extend(fresh.iter().cloned());
+        check
+            .services
+            .start(&fresh)
+            .map_err(|err| err.to_string())?;
+        verify(None, &fresh)
+    });
     let (ok, detail) = match result {
         Ok(detail) => (true, detail),
         Err(why) => (false, why),
@@ -218,8 +265,26 @@ fn run_step(
         units: units.to_vec(),
         ok,
         detail,
-        millis: clock.elapsed().as_millis(),
+        millis: check.clock.now().saturating_sub(begin).as_millis(),
     }
+}
+
+/// Those of `units` that are not active, from the first look when it still
+/// holds, else from a new query.
+fn fresh_units(
+    check: &verify::Checker<'_>,
+    units: &[String],
+    first: Option<&verify::Look>,
+) -> Result<Vec<String>, String> {
+    let look = match first {
+        Some(look) => look,
+        None => &check.look(units, &[])?,
+    };
+    Ok(units
+        .iter()
+        .filter(|unit| !look.is_active(unit))
+        .cloned()
+        .collect())
 }
 
 #[cfg(test)]
@@ -228,7 +293,6 @@ mod tests {
 
     fn plan(names: &[&str], canary: Option<&str>, wave: usize) -> RolloutPlan {
         RolloutPlan {
-            socket: "s".into(),
             holder_session: "_holder".into(),
             agents: names
                 .iter()
@@ -241,6 +305,7 @@ mod tests {
             canary: canary.map(str::to_owned),
             wave,
             timeout: Duration::from_secs(1),
+            settle: SETTLE,
         }
     }
 

@@ -27,6 +27,8 @@
 //! - [`Transport::isolation_problems`]: agents' rooms are private and not
 //!   federated beyond the configured homeserver.
 //! - [`Transport::caller`]: the sending user's id.
+//! - [`Transport::launches`]: the bot's current login (a device id) as the
+//!   launch, and the runtime it announced as the command.
 //!
 //! The systemd side (units that keep each agent's process running) would not
 //! change; nor would any verb, its flags, its output or its exit codes.
@@ -67,6 +69,17 @@ pub struct FleetView {
     pub holder_up: bool,
     /// Per agent asked about; agents without a session are `down()`.
     pub agents: BTreeMap<String, SessionState>,
+}
+
+/// How one agent's session was launched, as a rollout verifies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Launch {
+    /// Which launch this is: a session that ends and is created again (by
+    /// the unit's restart, say) has a new id.
+    pub id: String,
+    /// The command the session was started with, as given; None when the
+    /// transport cannot tell.
+    pub command: Option<String>,
 }
 
 /// How a submission ended.
@@ -154,6 +167,11 @@ pub trait Transport {
     /// The name the caller goes by on this transport (tmux: the session it
     /// runs in), for the addressing preamble; None outside the transport.
     fn caller(&self) -> Option<String>;
+
+    /// The launch of each named agent's live session, in one query; agents
+    /// without a live session are absent. What a rollout watches while a
+    /// freshly started wave settles: a crash shows as a missing or new id.
+    fn launches(&self, agents: &[String]) -> Result<BTreeMap<String, Launch>, TransportError>;
 }
 
 /// The end of a message's last line that shows it is still on the input

@@ -100,8 +100,9 @@ pub struct SandboxFleet {
 
 impl SandboxFleet {
     /// Also puts the agent stand-ins of `tests/fixtures/canary/` into
-    /// `~/bin` (`fake-agent`, a REPL; `crashing-agent`, exits at once), where
-    /// the canary rosters' `command: ~/bin/...` finds them.
+    /// `~/bin` (`fake-agent`, a REPL; `crashing-agent [SECS]`, exits at once
+    /// or after SECS seconds), where the canary rosters' `command: ~/bin/...`
+    /// finds them.
     pub fn new() -> SandboxFleet {
         let home = PathBuf::from(std::env::var("HOME").expect("HOME"));
         let bin = home.join("bin");

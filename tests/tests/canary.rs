@@ -1,7 +1,8 @@
 //! `mosaic-install --start` against a real systemd user manager (inside
 //! `cargo xtask sandbox`): the canary-first rollout with `--canary` and
-//! `--wave`, its JSON steps and timings, and a failed canary or wave that
-//! stops what the run started and nothing else; without any manager, the
+//! `--wave`, its JSON steps and timings, a failed canary or wave that
+//! stops what the run started and nothing else, and an agent that crashes
+//! 3 s after it starts caught by the settle window; without any manager, the
 //! commands to run later; and `cargo xtask canary` end to end. Sandboxed
 //! tests are root only: skipped with a reason otherwise, failing under CI=true.
 
@@ -39,6 +40,8 @@ fn start_rolls_out_the_canary_then_waves_with_timings() {
         "--canary",
         "agent-2",
         "--wave",
+        "1",
+        "--settle",
         "1",
     ]);
 
@@ -143,6 +146,49 @@ fn a_failed_canary_or_wave_stops_what_the_run_started_and_nothing_else() {
     }
     assert_eq!(fleet.state(&agent_unit("steady")), "active");
     assert_eq!(fleet.session("steady"), Some(steady));
+}
+
+#[test]
+fn an_agent_crashing_at_3s_fails_the_rollout_within_the_default_settle_window() {
+    if !inside_systemd_sandbox(
+        "an_agent_crashing_at_3s_fails_the_rollout_within_the_default_settle_window",
+    ) {
+        return;
+    }
+    let fleet = SandboxFleet::new();
+    let profile = fleet.roster("late-crash.yaml");
+
+    let (output, report) = fleet.install(&["--profile", &profile, "--start"]);
+
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(step_names(&report), ["holder", "canary good-1", "wave 1"]);
+    let wave = &report["systemd"]["rollout"]["steps"][2];
+    assert_eq!(wave["ok"], false);
+    let why = wave["detail"].as_str().unwrap();
+    assert!(
+        why.starts_with(
+            "session =late ended within 5 s of starting: its command `~/bin/crashing-agent 3` exited"
+        ),
+        "the report says which agent, when and why: {why}"
+    );
+    assert_eq!(
+        stopped(&report),
+        [
+            agent_unit("good-1"),
+            agent_unit("late"),
+            agent_unit("good-2"),
+            HOLDER.to_owned()
+        ]
+    );
+    for unit in [agent_unit("good-1"), agent_unit("late"), HOLDER.to_owned()] {
+        assert_ne!(fleet.state(&unit), "active", "{unit}");
+    }
+    assert!(fleet.sessions().is_empty(), "{:?}", fleet.sessions());
 }
 
 #[test]

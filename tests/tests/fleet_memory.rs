@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use mosaic_install::layout::Layout;
+use mosaic_install::rollout::{Clock, SETTLE};
 use mosaic_install::transport::memory::MemoryFleet;
 use mosaic_install::transport::{Delivery, SubmitOptions, Transport};
 use mosaic_install::verbs::agent::{self, ResetMethod, UnitAction, KICK_START};
@@ -220,6 +221,56 @@ fn unit_verbs_drive_the_agents_unit_and_wait_for_its_session() {
             "start mosaic-agent@agent-1.service"
         ]
     );
+}
+
+fn start_options() -> fleet::StartOptions {
+    fleet::StartOptions {
+        canary: None,
+        wave: 4,
+        timeout: Duration::from_secs(20),
+        settle: SETTLE,
+    }
+}
+
+#[test]
+fn fleet_start_of_a_healthy_fleet_starts_nothing_and_does_not_wait() {
+    let memory = MemoryFleet::running(&AGENTS);
+    let before = memory.now();
+
+    let report = with_fleet(&memory, |f| fleet::start(f, &start_options(), &memory)).unwrap();
+
+    assert!(report.ok, "{report:#?}");
+    assert_eq!(actions(&memory), Vec::<String>::new());
+    assert_eq!(memory.now(), before, "a healthy fleet was waited on");
+}
+
+#[test]
+fn fleet_start_fails_on_an_agent_that_crashes_at_3s_and_stops_what_it_started() {
+    let memory = MemoryFleet::new();
+    memory.crash_after("agent-10", Duration::from_secs(3));
+
+    let report = with_fleet(&memory, |f| fleet::start(f, &start_options(), &memory)).unwrap();
+
+    assert!(!report.ok);
+    let failed = report.steps.last().unwrap();
+    assert_eq!((failed.step.as_str(), failed.ok), ("wave 1", false));
+    assert!(
+        failed
+            .detail
+            .starts_with("session =agent-10 ended within 5 s of starting"),
+        "{}",
+        failed.detail
+    );
+    assert_eq!(
+        report.stopped,
+        [
+            "mosaic-agent@agent-1.service",
+            "mosaic-agent@agent-10.service",
+            "mosaic-agent@sink.service",
+            "mosaic-tmux-holder.service"
+        ]
+    );
+    assert!(memory.pane("agent-1").is_none() && memory.pane("sink").is_none());
 }
 
 #[test]

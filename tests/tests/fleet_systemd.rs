@@ -1,5 +1,6 @@
 //! `mosaic-fleet` against a real systemd user manager (inside `cargo xtask
-//! sandbox`): `fleet start` rolls out canary-first, `fleet status` shows
+//! sandbox`): `fleet start` rolls out canary-first (and, again on the
+//! running fleet, starts and restarts nothing), `fleet status` shows
 //! unit states and restarts, `fleet verify` passes and then names a stopped
 //! agent, `agent stop|start|restart` act on exactly one agent's unit and
 //! session, `agent add|remove` enable and disable units, `agent reset`
@@ -73,10 +74,19 @@ fn record(home: &Path, agent: &str) -> Vec<String> {
         .collect()
 }
 
+/// Each unit's InvocationID: a unit started or restarted gets a new one.
+fn invocation_ids(fleet: &SandboxFleet) -> Vec<String> {
+    [HOLDER.to_owned()]
+        .into_iter()
+        .chain(["agent-1", "agent-10", "sink"].map(agent_unit))
+        .map(|unit| fleet.property(&unit, "InvocationID"))
+        .collect()
+}
+
 fn started() -> SandboxFleet {
     let fleet = installed();
     let report = json(&ok(&[
-        "--json", "fleet", "start", "--canary", "agent-10", "--wave", "1",
+        "--json", "fleet", "start", "--canary", "agent-10", "--wave", "1", "--settle", "1",
     ]));
     let steps: Vec<&str> = report["steps"]
         .as_array()
@@ -95,6 +105,22 @@ fn fleet_start_status_verify_stop_and_unit_verbs() {
     }
     let fleet = started();
     ok(&["fleet", "verify"]);
+
+    // A second start finds every unit running and settled: it verifies,
+    // starts and restarts nothing, and every session stays.
+    let sessions = fleet.sessions();
+    let invocations = invocation_ids(&fleet);
+    let again = json(&ok(&["--json", "fleet", "start", "--settle", "1"]));
+    assert_eq!(again["ok"], true, "{again}");
+    let steps = again["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["ok"] == true), "{again}");
+    for step in &steps[1..] {
+        let detail = step["detail"].as_str().unwrap();
+        assert!(detail.ends_with("(already up)"), "{detail}");
+    }
+    assert_eq!(fleet.sessions(), sessions);
+    assert_eq!(invocation_ids(&fleet), invocations);
+
     let status = json(&ok(&["--json", "fleet", "status"]));
     assert_eq!(status["holder_unit"]["active"], "active");
     for agent in status["agents"].as_array().unwrap() {

@@ -1,8 +1,9 @@
 //! The fleet's units under a real systemd user manager (inside `cargo xtask
 //! sandbox`): what an operator sees when agents are stopped, killed or exit,
-//! when the holder stops, starts or restarts, when an upgrade changes the
-//! unit files, and when uninstall takes the fleet down. Root only: skipped
-//! with a reason otherwise, failing under CI=true.
+//! when the holder stops, starts, restarts or its server is killed
+//! (`kill-server`), when an upgrade changes the unit files, and when
+//! uninstall takes the fleet down. Root only: skipped with a reason
+//! otherwise, failing under CI=true.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -122,18 +123,62 @@ fn the_holder_takes_the_fleet_down_and_brings_it_back() {
             "{agent} did not come back with a new session after the holder's restart"
         );
     }
+}
 
-    // The named server dies (its program exited or someone ended it): the
-    // agents notice and bring the holder back with them.
+#[test]
+fn after_kill_server_the_holder_comes_back_by_itself_and_the_agents_with_it() {
+    if !inside_systemd_sandbox(
+        "after_kill_server_the_holder_comes_back_by_itself_and_the_agents_with_it",
+    ) {
+        return;
+    }
+    let fleet = running_fleet();
+    fleet.systemctl(&["stop", &agent_unit("agent-1")]);
     let before = fleet.sessions();
+
+    // `tmux kill-server` ends the server cleanly (exit 0): Restart=always
+    // restarts the holder itself (its NRestarts counts it), and the
+    // holder's restart restarts the running agents, each in a new session.
     assert!(fleet.tmux(&["kill-server"]).status.success());
-    for agent in AGENTS {
+    assert!(
+        holder_restarted(&fleet, 1),
+        "the holder did not restart by itself within 10 s of kill-server"
+    );
+    for agent in ["agent-10", "agent-2"] {
         assert!(
             comes_back(&fleet, agent, &before[agent]),
-            "{agent} did not come back within 10 s of its tmux server dying"
+            "{agent} did not come back within 10 s of kill-server"
         );
     }
-    assert_eq!(fleet.state(HOLDER), "active");
+    assert_eq!(
+        fleet.state(&agent_unit("agent-1")),
+        "inactive",
+        "the stopped agent-1 was started by the holder's restart"
+    );
+
+    // With no agent running, nothing else would bring the holder back.
+    fleet.systemctl(&["stop", &agent_unit("agent-10"), &agent_unit("agent-2")]);
+    assert!(fleet.tmux(&["kill-server"]).status.success());
+    assert!(
+        holder_restarted(&fleet, 2),
+        "the holder alone did not come back within 10 s of kill-server"
+    );
+    for agent in AGENTS {
+        assert_eq!(fleet.state(&agent_unit(agent)), "inactive", "{agent}");
+    }
+}
+
+/// Waits until the holder has restarted `times` times in all and is up
+/// again with its session.
+fn holder_restarted(fleet: &SandboxFleet, times: u64) -> bool {
+    wait_until(RESTART_BOUND, || {
+        fleet.property(HOLDER, "NRestarts").parse() == Ok(times)
+            && fleet.state(HOLDER) == "active"
+            && fleet
+                .tmux(&["has-session", "-t", "=_holder"])
+                .status
+                .success()
+    })
 }
 
 #[test]

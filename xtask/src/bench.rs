@@ -26,7 +26,7 @@ enum Task {
     Upgrade(upgrade::Args),
     /// mosaic-fleet agent send --verify against send-message.sh; fleet status of 100 agents against 10 tmux calls.
     Send(send::Args),
-    /// 20 agents brought up through the systemd units against a plain tmux loop (systemd sandbox).
+    /// 50 agents: fleet start from stopped and on a healthy fleet, systemctl start, a raw tmux loop (systemd sandbox).
     Fleet(fleet::Args),
 }
 

@@ -35,6 +35,9 @@ pub enum FleetVerb {
         /// Agents per wave after the canary.
         #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
         wave: u64,
+        /// Seconds each agent this run starts must then keep running (same session, no unit restart) before the next wave.
+        #[arg(long, value_name = "SECS", default_value_t = crate::rollout::SETTLE.as_secs())]
+        settle: u64,
         #[command(flatten)]
         wait: WaitArgs,
     },

@@ -1,209 +1,499 @@
-//! What "verified" means for a rollout step. The holder: its unit is active
-//! and its session exists on the named socket. A wave of agents: each unit
-//! is active, its session exists on its socket and its pane runs the agent's
-//! command; then, after [`SETTLE`], every session is still the same one (same
-//! pane process, no restart of the unit in between); and the operator's
-//! default tmux server has exactly the sessions it had before.
+//! What "verified" means for a rollout step, checked through the
+//! [`ServiceManager`] and [`Transport`] traits only.
+//!
+//! The holder: its unit is active and the transport sees the holder up.
+//! A wave of agents, watched together, one look at all of them per poll
+//! (one `systemctl show` and one query per tmux server): each agent's unit
+//! is active and its session is up running the agent's command; then, for
+//! a settle window counted from the moment the unit became active, the
+//! session stays the same launch, the unit stays active and its restart
+//! count (`NRestarts`) does not grow. An agent whose unit has been active
+//! longer than the window already is settled: a healthy fleet is verified
+//! from one look. A failure ends the wait at once.
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use crate::fleet::{SessionInfo, TmuxServer};
-use crate::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
+use crate::systemd::{agent_unit, Properties, ServiceManager, HOLDER_UNIT};
+use crate::transport::{Launch, Transport};
 
-use super::{AgentExpectation, RolloutPlan};
+use super::{AgentExpectation, Clock, RolloutPlan};
 
-/// How long a freshly started wave must keep its sessions: an agent whose
-/// program exits at once (a missing binary, bad credentials) loses its
-/// session within this time, even when it lived long enough to be seen.
-pub const SETTLE: Duration = Duration::from_secs(2);
+/// How long a freshly started agent must keep running: long enough to catch
+/// an agent that crashes 3 s after it starts (bad credentials, a config
+/// error found while loading), with room for a loaded machine.
+pub const SETTLE: Duration = Duration::from_secs(5);
 
+/// How often to look while something is still coming up.
 const POLL: Duration = Duration::from_millis(100);
+/// How often to look while every agent of a wave is up and settling: a
+/// crash is still caught within a quarter second, at a fraction of the
+/// processes (each look is one `systemctl show` and one tmux query).
+const SETTLE_POLL: Duration = Duration::from_millis(250);
 
-pub(super) fn holder(mgr: &dyn ServiceManager, plan: &RolloutPlan) -> Result<String, String> {
-    wait_active(mgr, HOLDER_UNIT, plan.timeout)?;
-    let server = TmuxServer::new(&plan.socket);
-    poll(plan.timeout, || server.has_session(&plan.holder_session)).map_err(|()| {
-        format!(
-            "{HOLDER_UNIT} is active but tmux -L {} has no session {}",
-            plan.socket, plan.holder_session
-        )
-    })?;
-    Ok(format!(
-        "tmux -L {} up with session {}",
-        plan.socket, plan.holder_session
-    ))
+/// The unit properties a look reads.
+const PROPERTIES: [&str; 3] = ["ActiveState", "NRestarts", "ActiveEnterTimestampMonotonic"];
+
+/// What a rollout checks with.
+pub(super) struct Checker<'a> {
+    pub services: &'a dyn ServiceManager,
+    pub transport: &'a dyn Transport,
+    pub clock: &'a dyn Clock,
+    pub plan: &'a RolloutPlan,
 }
 
-/// One agent as first seen up: its pane's process and the unit's restarts.
-struct Sighting {
-    pane_pid: String,
-    restarts: String,
+/// One look at units and sessions.
+#[derive(Clone)]
+pub(super) struct Look {
+    units: BTreeMap<String, Properties>,
+    launches: BTreeMap<String, Launch>,
+    holder_up: bool,
+    at: Duration,
 }
 
-pub(super) fn wave(
-    mgr: &dyn ServiceManager,
-    agents: &[&AgentExpectation],
-    timeout: Duration,
-    default_before: &[SessionInfo],
-) -> Result<String, String> {
-    let sightings = agents
-        .iter()
-        .map(|agent| come_up(mgr, agent, timeout))
-        .collect::<Result<Vec<_>, _>>()?;
-    std::thread::sleep(SETTLE.min(timeout));
-    for (agent, sighting) in agents.iter().zip(&sightings) {
-        still_up(mgr, agent, sighting)?;
+impl Look {
+    /// Whether `unit` was active at this look.
+    pub(super) fn is_active(&self, unit: &str) -> bool {
+        self.units
+            .get(unit)
+            .and_then(|props| props.get("ActiveState"))
+            .is_some_and(|state| state == "active")
     }
-    default_untouched(default_before)?;
-    let details: Vec<String> = agents
-        .iter()
-        .map(|agent| format!("{} running `{}`", agent.name, agent.command))
-        .collect();
-    Ok(details.join("; "))
 }
 
-/// Unit active, session present on its socket, pane running its command.
-/// Fails early when the unit restarts meanwhile: its session already ended.
-fn come_up(
-    mgr: &dyn ServiceManager,
-    agent: &AgentExpectation,
-    timeout: Duration,
-) -> Result<Sighting, String> {
-    let unit = agent_unit(&agent.name);
-    let restarts = mgr.property(&unit, "NRestarts").unwrap_or_default();
-    let server = TmuxServer::new(&agent.socket);
-    let mut state = String::new();
-    let mut restarted = false;
-    let up = poll(timeout, || {
-        state = mgr.property(&unit, "ActiveState").unwrap_or_default();
-        restarted = mgr.property(&unit, "NRestarts").unwrap_or_default() != restarts;
-        restarted || (state == "active" && server.has_session(&agent.name))
-    });
-    if restarted {
-        return Err(ended(agent, "right after it started"));
+impl Checker<'_> {
+    /// The units (with the holder's session when `holder` is among them)
+    /// and the sessions of `agents`, in one query each.
+    pub(super) fn look(&self, units: &[String], agents: &[String]) -> Result<Look, String> {
+        let shown = self
+            .services
+            .show(units, &PROPERTIES)
+            .map_err(|err| err.to_string())?;
+        let launches = self
+            .transport
+            .launches(agents)
+            .map_err(|err| err.to_string())?;
+        let holder_up = units.iter().any(|u| u == HOLDER_UNIT)
+            && self
+                .transport
+                .sessions(&[])
+                .map_err(|err| err.to_string())?
+                .holder_up;
+        Ok(Look {
+            units: units.iter().cloned().zip(shown).collect(),
+            launches,
+            holder_up,
+            at: self.clock.now(),
+        })
     }
-    if up.is_err() {
-        return Err(if state == "active" {
-            format!(
-                "{unit} is active but tmux -L {} has no session ={}",
-                agent.socket, agent.name
-            )
+
+    /// The holder's unit active and its session up.
+    pub(super) fn holder(&self, first: Option<Look>) -> Result<String, String> {
+        let units = [HOLDER_UNIT.to_owned()];
+        let begin = self.clock.now();
+        let mut look = first;
+        loop {
+            let current = match look.take() {
+                Some(look) => look,
+                None => self.look(&units, &[])?,
+            };
+            if current.is_active(HOLDER_UNIT) && current.holder_up {
+                return Ok(format!(
+                    "holder session {} up on {}",
+                    self.plan.holder_session,
+                    self.transport.describe()
+                ));
+            }
+            let state = state_of(current.units.get(HOLDER_UNIT));
+            if state == "failed" || current.at.saturating_sub(begin) >= self.plan.timeout {
+                return Err(if state == "active" {
+                    format!(
+                        "{HOLDER_UNIT} is active but {} has no session {}",
+                        self.transport.describe(),
+                        self.plan.holder_session
+                    )
+                } else {
+                    format!(
+                        "{HOLDER_UNIT} is {state}; see {}",
+                        where_to_look(HOLDER_UNIT)
+                    )
+                });
+            }
+            self.clock.sleep(POLL);
+        }
+    }
+
+    /// Every agent of the wave up, then settled; the first failure ends it.
+    /// The detail names the agents this step did not start (`fresh` lists
+    /// the units it did) as already up.
+    pub(super) fn wave(
+        &self,
+        agents: &[&AgentExpectation],
+        first: Option<Look>,
+        fresh: &[String],
+    ) -> Result<String, String> {
+        let names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
+        let units: Vec<String> = names.iter().map(|n| agent_unit(n)).collect();
+        let mut watches: Vec<Watch<'_>> = agents.iter().map(|a| Watch::new(a)).collect();
+        let begin = self.clock.now();
+        let mut look = first;
+        loop {
+            let current = match look.take() {
+                Some(look) => look,
+                None => self.look(&units, &names)?,
+            };
+            let mut failures = Vec::new();
+            let mut waiting = Vec::new();
+            let mut settled = 0;
+            for (watch, unit) in watches.iter_mut().zip(&units) {
+                let props = current.units.get(unit).cloned().unwrap_or_default();
+                let launch = current.launches.get(&watch.agent.name);
+                match watch.observe(&props, launch, current.at, self.plan.settle) {
+                    Progress::Failed(why) => failures.push(why),
+                    Progress::Waiting(why) => waiting.push(why),
+                    Progress::Settling => {}
+                    Progress::Settled => settled += 1,
+                }
+            }
+            if !failures.is_empty() {
+                return Err(failures.join("; "));
+            }
+            if settled == watches.len() {
+                let details: Vec<String> = agents
+                    .iter()
+                    .zip(&units)
+                    .map(|(agent, unit)| {
+                        let already = if fresh.contains(unit) {
+                            ""
+                        } else {
+                            " (already up)"
+                        };
+                        format!("{} running `{}`{already}", agent.name, agent.command)
+                    })
+                    .collect();
+                return Ok(details.join("; "));
+            }
+            if !waiting.is_empty() && current.at.saturating_sub(begin) >= self.plan.timeout {
+                return Err(waiting.join("; "));
+            }
+            self.clock.sleep(if waiting.is_empty() {
+                SETTLE_POLL
+            } else {
+                POLL
+            });
+        }
+    }
+
+    /// No agent session where the operator's own sessions live.
+    pub(super) fn isolated(&self) -> Result<(), String> {
+        let names: Vec<String> = self.plan.agents.iter().map(|a| a.name.clone()).collect();
+        let problems = self.transport.isolation_problems(&names);
+        if problems.is_empty() {
+            Ok(())
         } else {
-            format!(
-                "{unit} is {} after {} s; see {}",
-                if state.is_empty() { "unknown" } else { &state },
-                timeout.as_secs(),
-                where_to_look(&unit)
-            )
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// Where one agent is in its verification.
+#[derive(Debug, PartialEq, Eq)]
+enum Progress {
+    /// Not up yet: why not.
+    Waiting(String),
+    /// Up, inside its settle window.
+    Settling,
+    /// Up for the whole window.
+    Settled,
+    Failed(String),
+}
+
+/// One agent as first seen up.
+#[derive(Debug)]
+struct Sighting {
+    launch: String,
+    restarts: u64,
+    /// When its unit became active (monotonic): the window counts from here.
+    since: Duration,
+}
+
+/// One agent of a wave, followed from look to look.
+#[derive(Debug)]
+struct Watch<'a> {
+    agent: &'a AgentExpectation,
+    unit: String,
+    /// Restarts at the first look.
+    baseline: Option<u64>,
+    was_active: bool,
+    seen: Option<Sighting>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(agent: &'a AgentExpectation) -> Watch<'a> {
+        Watch {
+            agent,
+            unit: agent_unit(&agent.name),
+            baseline: None,
+            was_active: false,
+            seen: None,
+        }
+    }
+
+    fn observe(
+        &mut self,
+        unit: &Properties,
+        launch: Option<&Launch>,
+        now: Duration,
+        settle: Duration,
+    ) -> Progress {
+        let state = state_of(Some(unit));
+        let active = state == "active";
+        let restarts: u64 = unit
+            .get("NRestarts")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let baseline = *self.baseline.get_or_insert(restarts);
+        if let Some(seen) = &self.seen {
+            let within = format!("within {} s of starting", settle.as_secs_f32());
+            if launch.is_none_or(|l| l.id != seen.launch) {
+                return Progress::Failed(self.ended(&within));
+            }
+            if restarts != seen.restarts || !active {
+                let what = if restarts != seen.restarts {
+                    format!("restarted (NRestarts {} -> {restarts})", seen.restarts)
+                } else {
+                    format!("went {state}")
+                };
+                return Progress::Failed(format!(
+                    "{} {what} {within} although session ={} stayed: its supervisor exited; see {}",
+                    self.unit,
+                    self.agent.name,
+                    where_to_look(&self.unit)
+                ));
+            }
+            return settled_by(seen.since, now, settle);
+        }
+        if restarts > baseline || (self.was_active && !active) {
+            return Progress::Failed(self.ended("right after it started"));
+        }
+        self.was_active |= active;
+        let Some(launch) = launch.filter(|_| active) else {
+            return Progress::Waiting(if active {
+                format!(
+                    "{} is active but agent {} has no live session",
+                    self.unit, self.agent.name
+                )
+            } else {
+                format!(
+                    "{} is {state}; see {}",
+                    self.unit,
+                    where_to_look(&self.unit)
+                )
+            });
+        };
+        if let Some(running) = &launch.command {
+            if running != &self.agent.command {
+                return Progress::Failed(format!(
+                    "session ={} runs `{running}`, expected `{}`",
+                    self.agent.name, self.agent.command
+                ));
+            }
+        }
+        let since = unit
+            .get("ActiveEnterTimestampMonotonic")
+            .and_then(|usec| usec.parse::<u64>().ok())
+            .filter(|usec| *usec > 0)
+            .map_or(now, Duration::from_micros)
+            .min(now);
+        self.seen = Some(Sighting {
+            launch: launch.id.clone(),
+            restarts,
+            since,
         });
+        settled_by(since, now, settle)
     }
-    // One read for both: the pid and the command of the same pane.
-    let pane = server.pane_format(&agent.name, "#{pane_pid}\t#{pane_start_command}");
-    let Some((pane_pid, running)) = pane.as_deref().and_then(|p| p.split_once('\t')) else {
-        return Err(ended(agent, "right after it started"));
-    };
-    if loose(running) != loose(&agent.command) {
-        return Err(format!(
-            "session ={} runs `{running}`, expected `{}`",
-            agent.name, agent.command
-        ));
+
+    fn ended(&self, when: &str) -> String {
+        format!(
+            "session ={} ended {when}: its command `{}` exited or was killed, and {} is restarting it; see {}",
+            self.agent.name,
+            self.agent.command,
+            self.unit,
+            where_to_look(&self.unit)
+        )
     }
-    Ok(Sighting {
-        pane_pid: pane_pid.to_owned(),
-        restarts,
-    })
 }
 
-/// The same session as when first seen, and no restart of the unit since.
-fn still_up(
-    mgr: &dyn ServiceManager,
-    agent: &AgentExpectation,
-    seen: &Sighting,
-) -> Result<(), String> {
-    let unit = agent_unit(&agent.name);
-    let pane_pid = TmuxServer::new(&agent.socket).pane_format(&agent.name, "#{pane_pid}");
-    let restarts = mgr.property(&unit, "NRestarts").unwrap_or_default();
-    if pane_pid.as_deref() == Some(seen.pane_pid.as_str()) && restarts == seen.restarts {
-        return Ok(());
+fn settled_by(since: Duration, now: Duration, settle: Duration) -> Progress {
+    if now.saturating_sub(since) >= settle {
+        Progress::Settled
+    } else {
+        Progress::Settling
     }
-    Err(ended(
-        agent,
-        &format!("within {} s of starting", SETTLE.as_secs()),
-    ))
 }
 
-fn ended(agent: &AgentExpectation, when: &str) -> String {
-    let unit = agent_unit(&agent.name);
-    format!(
-        "session ={} ended {when}: its command `{}` exited or was killed, and {unit} is restarting it; see {}",
-        agent.name,
-        agent.command,
-        where_to_look(&unit)
-    )
+/// `ActiveState`, or `unknown` when the manager did not say.
+fn state_of(unit: Option<&Properties>) -> &str {
+    unit.and_then(|props| props.get("ActiveState"))
+        .map(String::as_str)
+        .filter(|state| !state.is_empty())
+        .unwrap_or("unknown")
 }
 
 fn where_to_look(unit: &str) -> String {
     format!("`systemctl --user status {unit}` and `journalctl --user -u {unit}`")
 }
 
-/// tmux shows a start command quoted and escaped when it has specials.
-fn loose(command: &str) -> String {
-    let trimmed = command
-        .strip_prefix('"')
-        .and_then(|c| c.strip_suffix('"'))
-        .unwrap_or(command);
-    trimmed.replace('\\', "")
-}
-
-fn default_untouched(before: &[SessionInfo]) -> Result<(), String> {
-    let after = TmuxServer::default_server().sessions();
-    if after == before {
-        Ok(())
-    } else {
-        Err(format!(
-            "the default tmux server changed: before {before:?}, after {after:?}"
-        ))
-    }
-}
-
-fn wait_active(mgr: &dyn ServiceManager, unit: &str, timeout: Duration) -> Result<(), String> {
-    let mut last = String::new();
-    let found = poll(timeout, || {
-        last = mgr.property(unit, "ActiveState").unwrap_or_default();
-        last == "active" || last == "failed"
-    });
-    match (found, last.as_str()) {
-        (Ok(()), "active") => Ok(()),
-        _ => Err(format!(
-            "{unit} is {}; see {}",
-            if last.is_empty() { "unknown" } else { &last },
-            where_to_look(unit)
-        )),
-    }
-}
-
-fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> Result<(), ()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(());
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn agent() -> AgentExpectation {
+        AgentExpectation {
+            name: "a".into(),
+            socket: "s".into(),
+            command: "run a".into(),
+        }
+    }
+
+    fn unit(state: &str, restarts: u64, since: Duration) -> Properties {
+        [
+            ("ActiveState", state.to_owned()),
+            ("NRestarts", restarts.to_string()),
+            (
+                "ActiveEnterTimestampMonotonic",
+                since.as_micros().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    fn launch(id: &str, command: Option<&str>) -> Launch {
+        Launch {
+            id: id.into(),
+            command: command.map(str::to_owned),
+        }
+    }
+
     #[test]
-    fn tmux_quoting_is_ignored_when_comparing() {
+    fn a_fresh_agent_settles_after_the_window_counted_from_its_activation() {
+        let agent = agent();
+        let mut watch = Watch::new(&agent);
+        let up = unit("active", 0, 100 * SECOND);
+        let l = launch("%1/10", Some("run a"));
+        let settle = 5 * SECOND;
         assert_eq!(
-            loose(r#""sleep 100 # \"q\" \$HOME""#),
-            loose(r#"sleep 100 # "q" $HOME"#)
+            watch.observe(&up, Some(&l), 101 * SECOND, settle),
+            Progress::Settling
+        );
+        assert_eq!(
+            watch.observe(&up, Some(&l), 104 * SECOND, settle),
+            Progress::Settling
+        );
+        assert_eq!(
+            watch.observe(&up, Some(&l), 105 * SECOND, settle),
+            Progress::Settled
+        );
+    }
+
+    #[test]
+    fn an_agent_up_longer_than_the_window_is_settled_at_first_sight() {
+        let agent = agent();
+        let mut watch = Watch::new(&agent);
+        let up = unit("active", 3, 10 * SECOND);
+        let l = launch("%1/10", None);
+        assert_eq!(
+            watch.observe(&up, Some(&l), 100 * SECOND, 5 * SECOND),
+            Progress::Settled
+        );
+    }
+
+    #[test]
+    fn a_session_that_ends_or_is_replaced_while_settling_fails() {
+        let agent = agent();
+        let up = unit("active", 0, 100 * SECOND);
+        for later in [None, Some(launch("%2/11", None))] {
+            let mut watch = Watch::new(&agent);
+            let first = launch("%1/10", None);
+            watch.observe(&up, Some(&first), 100 * SECOND, 5 * SECOND);
+            let Progress::Failed(why) =
+                watch.observe(&up, later.as_ref(), 103 * SECOND, 5 * SECOND)
+            else {
+                panic!("not failed for {later:?}");
+            };
+            assert!(
+                why.starts_with("session =a ended within 5 s of starting: its command `run a`"),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_restart_count_that_grows_fails_even_with_the_same_session() {
+        let agent = agent();
+        let mut watch = Watch::new(&agent);
+        let l = launch("%1/10", None);
+        watch.observe(
+            &unit("active", 2, 100 * SECOND),
+            Some(&l),
+            100 * SECOND,
+            5 * SECOND,
+        );
+        let Progress::Failed(why) = watch.observe(
+            &unit("active", 3, 102 * SECOND),
+            Some(&l),
+            102 * SECOND,
+            5 * SECOND,
+        ) else {
+            panic!("a restart was not noticed");
+        };
+        assert!(why.contains("NRestarts 2 -> 3"), "{why}");
+    }
+
+    #[test]
+    fn going_down_or_restarting_before_coming_up_fails() {
+        let agent = agent();
+        let mut watch = Watch::new(&agent);
+        let waiting = watch.observe(&unit("active", 0, 100 * SECOND), None, 100 * SECOND, SECOND);
+        assert!(matches!(waiting, Progress::Waiting(ref why) if why.contains("no live session")));
+        let down = watch.observe(
+            &unit("activating", 0, 100 * SECOND),
+            None,
+            101 * SECOND,
+            SECOND,
+        );
+        assert!(
+            matches!(down, Progress::Failed(ref why) if why.contains("ended right after it started"))
+        );
+
+        let mut watch = Watch::new(&agent);
+        watch.observe(
+            &unit("activating", 1, Duration::ZERO),
+            None,
+            100 * SECOND,
+            SECOND,
+        );
+        let restarted = watch.observe(
+            &unit("activating", 2, Duration::ZERO),
+            None,
+            102 * SECOND,
+            SECOND,
+        );
+        assert!(matches!(restarted, Progress::Failed(_)));
+    }
+
+    #[test]
+    fn a_session_running_another_command_fails() {
+        let agent = agent();
+        let mut watch = Watch::new(&agent);
+        let l = launch("%1/10", Some("run b"));
+        assert_eq!(
+            watch.observe(&unit("active", 0, SECOND), Some(&l), SECOND, SECOND),
+            Progress::Failed("session =a runs `run b`, expected `run a`".into())
         );
     }
 }

@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod launch;
 mod submit;
 
 use crate::fleet::TmuxServer;
 
-use super::{Delivery, FleetView, SessionState, SubmitOptions, Transport, TransportError};
+use super::{Delivery, FleetView, Launch, SessionState, SubmitOptions, Transport, TransportError};
 
 const PANE_FORMAT: &str =
     "#{session_name}\t#{window_active}\t#{pane_active}\t#{pane_dead}\t#{window_activity}\t#{pane_current_command}";
@@ -55,6 +56,20 @@ impl TmuxTransport {
             .get(agent)
             .map(String::as_str)
             .unwrap_or(&self.default_socket)
+    }
+
+    /// The agents grouped by the server they live on; the default socket
+    /// always has an entry (it carries the holder).
+    fn by_socket<'a>(&'a self, agents: &'a [String]) -> BTreeMap<&'a str, Vec<&'a String>> {
+        let mut by_socket: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+        by_socket.entry(&self.default_socket).or_default();
+        for agent in agents {
+            by_socket
+                .entry(self.socket_of(agent))
+                .or_default()
+                .push(agent);
+        }
+        by_socket
     }
 
     fn command(socket: &str) -> Command {
@@ -118,14 +133,7 @@ impl Transport for TmuxTransport {
     }
 
     fn sessions(&self, agents: &[String]) -> Result<FleetView, TransportError> {
-        let mut by_socket: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
-        by_socket.entry(&self.default_socket).or_default();
-        for agent in agents {
-            by_socket
-                .entry(self.socket_of(agent))
-                .or_default()
-                .push(agent);
-        }
+        let by_socket = self.by_socket(agents);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -258,6 +266,24 @@ impl Transport for TmuxTransport {
         args.push("#S");
         let name = Self::query(&socket, &args).ok()?;
         Some(name.trim().to_owned()).filter(|n| !n.is_empty())
+    }
+
+    fn launches(&self, agents: &[String]) -> Result<BTreeMap<String, Launch>, TransportError> {
+        let mut found = BTreeMap::new();
+        for (socket, names) in self.by_socket(agents) {
+            if names.is_empty() {
+                continue;
+            }
+            // No server on the socket: no session, which the caller reports.
+            let panes = Self::query(socket, &["list-panes", "-a", "-F", launch::FORMAT]);
+            let mut launches = launch::parse(panes.as_deref().unwrap_or(""));
+            for name in names {
+                if let Some(launch) = launches.remove(name.as_str()) {
+                    found.insert(name.clone(), launch);
+                }
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::units::UnitState;
 use super::{Fleet, FleetError};
-use crate::rollout::{self, AgentExpectation, RolloutPlan, RolloutReport};
+use crate::rollout::{self, AgentExpectation, Clock, RolloutPlan, RolloutReport};
 use crate::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
 use crate::transport::SessionState;
 
@@ -199,12 +199,25 @@ fn describe_unit(unit: Option<&UnitState>) -> String {
     }
 }
 
-/// Canary-first start of every local agent, reusing the installer's rollout.
+/// How `fleet start` rolls out.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Default: the roster's first local agent.
+    pub canary: Option<String>,
+    pub wave: usize,
+    /// How long one verification may wait for units and sessions.
+    pub timeout: Duration,
+    /// How long each freshly started agent must keep running.
+    pub settle: Duration,
+}
+
+/// Canary-first start of every local agent, reusing the installer's
+/// rollout: units already running are not started again, and a healthy
+/// fleet is verified from one look and returned at once.
 pub fn start(
     fleet: &Fleet<'_>,
-    canary: Option<String>,
-    wave: usize,
-    timeout: Duration,
+    options: &StartOptions,
+    clock: &dyn Clock,
 ) -> Result<RolloutReport, FleetError> {
     let names = fleet.local_names();
     let mut units = vec![HOLDER_UNIT.to_owned()];
@@ -212,7 +225,6 @@ pub fn start(
     fleet.require_manager(vec![format!("systemctl --user start {}", units.join(" "))])?;
     let roster = &fleet.roster.profile.roster;
     let plan = RolloutPlan {
-        socket: roster.socket().to_owned(),
         holder_session: roster.holder_session().to_owned(),
         agents: fleet
             .roster
@@ -225,12 +237,13 @@ pub fn start(
                 command: a.command.clone(),
             })
             .collect(),
-        canary,
-        wave,
-        timeout,
+        canary: options.canary.clone(),
+        wave: options.wave,
+        timeout: options.timeout,
+        settle: options.settle,
     };
     let manager: &dyn ServiceManager = fleet.services;
-    Ok(rollout::rollout(manager, &plan)?)
+    Ok(rollout::rollout(manager, fleet.transport, clock, &plan)?)
 }
 
 #[derive(Debug, Clone, Serialize)]

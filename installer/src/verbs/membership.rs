@@ -115,6 +115,7 @@ fn follow(
         wave: 4,
         restart_changed: false,
         timeout: std::time::Duration::from_secs(20),
+        settle: crate::rollout::SETTLE,
     };
     let changes = activate::Changeset::of_install(report);
     let activation = match activate::activate(services, layout, &changes, &opts) {

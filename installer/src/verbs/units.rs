@@ -1,10 +1,8 @@
 //! Unit states for the fleet verbs: what `fleet status` and `fleet verify`
 //! ask the service manager about many units at once. An extension of
-//! [`ServiceManager`]: the default asks property by property; `systemctl
+//! [`ServiceManager`] built on its [`ServiceManager::show`]: `systemctl
 //! --user` answers for every unit in one `systemctl show`, which is what
 //! keeps `fleet status` of a hundred agents one process, not four hundred.
-
-use std::process::Command;
 
 use serde::Serialize;
 
@@ -52,73 +50,26 @@ impl UnitState {
 pub trait FleetServices: ServiceManager {
     /// The state of every unit, in the order asked.
     fn unit_states(&self, units: &[String]) -> Result<Vec<UnitState>, SystemdError> {
-        units
+        let shown = self.show(units, &PROPERTIES)?;
+        Ok(units
             .iter()
-            .map(|unit| {
-                Ok(UnitState {
+            .zip(shown)
+            .map(|(unit, mut props)| {
+                let mut take = |key: &str| props.remove(key).unwrap_or_default();
+                UnitState {
                     unit: unit.clone(),
-                    active: self.property(unit, "ActiveState")?,
-                    sub: self.property(unit, "SubState")?,
-                    enabled: self.property(unit, "UnitFileState")?,
-                    restarts: self.property(unit, "NRestarts")?.parse().ok(),
-                    active_since: unix_seconds(&self.property(unit, "ActiveEnterTimestamp")?),
-                })
+                    active: take("ActiveState"),
+                    sub: take("SubState"),
+                    enabled: take("UnitFileState"),
+                    restarts: take("NRestarts").parse().ok(),
+                    active_since: unix_seconds(&take("ActiveEnterTimestamp")),
+                }
             })
-            .collect()
+            .collect())
     }
 }
 
-impl FleetServices for SystemctlUser {
-    fn unit_states(&self, units: &[String]) -> Result<Vec<UnitState>, SystemdError> {
-        if units.is_empty() {
-            return Ok(Vec::new());
-        }
-        let args = format!("show --timestamp=unix -p {}", PROPERTIES.join(","));
-        let output = Command::new("systemctl")
-            .arg("--user")
-            .args(["show", "--timestamp=unix", "-p", &PROPERTIES.join(",")])
-            .args(units)
-            .output()
-            .map_err(|err| SystemdError {
-                args: args.clone(),
-                message: format!("cannot run systemctl: {err}"),
-            })?;
-        if !output.status.success() {
-            return Err(SystemdError {
-                args,
-                message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            });
-        }
-        Ok(parse_show(&String::from_utf8_lossy(&output.stdout), units))
-    }
-}
-
-/// `systemctl show` prints one block of `Key=value` lines per unit, in the
-/// order asked, separated by blank lines.
-fn parse_show(text: &str, units: &[String]) -> Vec<UnitState> {
-    let mut blocks = text.split("\n\n");
-    units
-        .iter()
-        .map(|unit| {
-            let block = blocks.next().unwrap_or("");
-            let value = |key: &str| {
-                block
-                    .lines()
-                    .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            UnitState {
-                unit: unit.clone(),
-                active: value("ActiveState"),
-                sub: value("SubState"),
-                enabled: value("UnitFileState"),
-                restarts: value("NRestarts").parse().ok(),
-                active_since: unix_seconds(&value("ActiveEnterTimestamp")),
-            }
-        })
-        .collect()
-}
+impl FleetServices for SystemctlUser {}
 
 /// `@1733087160` (`--timestamp=unix`); None for an empty or other value.
 fn unix_seconds(value: &str) -> Option<u64> {
@@ -169,21 +120,3 @@ impl ServiceManager for DetachedServices {
 }
 
 impl FleetServices for DetachedServices {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn show_blocks_map_to_units_in_order() {
-        let text = "ActiveState=active\nSubState=running\nUnitFileState=enabled\nNRestarts=2\n\n\
-                    ActiveState=inactive\nSubState=dead\nUnitFileState=disabled\nNRestarts=0\n";
-        let units = vec!["a.service".to_owned(), "b.service".to_owned()];
-        let states = parse_show(text, &units);
-        assert_eq!(states[0].active, "active");
-        assert_eq!(states[0].restarts, Some(2));
-        assert!(states[0].is_enabled());
-        assert_eq!(states[1].sub, "dead");
-        assert!(!states[1].is_active());
-    }
-}

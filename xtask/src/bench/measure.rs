@@ -97,6 +97,39 @@ pub fn measure_pair(
     ))
 }
 
+/// [`measure`] for several commands at once, in rounds: one warm-up round,
+/// then `runs` rounds that each run every command once, in order, so that
+/// load coming and going on the machine meanwhile weighs on each alike.
+/// Each maker sets up its run (untimed) and returns the command to time.
+pub fn measure_rounds(
+    runs: usize,
+    makers: &mut [&mut dyn FnMut() -> Result<Command>],
+) -> Result<Vec<Measurement>> {
+    if runs == 0 {
+        bail!("at least one run is needed");
+    }
+    for make in makers.iter_mut() {
+        run_once(make()?)?;
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); makers.len()];
+    for _ in 0..runs {
+        for (make, times) in makers.iter_mut().zip(&mut times) {
+            times.push(run_once(make()?)?);
+        }
+    }
+    makers
+        .iter_mut()
+        .zip(times)
+        .map(|(make, times)| {
+            Ok(Measurement {
+                runs,
+                median: median(times),
+                peak_rss_kib: peak_rss(make()?)?,
+            })
+        })
+        .collect()
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     let runs = times.len();

@@ -20,6 +20,8 @@ work=$(mktemp -d "${TMUX_TMPDIR:-/tmp}/mosaic-test.XXXXXX")
 export TMUX_TMPDIR=$work
 unset TMUX TMUX_PANE
 socket="mosaic-test-$$"
+runtime_dir="$work/run"
+mkdir -m 0700 "$runtime_dir"
 declare -A supervisor=()
 current=setup
 
@@ -69,26 +71,34 @@ has_session() {
     tmux -L "$socket" has-session -t "=$1" 2>/dev/null
 }
 
-# An Exec line as the words systemd would run for instance $2: prefixes
-# (-@:+!) dropped, %i %I %h %% and ${MOSAIC_TMUX_SOCKET} substituted, and the
-# socket of every `tmux -L` rewritten to this test's. Result in $words.
-exec_words() {
+# A value with the specifiers systemd fills in for instance $2 (%i %I %h
+# %t %%) substituted; %t, the runtime directory, is this test's.
+specifiers() {
     local line=$1 instance=$2 rest=
-    while [[ $line == [-@:+!]* ]]; do
-        line=${line:1}
-    done
     while [[ $line == *%* ]]; do
         rest+=${line%%%*}
         line=${line#*%}
         case ${line:0:1} in
         i | I) rest+=$instance ;;
         h) rest+=$HOME ;;
+        t) rest+=$runtime_dir ;;
         %) rest+=% ;;
         *) fail "unsupported specifier %${line:0:1} in: $1" ;;
         esac
         line=${line:1}
     done
-    line=$rest$line
+    printf '%s' "$rest$line"
+}
+
+# An Exec line as the words systemd would run for instance $2: prefixes
+# (-@:+!) dropped, specifiers and ${MOSAIC_TMUX_SOCKET} substituted, and the
+# socket of every `tmux -L` rewritten to this test's. Result in $words.
+exec_words() {
+    local line=$1 instance=$2
+    while [[ $line == [-@:+!]* ]]; do
+        line=${line:1}
+    done
+    line=$(specifiers "$line" "$instance")
     line=${line//"\${MOSAIC_TMUX_SOCKET}"/$socket}
     line=${line//"\$MOSAIC_TMUX_SOCKET"/$socket}
     [[ $line != *'$'* ]] || fail "unexpected variable in: $1"
@@ -120,6 +130,8 @@ t_holder_named_socket() {
         fail "holder ExecStart does not start a detached session on a named socket"
     directive "$holder" ExecStop | grep -q 'tmux -L [^ ]* kill-server' ||
         fail "holder ExecStop does not stop its named server"
+    [[ $(directive "$holder" Restart) == always ]] ||
+        fail "holder Restart= is not always: a server that ends cleanly (kill-server) would stay down"
 }
 
 t_agent_follows_holder() {
@@ -143,6 +155,12 @@ t_agent_exec() {
         fail "agent ExecStop is not an exact-match kill-session -t \"=%i\" on a named socket"
     directive "$agent" Restart | grep -qE '^(always|on-failure)$' ||
         fail "agent unit has no Restart= policy"
+    [[ $(directive "$agent" Type) == forking ]] ||
+        fail "agent unit is not Type=forking: start-agent-session.sh --pidfile returns once the session exists"
+    local pidfile
+    pidfile=$(directive "$agent" PIDFile)
+    directive "$agent" ExecStart | grep -qF -- "--pidfile $pidfile " ||
+        fail "agent ExecStart does not write the PIDFile= ($pidfile) systemd reads"
 }
 
 t_systemd_verify() {
@@ -158,12 +176,22 @@ t_systemd_verify() {
     [[ -z $out ]] || fail "systemd-analyze --user verify warns: $out"
 }
 
+# Runs the agent's ExecStart as systemd would (Type=forking: it returns once
+# the session exists) and notes its watcher, the pid in its PIDFile=.
 start_agent() {
     exec_words "$(directive "$agent" ExecStart)" "$1"
     MOSAIC_TMUX_SOCKET=$socket MOSAIC_AGENT_RUNTIME=test MOSAIC_AGENT_WORKDIR=$work \
-        MOSAIC_AGENT_COMMAND="sleep 3600" "${words[@]}" >"$work/$1.out" 2>&1 &
-    supervisor[$1]=$!
-    wait_until has_session "$1" || fail "ExecStart did not start $1: $(cat "$work/$1.out")"
+        MOSAIC_AGENT_COMMAND="sleep 3600" "${words[@]}" >"$work/$1.out" 2>&1 ||
+        fail "ExecStart of $1 failed: $(cat "$work/$1.out")"
+    has_session "$1" || fail "ExecStart of $1 returned before its session existed"
+    local pidfile
+    pidfile=$(specifiers "$(directive "$agent" PIDFile)" "$1")
+    supervisor[$1]=$(<"$pidfile")
+    kill -0 "${supervisor[$1]}" 2>/dev/null || fail "no watcher of $1 runs (pid file $pidfile)"
+}
+
+watcher_gone() {
+    ! kill -0 "$1" 2>/dev/null
 }
 
 t_simulate_exact_stop() {
@@ -175,12 +203,11 @@ t_simulate_exact_stop() {
     "${words[@]}" || fail "ExecStop of agent-1 failed"
     ! has_session agent-1 || fail "agent-1 is still there after its ExecStop"
     has_session agent-10 || fail "stopping agent-1 killed agent-10"
-    # systemd then sends SIGTERM to the stopped unit's supervisor.
-    local rc=0
+    # systemd then sends SIGTERM to the stopped unit's watcher (its exit
+    # status on SIGTERM is test-start-agent-session.sh's to check).
     kill -TERM "${supervisor[agent-1]}"
-    wait "${supervisor[agent-1]}" || rc=$?
-    ((rc == 0)) || fail "agent-1's supervisor exited $rc on SIGTERM, expected 0"
-    kill -0 "${supervisor[agent-10]}" 2>/dev/null || fail "agent-10's supervisor died"
+    wait_until watcher_gone "${supervisor[agent-1]}" || fail "agent-1's watcher ignored SIGTERM"
+    kill -0 "${supervisor[agent-10]}" 2>/dev/null || fail "agent-10's watcher died"
     has_session agent-10 || fail "agent-10 did not survive"
 }
 
@@ -188,9 +215,10 @@ t_simulate_holder_stop() {
     exec_words "$(directive "$holder" ExecStop)" ""
     "${words[@]}" || fail "holder ExecStop failed"
     ! tmux -L "$socket" list-sessions >/dev/null 2>&1 || fail "the named server survived the holder's stop"
-    local rc=0
-    wait "${supervisor[agent-10]}" || rc=$?
-    ((rc == 1)) || fail "agent-10's supervisor exited $rc once the server was gone, expected 1"
+    wait_until watcher_gone "${supervisor[agent-10]}" ||
+        fail "agent-10's watcher still runs with the server gone"
+    grep -q "the tmux server on socket $socket is gone" "$work/agent-10.out" ||
+        fail "agent-10's watcher did not say why it exits: $(cat "$work/agent-10.out")"
 }
 
 check "holder and agent units are installed in $unit_dir" t_units_present
@@ -204,4 +232,4 @@ else
     printf 'ok - systemd-analyze --user verify # SKIP systemd-analyze is not installed\n'
 fi
 check "ExecStop of agent-1 leaves agent-10 running" t_simulate_exact_stop
-check "holder ExecStop ends the named server, and the supervisors notice" t_simulate_holder_stop
+check "holder ExecStop ends the named server, and the watchers notice" t_simulate_holder_stop

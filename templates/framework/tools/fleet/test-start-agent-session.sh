@@ -94,6 +94,7 @@ t_needs_holder() {
     MOSAIC_AGENT_RUNTIME=claude run_start agent-1
     ((status == 3)) || fail "exit $status without a holder, expected 3: $out"
     [[ $out == *"systemctl --user start mosaic-tmux-holder.service"* ]] || fail "no hint: $out"
+    ! tmux -L "$socket" list-sessions >/dev/null 2>&1 || fail "it started a tmux server of its own"
     tmux -L "$socket" -f /dev/null new-session -d -s _holder
 }
 
@@ -163,6 +164,48 @@ t_supervise_sigterm() {
     has_session agent-4 || fail "SIGTERM to the supervisor must leave the session to ExecStop"
 }
 
+watcher_gone() {
+    ! kill -0 "$1" 2>/dev/null
+}
+
+t_supervise_pidfile() {
+    local pidfile="$work/agent-5.pid" watcher
+    MOSAIC_AGENT_RUNTIME=x MOSAIC_AGENT_COMMAND="sleep 3600" \
+        "$start" --supervise --pidfile "$pidfile" agent-5 >"$work/pidfile.out" 2>&1 ||
+        fail "exit $?: $(cat "$work/pidfile.out")"
+    has_session agent-5 || fail "it returned before the session existed"
+    watcher=$(<"$pidfile")
+    kill -0 "$watcher" 2>/dev/null || fail "no watcher runs as pid $watcher"
+    tmux -L "$socket" kill-session -t "=agent-5"
+    wait_until watcher_gone "$watcher" || fail "the watcher outlived the session"
+    grep -q "session agent-5 .* is gone" "$work/pidfile.out" || fail "$(cat "$work/pidfile.out")"
+    run_start --pidfile "$pidfile" agent-5
+    ((status == 2)) || fail "--pidfile without --supervise: exit $status, expected 2: $out"
+}
+
+# tmux before 3.2 has no -N (do not start a server): the session is then
+# created once the server is known to run.
+t_tmux_without_dash_n() {
+    local real
+    real=$(command -v tmux)
+    mkdir -p "$work/old-tmux"
+    cat >"$work/old-tmux/tmux" <<STUB
+#!/usr/bin/env bash
+if [[ " \$* " == *" -N "* ]]; then
+    echo "usage: tmux [-2CluvV] [-c shell-command] [-f file] [-L socket-name]" >&2
+    exit 1
+fi
+exec "$real" "\$@"
+STUB
+    chmod +x "$work/old-tmux/tmux"
+    PATH="$work/old-tmux:$PATH" MOSAIC_AGENT_RUNTIME=x MOSAIC_AGENT_COMMAND="sleep 3600" run_start agent-6
+    ((status == 0)) || fail "exit $status: $out"
+    [[ $out == started* ]] || fail "expected 'started': $out"
+    has_session agent-6 || fail "no session agent-6"
+    PATH="$work/old-tmux:$PATH" MOSAIC_AGENT_RUNTIME=x run_start agent-6
+    [[ $out == reusing* ]] || fail "expected 'reusing': $out"
+}
+
 check "rejects invalid agent names (a.b: tmux would rename it a_b)" t_rejects_names
 check "without a holder server: exit 3 and how to start it" t_needs_holder
 check "starts the session from the agent's env file" t_starts_from_env_file
@@ -171,3 +214,5 @@ check "agent-1 is matched exactly, never agent-10" t_exact_match
 check "a workdir that cannot be created exits 4" t_bad_workdir
 check "--supervise exits 1 once the session is gone" t_supervise_exits_when_gone
 check "--supervise exits 0 on SIGTERM" t_supervise_sigterm
+check "--supervise --pidfile returns once the session exists, its watcher in the file" t_supervise_pidfile
+check "on a tmux without -N (before 3.2) the session is still created" t_tmux_without_dash_n
