@@ -137,6 +137,7 @@ pub fn activate(
             canary: opts.canary.clone(),
             wave: opts.wave,
             timeout: opts.timeout,
+            home: layout.home.clone(),
         };
         let rollout = rollout::rollout(mgr, &plan)?;
         if !rollout.ok {

@@ -18,7 +18,8 @@ use crate::profile::{Profile, ProfileError};
 use crate::receipt::{
     mode_string, sha256_hex, FileRecord, ProfileRecord, Receipt, ReceiptError, TOOL,
 };
-use crate::render::{self, RenderError, RenderedTree};
+use crate::render::{self, Host, RenderError, RenderedTree};
+use crate::runtime_path::RuntimePath;
 
 /// Profile used when none is given and no roster is installed yet.
 pub const DEFAULT_PROFILE: &str = "minimal";
@@ -122,6 +123,8 @@ pub struct InstallReport {
     pub removed_agents: Vec<String>,
     pub socket: String,
     pub holder_session: String,
+    /// The directories put first on every agent pane's PATH.
+    pub runtime_path: RuntimePath,
     /// Filesystem operations performed (0 for dry runs and no-ops).
     pub operations: usize,
     /// What the systemd step did; filled in after the files are installed.
@@ -164,7 +167,12 @@ pub fn install(opts: &InstallOptions) -> Result<InstallReport, InstallError> {
     // Read-only steps first: a bad profile must stop us before any lock or write.
     let receipt = Receipt::load(&layout.receipt())?;
     let profile = resolve_profile(opts, &bundle, receipt.as_ref())?;
-    let tree = render::render(&bundle, &profile, &layout.unit_mosaic_dir()?)?;
+    let runtime_path = RuntimePath::resolve(&layout.home);
+    let host = Host {
+        mosaic_dir: &layout.unit_mosaic_dir()?,
+        runtime_path: &runtime_path.joined(),
+    };
+    let tree = render::render(&bundle, &profile, &host)?;
 
     let lock = if opts.dry_run {
         None
@@ -176,7 +184,14 @@ pub fn install(opts: &InstallOptions) -> Result<InstallReport, InstallError> {
         Some(_) => Receipt::load(&layout.receipt())?,
         None => receipt,
     };
-    let result = plan_and_apply(opts, &bundle, &profile, &tree, receipt.as_ref());
+    let result = plan_and_apply(
+        opts,
+        &bundle,
+        &profile,
+        &tree,
+        runtime_path,
+        receipt.as_ref(),
+    );
     if let (Err(_), Some(lock)) = (&result, lock) {
         // Leave no lock file or state directory behind that this run created.
         lock.abandon();
@@ -208,17 +223,18 @@ fn plan_and_apply(
     bundle: &Bundle,
     profile: &Profile,
     tree: &RenderedTree,
+    runtime_path: RuntimePath,
     receipt: Option<&Receipt>,
 ) -> Result<InstallReport, InstallError> {
     let layout = &opts.layout;
     let legacy = match receipt {
-        None => legacy::detect(&layout.config),
+        None => legacy::detect(&layout.mosaic),
         Some(_) => None,
     };
     let known = KnownHashes::shipped();
     let wanted = plan::paths_to_read(tree, receipt);
     let dirs = plan::dirs_needed(tree);
-    let snapshot = Snapshot::read(&layout.config, &wanted, &dirs)?;
+    let snapshot = Snapshot::read(&layout.confiner()?, &wanted, &dirs)?;
     let plan = plan::plan(
         &PlanInput {
             tree,
@@ -260,6 +276,7 @@ fn plan_and_apply(
         removed_agents,
         socket: profile.roster.socket().to_owned(),
         holder_session: profile.roster.holder_session().to_owned(),
+        runtime_path,
         operations: 0,
         systemd: None,
         plan,
@@ -278,7 +295,7 @@ fn plan_and_apply(
     }
 
     let mut tx = Transaction::begin(
-        vec![layout.config.clone(), layout.state.clone()],
+        layout.write_roots(),
         generations.backup_dir(number).join("files"),
     );
     #[cfg(feature = "fault-injection")]

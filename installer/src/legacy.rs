@@ -74,9 +74,9 @@ impl LegacyInstall {
     }
 }
 
-/// Look for a Mosaic tree at `<config>/mosaic`; call only without a receipt.
-pub fn detect(config: &Path) -> Option<LegacyInstall> {
-    let mosaic_dir = config.join("mosaic");
+/// Look for a Mosaic tree at `mosaic_dir`; call only without a receipt.
+pub fn detect(mosaic_dir: &Path) -> Option<LegacyInstall> {
+    let mosaic_dir = mosaic_dir.to_path_buf();
     if !mosaic_dir.is_dir() {
         return None;
     }

@@ -24,6 +24,7 @@ pub mod render;
 pub mod report;
 pub mod rollback;
 pub mod rollout;
+pub mod runtime_path;
 pub mod snapshot;
 pub mod status;
 pub mod systemd;

@@ -94,6 +94,7 @@ pub fn print_install(report: &InstallReport, layout: &Layout) {
             );
         }
     }
+    print_runtime_path(&report.runtime_path);
     for (dir, _) in &report.plan.dirs {
         println!("  {:<10} {}/", "mkdir", layout.target(dir).display());
     }
@@ -138,6 +139,23 @@ pub fn print_install(report: &InstallReport, layout: &Layout) {
         println!("review each conflict: diff your file with its .mosaic-new, merge, then delete the .mosaic-new");
     }
     print_next_steps(report);
+}
+
+/// Where agent panes will look for `mosaic` first (Mosaic #581).
+fn print_runtime_path(runtime: &crate::runtime_path::RuntimePath) {
+    if runtime.dirs.is_empty() {
+        println!(
+            "agents' runtime PATH: no directory found ({}, npm prefix/bin, ~/.npm-global/bin, ~/.local/bin); panes get the user manager's PATH",
+            crate::runtime_path::RUNTIME_BIN_VAR
+        );
+        return;
+    }
+    let dirs: Vec<String> = runtime
+        .dirs
+        .iter()
+        .map(|d| format!("{} ({})", d.dir.display(), d.source))
+        .collect();
+    println!("agents' runtime PATH, first: {}", dirs.join(", "));
 }
 
 fn print_diff(planned: &crate::plan::PlannedFile, path: &Path) {

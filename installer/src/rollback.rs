@@ -91,10 +91,7 @@ pub fn rollback(layout: &Layout) -> Result<RollbackReport, RollbackError> {
         .map(|record| layout.target(&record.path))
         .collect();
 
-    let mut tx = Transaction::begin(
-        vec![layout.config.clone(), layout.state.clone()],
-        report.backup_dir.clone(),
-    );
+    let mut tx = Transaction::begin(layout.write_roots(), report.backup_dir.clone());
     let result = (|| -> Result<(), ApplyError> {
         for change in journal.iter().rev() {
             match change {

@@ -5,7 +5,7 @@
 
 mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -24,6 +24,9 @@ pub struct AgentExpectation {
     pub socket: String,
     /// The command its pane runs.
     pub command: String,
+    /// Its env file's runtime directories (`MOSAIC_RUNTIME_PATH`, then
+    /// `MOSAIC_RUNTIME_BIN`), put first on the pane's PATH.
+    pub runtime_path: String,
 }
 
 impl AgentExpectation {
@@ -53,8 +56,21 @@ impl AgentExpectation {
                 .cloned()
                 .unwrap_or_else(|| default_socket.to_owned()),
             command,
+            runtime_path: runtime_dirs(&vars),
         }
     }
+}
+
+/// The runtime directories an env file names: `MOSAIC_RUNTIME_PATH`, then
+/// `MOSAIC_RUNTIME_BIN` (as `start-agent-session.sh` reads them).
+pub fn runtime_dirs(vars: &std::collections::BTreeMap<String, String>) -> String {
+    ["MOSAIC_RUNTIME_PATH", crate::runtime_path::RUNTIME_BIN_VAR]
+        .iter()
+        .filter_map(|key| vars.get(*key))
+        .filter(|value| !value.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +84,8 @@ pub struct RolloutPlan {
     pub wave: usize,
     /// How long one verification may wait for units and sessions.
     pub timeout: Duration,
+    /// The fleet owner's home (`~/` in commands, `~/.npm-global/bin`).
+    pub home: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,10 +177,16 @@ pub fn rollout(
             })
             .collect();
         let units = crate::systemd::agent_units(wave);
-        let step = run_step(mgr, &name, &units, &mut started, || {
+        let mut step = run_step(mgr, &name, &units, &mut started, || {
             verify::wave(mgr, &agents, plan.timeout, &default_before)
         });
         failed = !step.ok;
+        if failed {
+            for problem in verify::programs_missing(mgr, &agents, &plan.home) {
+                step.detail.push_str("; ");
+                step.detail.push_str(&problem);
+            }
+        }
         report.steps.push(step);
     }
 
@@ -236,11 +260,13 @@ mod tests {
                     name: (*n).into(),
                     socket: "s".into(),
                     command: "x".into(),
+                    runtime_path: String::new(),
                 })
                 .collect(),
             canary: canary.map(str::to_owned),
             wave,
             timeout: Duration::from_secs(1),
+            home: PathBuf::from("/h"),
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::confine::{ConfineError, Confiner};
+use crate::confine::ConfineError;
 use crate::layout::Layout;
 use crate::plan::beside;
 use crate::receipt::{sha256_hex, Receipt, ReceiptError};
@@ -69,7 +69,7 @@ pub fn installed_receipt(layout: &Layout) -> Result<Receipt, StatusError> {
 pub fn status(layout: &Layout) -> Result<StatusReport, StatusError> {
     let receipt = installed_receipt(layout)?;
     let mut files = Vec::new();
-    let confiner = Confiner::new(&layout.config)?;
+    let confiner = layout.confiner()?;
     for record in &receipt.files {
         let state = match read_file(&confiner, &record.path)? {
             None => FileState::Missing,

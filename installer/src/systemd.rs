@@ -48,6 +48,11 @@ pub trait ServiceManager {
     fn restart(&self, units: &[String]) -> Result<(), SystemdError>;
     /// A unit property (`ActiveState`, `NRestarts`, ...), as systemctl shows it.
     fn property(&self, unit: &str, name: &str) -> Result<String, SystemdError>;
+    /// The PATH the manager gives its units; None when it cannot be told
+    /// (then [`crate::runtime_path::SYSTEMD_DEFAULT_PATH`] is the best guess).
+    fn manager_path(&self) -> Option<String> {
+        None
+    }
 }
 
 /// `systemctl --user` of the invoking user.
@@ -113,6 +118,14 @@ impl ServiceManager for SystemctlUser {
     fn property(&self, unit: &str, name: &str) -> Result<String, SystemdError> {
         let out = self.run(&["show", "--value", "-p", name], &[unit.to_owned()])?;
         Ok(out.trim().to_owned())
+    }
+
+    fn manager_path(&self) -> Option<String> {
+        let environment = self.run(&["show-environment"], &[]).ok()?;
+        environment
+            .lines()
+            .find_map(|line| line.strip_prefix("PATH="))
+            .map(str::to_owned)
     }
 }
 

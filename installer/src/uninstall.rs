@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::apply::{ApplyError, Transaction};
-use crate::confine::{ConfineError, Confiner};
+use crate::confine::ConfineError;
 use crate::layout::Layout;
 use crate::lock::{InstallLock, LockError};
 use crate::plan::beside;
@@ -63,7 +63,7 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
         systemd: None,
     };
     let mut to_remove = Vec::new();
-    let confiner = Confiner::new(&layout.config)?;
+    let confiner = layout.confiner()?;
     for record in &receipt.files {
         let target = layout.target(&record.path);
         let Some(disk) = read_file(&confiner, &record.path)? else {
@@ -97,7 +97,7 @@ pub fn uninstall(layout: &Layout, dry_run: bool) -> Result<UninstallReport, Unin
     let backups = layout
         .backups()
         .join(format!("uninstall-{}", receipt.generation));
-    let mut tx = Transaction::begin(vec![layout.config.clone(), layout.state.clone()], backups);
+    let mut tx = Transaction::begin(layout.write_roots(), backups);
     let result = (|| -> Result<(), ApplyError> {
         for path in &to_remove {
             tx.remove(path)?;

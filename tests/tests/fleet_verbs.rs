@@ -82,8 +82,17 @@ fn status_and_verify_exit_1_when_an_agent_is_down_and_name_it() {
         text.contains("ok    default tmux server untouched"),
         "{text}"
     );
+    // No manager answers: the PATH checked is systemd's default, and the
+    // env files name no runtime directory (none exists in this home).
+    let program = "ok    agent agent-10 finds `bash` on its PATH: ";
+    let path = "bash (PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)";
     assert!(
-        text.contains("fleet verify: 2 of 6 checks failed:"),
+        text.lines()
+            .any(|line| line.starts_with(program) && line.ends_with(path)),
+        "{text}"
+    );
+    assert!(
+        text.contains("fleet verify: 2 of 9 checks failed:"),
         "{text}"
     );
     assert!(text.contains("  - systemd user manager: "), "{text}");

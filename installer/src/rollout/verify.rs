@@ -5,9 +5,11 @@
 //! pane process, no restart of the unit in between); and the operator's
 //! default tmux server has exactly the sessions it had before.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::fleet::{SessionInfo, TmuxServer};
+use crate::runtime_path::{agent_pane_path, find_program, ProgramLookup, SYSTEMD_DEFAULT_PATH};
 use crate::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
 
 use super::{AgentExpectation, RolloutPlan};
@@ -140,6 +142,32 @@ fn ended(agent: &AgentExpectation, when: &str) -> String {
         agent.command,
         where_to_look(&unit)
     )
+}
+
+/// Agents of a failed wave whose command's program is not on the PATH
+/// their pane would get: the usual reason a start fails at once (Mosaic
+/// #581), said with the program and the PATH searched.
+pub(super) fn programs_missing(
+    mgr: &dyn ServiceManager,
+    agents: &[&AgentExpectation],
+    home: &Path,
+) -> Vec<String> {
+    let base = mgr
+        .manager_path()
+        .unwrap_or_else(|| SYSTEMD_DEFAULT_PATH.to_owned());
+    agents
+        .iter()
+        .filter_map(|agent| {
+            let path = agent_pane_path(&agent.runtime_path, home, &base);
+            match find_program(&agent.command, &path, home) {
+                ProgramLookup::NotFound { program } => Some(format!(
+                    "agent {}: `{program}` (from `{}`) is not on its PATH {path}; install it, or name its directory in MOSAIC_RUNTIME_BIN and run mosaic-install again",
+                    agent.name, agent.command
+                )),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 fn where_to_look(unit: &str) -> String {

@@ -20,6 +20,7 @@ use crate::layout::Layout;
 use crate::lock::InstallLock;
 use crate::profile::{name_problem, Profile};
 use crate::render::{self, agent_env_path};
+use crate::runtime_path::RuntimePath;
 use crate::systemd::agent_unit;
 
 /// What a roster-writing verb did.
@@ -56,10 +57,7 @@ impl<'a> ConfigWrite<'a> {
         let backups = backup_dir(layout, verb);
         Ok(ConfigWrite {
             layout,
-            tx: Some(Transaction::begin(
-                vec![layout.config.clone()],
-                backups.clone(),
-            )),
+            tx: Some(Transaction::begin(layout.write_roots(), backups.clone())),
             backups,
             _lock: lock,
             report: MembershipReport {
@@ -92,11 +90,12 @@ impl<'a> ConfigWrite<'a> {
             self.report.env_kept.push(path);
             return Ok(());
         }
-        let tree = render::render(
-            &Bundle::embedded(),
-            profile,
-            &self.layout.unit_mosaic_dir()?,
-        )?;
+        let runtime_path = RuntimePath::resolve(&self.layout.home).joined();
+        let host = render::Host {
+            mosaic_dir: &self.layout.unit_mosaic_dir()?,
+            runtime_path: &runtime_path,
+        };
+        let tree = render::render(&Bundle::embedded(), profile, &host)?;
         // An agent on another host has no env file here.
         if let Some(file) = tree.files.iter().find(|f| f.path == rel) {
             self.apply(|tx| {
