@@ -228,7 +228,7 @@ fn plan_and_apply(
 ) -> Result<InstallReport, InstallError> {
     let layout = &opts.layout;
     let legacy = match receipt {
-        None => legacy::detect(&layout.mosaic),
+        None => legacy::detect(&layout.mosaic, &runtime_path.npm_prefixes(&layout.home)),
         Some(_) => None,
     };
     let known = KnownHashes::shipped();

@@ -6,7 +6,7 @@
 //! is copied byte for byte. Values that land in env files go through the
 //! `env_quote` filter ([`crate::envfile::quote`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use minijinja::{context, Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -157,6 +157,17 @@ pub fn render(
         let Some(target) = install_path(&file.path) else {
             continue;
         };
+        let in_tree = Path::new(&target).strip_prefix(crate::layout::MOSAIC_REL);
+        if let Some(why) = in_tree.ok().and_then(crate::legacy::markers::protected) {
+            return Err(RenderError {
+                origin: bundle.origin.clone(),
+                template: file.path.clone(),
+                line: None,
+                message: format!(
+                    "it would be installed as {target}, {why}; mosaic-install never writes, moves or removes Mosaic's own files"
+                ),
+            });
+        }
         let (target, contents) = match target.strip_suffix(TEMPLATE_SUFFIX) {
             Some(plain) => (
                 plain.to_owned(),

@@ -248,18 +248,25 @@ pub fn print_status(report: &crate::status::StatusReport, json: bool) {
         report.generation, report.profile, report.version
     );
     for file in &report.files {
-        let state = match file.state {
-            FileState::Ok => "ok",
-            FileState::Modified => "modified",
-            FileState::Missing => "missing",
+        let (state, note) = match file.state {
+            FileState::Ok => ("ok", String::new()),
+            FileState::Modified => ("modified by you", String::new()),
+            FileState::ReplacedByMosaic => (
+                "replaced by Mosaic's copy",
+                format!(
+                    " ({}; mosaic-install restores ours)",
+                    file.replaced_by.as_deref().unwrap_or("a known release")
+                ),
+            ),
+            FileState::Missing => ("removed", " (mosaic-install restores it)".to_owned()),
         };
-        println!("  {state:<9} {}", file.path.display());
+        println!("  {state:<25} {}{note}", file.path.display());
         if let Some(waiting) = &file.waiting {
-            println!("  {:<9} {}", "waiting", waiting.display());
+            println!("  {:<25} {}", "our version waiting", waiting.display());
         }
     }
     if report.drift() {
-        println!("drift: see the files above marked modified, missing or waiting");
+        println!("drift: see the files above that are not ok");
     } else {
         println!("clean: every installed file is as mosaic-install left it");
     }

@@ -63,6 +63,16 @@ impl RuntimePath {
         }
     }
 
+    /// Where `npm i -g @mosaicstack/mosaic` may have put Mosaic's CLI:
+    /// npm's prefix, then the usual user prefix `~/.npm-global`.
+    pub fn npm_prefixes(&self, home: &Path) -> Vec<PathBuf> {
+        self.npm_prefix
+            .iter()
+            .cloned()
+            .chain([home.join(".npm-global")])
+            .collect()
+    }
+
     /// The candidates that are directories, each once (the first spelling
     /// wins; two spellings of one directory count once). Left out: the
     /// system directories every unit's PATH has already (npm's prefix is

@@ -1,6 +1,7 @@
 //! `status`: the receipt compared with the disk, file by file — ok,
-//! modified, missing — plus our versions waiting beside edited files as
-//! `.mosaic-new`. Read-only.
+//! modified by you, replaced by Mosaic's copy (a hash Mosaic ships: its
+//! updater put it there), missing — plus our versions waiting beside edited
+//! files as `.mosaic-new`. Read-only.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use serde::Serialize;
 
 use crate::confine::ConfineError;
 use crate::layout::Layout;
+use crate::legacy::KnownHashes;
 use crate::plan::beside;
 use crate::receipt::{sha256_hex, Receipt, ReceiptError};
 use crate::render::Ownership;
@@ -18,6 +20,10 @@ use crate::snapshot::read_file;
 pub enum FileState {
     Ok,
     Modified,
+    /// A copy Mosaic ships (`mosaic update` put it there); the next install
+    /// restores ours.
+    #[serde(rename = "replaced")]
+    ReplacedByMosaic,
     Missing,
 }
 
@@ -26,6 +32,9 @@ pub struct FileStatus {
     pub path: PathBuf,
     pub ownership: Ownership,
     pub state: FileState,
+    /// For a file replaced by Mosaic's copy: the release it comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
     /// Our version waiting beside an edited file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<PathBuf>,
@@ -46,6 +55,7 @@ impl StatusReport {
         self.files.iter().any(|f| {
             f.waiting.is_some()
                 || f.state == FileState::Missing
+                || f.state == FileState::ReplacedByMosaic
                 || (f.state == FileState::Modified && f.ownership == Ownership::Managed)
         })
     }
@@ -70,10 +80,17 @@ pub fn status(layout: &Layout) -> Result<StatusReport, StatusError> {
     let receipt = installed_receipt(layout)?;
     let mut files = Vec::new();
     let confiner = layout.confiner()?;
+    let known = KnownHashes::shipped();
     for record in &receipt.files {
-        let state = match read_file(&confiner, &record.path)? {
+        let hash = read_file(&confiner, &record.path)?.map(|disk| sha256_hex(&disk.bytes));
+        let replaced_by = hash
+            .as_deref()
+            .and_then(|hash| known.is_pristine(&record.path, hash))
+            .map(str::to_owned);
+        let state = match hash {
             None => FileState::Missing,
-            Some(disk) if sha256_hex(&disk.bytes) == record.sha256 => FileState::Ok,
+            Some(hash) if hash == record.sha256 => FileState::Ok,
+            Some(_) if replaced_by.is_some() => FileState::ReplacedByMosaic,
             Some(_) => FileState::Modified,
         };
         let new = beside(&record.path);
@@ -82,6 +99,7 @@ pub fn status(layout: &Layout) -> Result<StatusReport, StatusError> {
             path: layout.target(&record.path),
             ownership: record.ownership,
             state,
+            replaced_by: replaced_by.filter(|_| state == FileState::ReplacedByMosaic),
             waiting,
         });
     }

@@ -9,6 +9,7 @@ mod ci;
 mod completions;
 mod deps;
 mod dist;
+mod known_hashes;
 mod lint;
 mod pack;
 mod sandbox;
@@ -44,6 +45,8 @@ enum Task {
     Completions(completions::Args),
     /// Whole-process benchmarks against the tools we replace (`bench pack`).
     Bench(bench::Args),
+    /// Add the hashes of Mosaic's copies of our files, from a Mosaic framework tree, to the known-hash table.
+    KnownHashes(known_hashes::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(args),
         Task::Completions(args) => completions::run(args),
         Task::Canary(args) => canary::run(args),
+        Task::KnownHashes(args) => known_hashes::run(args),
     }
 }
 
