@@ -273,6 +273,7 @@ pub fn activate(
             wave: opts.wave,
             timeout: opts.timeout,
             settle: opts.settle,
+            home: layout.home.clone(),
         };
         let transport = plan.agents.iter().fold(
             TmuxTransport::new(&report.socket, &report.holder_session),

@@ -16,6 +16,7 @@ use crate::bundle::Bundle;
 use crate::install::{self, InstallOptions};
 use crate::layout::Layout;
 use crate::profile::{self, Profile};
+use crate::runtime_path::RuntimePath;
 use crate::systemd::{ServiceManager, SystemctlUser};
 use crate::verbs::units::FleetServices;
 use crate::{output, render, report};
@@ -268,7 +269,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bundle = bundle(args.bundle.as_ref())?;
             let profile = Profile::resolve(&args.profile, &bundle)?;
             let layout = layout(&global)?;
-            let tree = render::render(&bundle, &profile, &layout.unit_mosaic_dir()?)?;
+            let runtime_path = RuntimePath::resolve(&layout.home).joined();
+            let host = render::Host {
+                mosaic_dir: &layout.unit_mosaic_dir()?,
+                runtime_path: &runtime_path,
+            };
+            let tree = render::render(&bundle, &profile, &host)?;
             report::write_rendered(&tree, &args.out).with_context(|| {
                 format!("writing the rendered tree into {}", args.out.display())
             })?;

@@ -40,6 +40,8 @@ pub struct Confiner {
     root: PathBuf,
     real_root: PathBuf,
     dirs: RefCell<HashMap<PathBuf, PathBuf>>,
+    /// Relative paths under this prefix resolve in a root of their own.
+    subtree: Option<(PathBuf, Box<Confiner>)>,
 }
 
 impl Confiner {
@@ -48,7 +50,15 @@ impl Confiner {
             root: root.to_path_buf(),
             real_root: canonical_prefix(root)?,
             dirs: RefCell::default(),
+            subtree: None,
         })
+    }
+
+    /// Resolve relative paths under `prefix` below `root` instead, confined
+    /// to it (the Mosaic tree where `$MOSAIC_HOME` puts it).
+    pub fn with_subtree(mut self, prefix: &Path, root: &Path) -> Result<Confiner, ConfineError> {
+        self.subtree = Some((prefix.to_path_buf(), Box::new(Confiner::new(root)?)));
+        Ok(self)
     }
 
     pub fn root(&self) -> &Path {
@@ -59,6 +69,11 @@ impl Confiner {
     pub fn resolve(&self, rel: &Path) -> Result<PathBuf, ConfineError> {
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(ConfineError::NotRelative(rel.to_path_buf()));
+        }
+        if let Some((prefix, subtree)) = &self.subtree {
+            if let Ok(inside) = rel.strip_prefix(prefix) {
+                return subtree.resolve(inside);
+            }
         }
         let parent = rel.parent().unwrap_or(Path::new(""));
         let cached = self.dirs.borrow().get(parent).cloned();
@@ -205,6 +220,31 @@ mod tests {
         assert!(resolve(&root, Path::new("up")).is_err());
         symlink("missing/../../../etc", root.join("sneaky")).unwrap();
         assert!(resolve(&root, Path::new("sneaky/passwd")).is_err());
+    }
+
+    #[test]
+    fn a_subtree_resolves_in_its_own_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let other = root.join("elsewhere");
+        std::fs::create_dir_all(root.join("config")).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let confiner = Confiner::new(&root.join("config"))
+            .unwrap()
+            .with_subtree(Path::new("mosaic"), &other)
+            .unwrap();
+        assert_eq!(
+            confiner.resolve(Path::new("mosaic/fleet/a")).unwrap(),
+            other.join("fleet/a")
+        );
+        assert_eq!(confiner.resolve(Path::new("mosaic")).unwrap(), other);
+        assert_eq!(
+            confiner.resolve(Path::new("systemd/x")).unwrap(),
+            root.join("config/systemd/x")
+        );
+        // Confined to the subtree: a link from it into the config root escapes.
+        symlink(root.join("config"), other.join("up")).unwrap();
+        assert!(confiner.resolve(Path::new("mosaic/up/x")).is_err());
     }
 
     #[test]

@@ -49,6 +49,12 @@ impl TmuxServer {
             .is_ok_and(|out| out.status.success())
     }
 
+    /// Whether a session called exactly `name` exists.
+    pub fn has_session(&self, name: &str) -> bool {
+        self.run(&["has-session", "-t", &format!("={name}")])
+            .is_ok_and(|out| out.status.success())
+    }
+
     /// The sessions of this server; empty when it does not run.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         let Ok(out) = self.run(&["list-sessions", "-F", "#{session_name}\t#{session_created}"])

@@ -222,8 +222,19 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
             let text = agent::tail(fleet, &name, lines)?;
             Ok(show(0, |out| print::tail(out, &name, &text, json)))
         }
-        AgentVerb::Attach { name, read_only } => {
-            let argv = agent::attach(fleet, &name, read_only)?;
+        AgentVerb::Attach {
+            name,
+            read_only: true,
+        }
+        | AgentVerb::Watch { name } => {
+            let watched = agent::watch(fleet, &name)?;
+            if watched.session_ended {
+                eprintln!("mosaic-fleet: the session of agent {name} ended; the viewer was closed");
+            }
+            Ok(u8::try_from(watched.exit_code).unwrap_or(1))
+        }
+        AgentVerb::Attach { name, .. } => {
+            let argv = agent::attach(fleet, &name)?;
             let err = std::process::Command::new(&argv[0])
                 .args(&argv[1..])
                 .env_remove("TMUX")

@@ -19,7 +19,8 @@ use crate::profile::{Profile, ProfileError, ProfileLabel};
 use crate::receipt::{
     mode_string, sha256_hex, FileRecord, ProfileRecord, Receipt, ReceiptError, TOOL,
 };
-use crate::render::{self, RenderError, RenderedTree};
+use crate::render::{self, Host, RenderError, RenderedTree};
+use crate::runtime_path::RuntimePath;
 use crate::statedir::{self, RecoverError, Recovery};
 
 /// Profile used when none is given and no roster is installed yet.
@@ -174,6 +175,8 @@ pub struct InstallReport {
     pub previous_agents: Vec<String>,
     pub socket: String,
     pub holder_session: String,
+    /// The directories put first on every agent pane's PATH.
+    pub runtime_path: RuntimePath,
     /// Filesystem operations performed (0 for dry runs and no-ops).
     pub operations: usize,
     /// Interrupted runs this run finished or undid first.
@@ -236,7 +239,12 @@ pub fn install(opts: &InstallOptions) -> Result<InstallReport, InstallError> {
     };
     let receipt = Receipt::load(&layout.receipt())?;
     let choice = choose_roster(opts, &bundle, given, receipt.as_ref())?;
-    let mut tree = render::render(&bundle, &choice.effective, &layout.unit_mosaic_dir()?)?;
+    let runtime_path = RuntimePath::resolve(&layout.home);
+    let host = Host {
+        mosaic_dir: &layout.unit_mosaic_dir()?,
+        runtime_path: &runtime_path.joined(),
+    };
+    let mut tree = render::render(&bundle, &choice.effective, &host)?;
     if let Some(roster) = tree
         .files
         .iter_mut()
@@ -250,6 +258,7 @@ pub fn install(opts: &InstallOptions) -> Result<InstallReport, InstallError> {
         &bundle,
         &choice,
         &tree,
+        runtime_path,
         receipt.as_ref(),
     )?;
     report.recovered = recovered;
@@ -366,18 +375,19 @@ fn plan_and_apply(
     bundle: &Bundle,
     choice: &RosterChoice,
     tree: &RenderedTree,
+    runtime_path: RuntimePath,
     receipt: Option<&Receipt>,
 ) -> Result<InstallReport, InstallError> {
     let layout = &opts.layout;
     let profile = &choice.effective;
     let legacy = match receipt {
-        None => legacy::detect(&layout.config),
+        None => legacy::detect(&layout.mosaic, &runtime_path.npm_prefixes(&layout.home)),
         Some(_) => None,
     };
     let known = KnownHashes::shipped();
     let wanted = plan::paths_to_read(tree, receipt);
     let dirs = plan::dirs_needed(tree);
-    let snapshot = Snapshot::read(&layout.config, &wanted, &dirs)?;
+    let snapshot = Snapshot::read(&layout.confiner()?, &wanted, &dirs)?;
     let plan = plan::plan(
         &PlanInput {
             tree,
@@ -421,6 +431,7 @@ fn plan_and_apply(
         previous_agents: receipt.map(|r| r.agents.clone()).unwrap_or_default(),
         socket: profile.roster.socket().to_owned(),
         holder_session: profile.roster.holder_session().to_owned(),
+        runtime_path,
         operations: 0,
         recovered: Vec::new(),
         unfinished: None,
@@ -457,7 +468,7 @@ fn plan_and_apply(
         backup_dir: generations.backup_dir(number),
         finish: generations.finish(number, opts.keep, protect_from),
     };
-    let roots = vec![layout.config.clone(), layout.state.clone()];
+    let roots = layout.write_roots();
     let committed = Transaction::run(lock, &layout.state, roots, spec, |tx| {
         #[cfg(feature = "fault-injection")]
         tx.fail_after(opts.fail_after);

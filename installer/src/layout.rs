@@ -1,11 +1,24 @@
 //! Layout: where everything goes, derived from one home directory.
 //!
 //! Nothing else in the crate builds a path from `$HOME`. `--home DIR` acts as
-//! if `$HOME` were DIR (and ignores the XDG variables, so tests and trials stay
-//! inside DIR); without it `$HOME`, `$XDG_CONFIG_HOME` and `$XDG_STATE_HOME`
-//! are honoured.
+//! if `$HOME` were DIR (and ignores the XDG variables and `$MOSAIC_HOME`, so
+//! tests and trials stay inside DIR); without it `$HOME`, `$XDG_CONFIG_HOME`,
+//! `$XDG_STATE_HOME` and Mosaic's own `$MOSAIC_HOME` (where the Mosaic tree
+//! lives, default `<config>/mosaic`) are honoured.
+//!
+//! Installed files are named by config-relative paths everywhere (plan,
+//! receipt); those under `mosaic/` live in the Mosaic tree wherever
+//! `$MOSAIC_HOME` puts it, and [`Layout::target`] and [`Layout::confiner`]
+//! are the only places that know.
 
 use std::path::{Path, PathBuf};
+
+use crate::confine::{ConfineError, Confiner};
+
+/// The first component of every config-relative path in the Mosaic tree.
+pub const MOSAIC_REL: &str = "mosaic";
+/// Mosaic's variable for where its tree lives.
+pub const MOSAIC_HOME_VAR: &str = "MOSAIC_HOME";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -15,6 +28,8 @@ pub struct Layout {
     pub config: PathBuf,
     /// The installer's state: `~/.local/state/mosaic-install`.
     pub state: PathBuf,
+    /// The Mosaic tree: `$MOSAIC_HOME`, else `<config>/mosaic`.
+    pub mosaic: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +38,10 @@ pub enum LayoutError {
     NoHome,
     #[error("home directory {} is not an absolute path; pass an absolute --home", .0.display())]
     Relative(PathBuf),
-    #[error("config directory {dir} contains {bad:?}, which systemd unit files cannot name safely (units refer to it in ExecStart= and EnvironmentFile=); use a config directory of letters, digits and / . _ - @ + (unset XDG_CONFIG_HOME to use ~/.config)", dir = .0.display(), bad = .1)]
+    #[error("the Mosaic tree {dir} contains {bad:?}, which systemd unit files cannot name safely (units refer to it in ExecStart= and EnvironmentFile=); use a directory of letters, digits and / . _ - @ + (unset MOSAIC_HOME and XDG_CONFIG_HOME to use ~/.config/mosaic)", dir = .0.display(), bad = .1)]
     UnitUnsafe(PathBuf, char),
+    #[error("MOSAIC_HOME={} is not an absolute path; set it to the absolute path of the Mosaic tree, or unset it to use ~/.config/mosaic", .0.display())]
+    RelativeMosaicHome(PathBuf),
 }
 
 impl Layout {
@@ -34,6 +51,7 @@ impl Layout {
         Ok(Layout {
             config: home.join(".config"),
             state: home.join(".local/state/mosaic-install"),
+            mosaic: home.join(".config").join(MOSAIC_REL),
             home,
         })
     }
@@ -51,33 +69,60 @@ impl Layout {
                 .filter(|p| p.is_absolute())
         };
         if let Some(config) = xdg("XDG_CONFIG_HOME") {
+            layout.mosaic = config.join(MOSAIC_REL);
             layout.config = config;
         }
         if let Some(state) = xdg("XDG_STATE_HOME") {
             layout.state = state.join("mosaic-install");
+        }
+        if let Some(mosaic) = std::env::var_os(MOSAIC_HOME_VAR).filter(|m| !m.is_empty()) {
+            let mosaic = PathBuf::from(mosaic);
+            if !mosaic.is_absolute() {
+                return Err(LayoutError::RelativeMosaicHome(mosaic));
+            }
+            layout.mosaic = mosaic;
         }
         Ok(layout)
     }
 
     /// Absolute path of a config-relative path.
     pub fn target(&self, rel: &Path) -> PathBuf {
-        self.config.join(rel)
+        match rel.strip_prefix(MOSAIC_REL) {
+            Ok(inside) if inside.as_os_str().is_empty() => self.mosaic.clone(),
+            Ok(inside) => self.mosaic.join(inside),
+            Err(_) => self.config.join(rel),
+        }
     }
 
-    /// How the units refer to the Mosaic tree: `%h/.config/mosaic` when the
-    /// config root is the default one, its absolute path otherwise (refused
-    /// when it holds characters a unit file would misread: spaces, `%`, ...).
+    /// Resolves config-relative paths (those under `mosaic/` in the Mosaic
+    /// tree) without following a symlink out of the tree they belong to.
+    pub fn confiner(&self) -> Result<Confiner, ConfineError> {
+        let confiner = Confiner::new(&self.config)?;
+        if self.mosaic == self.config.join(MOSAIC_REL) {
+            return Ok(confiner);
+        }
+        confiner.with_subtree(Path::new(MOSAIC_REL), &self.mosaic)
+    }
+
+    /// The directories a transaction of this layout may write under.
+    pub fn write_roots(&self) -> Vec<PathBuf> {
+        vec![self.config.clone(), self.mosaic.clone(), self.state.clone()]
+    }
+
+    /// How the units refer to the Mosaic tree: `%h/.config/mosaic` when it
+    /// is the default one, its absolute path otherwise (refused when it
+    /// holds characters a unit file would misread: spaces, `%`, ...).
     pub fn unit_mosaic_dir(&self) -> Result<String, LayoutError> {
-        if self.config == self.home.join(".config") {
+        if self.mosaic == self.home.join(".config").join(MOSAIC_REL) {
             return Ok("%h/.config/mosaic".to_owned());
         }
-        let spelled = self.config.display().to_string();
+        let spelled = self.mosaic.display().to_string();
         let unsafe_char = spelled
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || "/._-@+".contains(*c)));
         match unsafe_char {
-            Some(c) => Err(LayoutError::UnitUnsafe(self.config.clone(), c)),
-            None => Ok(format!("{spelled}/mosaic")),
+            Some(c) => Err(LayoutError::UnitUnsafe(self.mosaic.clone(), c)),
+            None => Ok(spelled),
         }
     }
 
@@ -127,11 +172,30 @@ mod tests {
     }
 
     #[test]
-    fn moved_config_root_is_spelled_out_for_units() {
+    fn moved_mosaic_tree_is_spelled_out_for_units() {
         let mut layout = Layout::for_home(Path::new("/h")).unwrap();
-        layout.config = PathBuf::from("/cfg");
+        layout.mosaic = PathBuf::from("/cfg/mosaic");
         assert_eq!(layout.unit_mosaic_dir().unwrap(), "/cfg/mosaic");
-        layout.config = PathBuf::from("/my config 100%");
+        layout.mosaic = PathBuf::from("/my config 100%");
         assert!(layout.unit_mosaic_dir().is_err());
+    }
+
+    #[test]
+    fn mosaic_paths_live_in_the_mosaic_tree() {
+        let mut layout = Layout::for_home(Path::new("/h")).unwrap();
+        layout.mosaic = PathBuf::from("/srv/mosaic");
+        assert_eq!(
+            layout.target(Path::new("mosaic/fleet/roster.yaml")),
+            Path::new("/srv/mosaic/fleet/roster.yaml")
+        );
+        assert_eq!(layout.target(Path::new("mosaic")), Path::new("/srv/mosaic"));
+        assert_eq!(
+            layout.target(Path::new("mosaicx/a")),
+            Path::new("/h/.config/mosaicx/a")
+        );
+        assert_eq!(
+            layout.target(Path::new("systemd/user/a.service")),
+            Path::new("/h/.config/systemd/user/a.service")
+        );
     }
 }

@@ -1,16 +1,20 @@
-//! Mosaic 0.0.31 trees: finding an existing `~/.config/mosaic/` that no
-//! receipt accounts for, its version, and the table of pristine hashes of
-//! files Mosaic shipped before this installer existed.
+//! Mosaic 0.0.31 trees: finding an existing Mosaic tree that no receipt
+//! accounts for, what Mosaic's own markers ([`markers`]) say about it, and
+//! the table of hashes of files Mosaic shipped: copies of ours its updater
+//! may put in place, and pristine copies from before this installer.
 //!
 //! Every file of such a tree is the operator's unless its hash is in the
 //! table. Existing sessions on the operator's default tmux server are listed
 //! for the report, read-only (`tmux -L default list-sessions`), never touched.
+
+pub mod markers;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::fleet::TmuxServer;
+use markers::MosaicMarkers;
 
 const KNOWN_HASHES: &str = include_str!("legacy/known-hashes.tsv");
 
@@ -55,10 +59,11 @@ impl KnownHashes {
 #[derive(Debug, Clone, Serialize)]
 pub struct LegacyInstall {
     pub mosaic_dir: PathBuf,
-    /// e.g. "0.0.31"; None when nothing says.
+    /// The Mosaic release that installed it, e.g. "0.0.31"; None when no
+    /// marker says.
     pub version: Option<String>,
-    /// The file the version was read from.
-    pub version_source: Option<PathBuf>,
+    /// What Mosaic's markers say.
+    pub markers: MosaicMarkers,
     /// Regular files found in the tree (all of them the operator's).
     pub files: usize,
     /// Sessions on the operator's default tmux server (listed, untouched).
@@ -66,49 +71,30 @@ pub struct LegacyInstall {
 }
 
 impl LegacyInstall {
+    /// "Mosaic 0.0.31 (CLI 0.0.31, framework schema 2)".
     pub fn version_label(&self) -> String {
-        match &self.version {
-            Some(v) => format!("Mosaic {v}"),
-            None => "Mosaic, unknown version".into(),
-        }
+        self.markers.label()
     }
 }
 
-/// Look for a Mosaic tree at `<config>/mosaic`; call only without a receipt.
-pub fn detect(config: &Path) -> Option<LegacyInstall> {
-    let mosaic_dir = config.join("mosaic");
+/// Look for a Mosaic tree at `mosaic_dir` (its CLI below `npm_prefixes`);
+/// call only without a receipt.
+pub fn detect(mosaic_dir: &Path, npm_prefixes: &[PathBuf]) -> Option<LegacyInstall> {
     if !mosaic_dir.is_dir() {
         return None;
     }
-    let (version, version_source) = read_version(&mosaic_dir).unzip();
+    let markers = MosaicMarkers::read(mosaic_dir, npm_prefixes);
     Some(LegacyInstall {
-        files: count_files(&mosaic_dir),
+        files: count_files(mosaic_dir),
         default_sessions: TmuxServer::default_server()
             .sessions()
             .into_iter()
             .map(|session| session.name)
             .collect(),
-        mosaic_dir,
-        version,
-        version_source,
+        mosaic_dir: mosaic_dir.to_path_buf(),
+        version: markers.version(),
+        markers,
     })
-}
-
-/// The tree's own version marker, or the Mosaic package metadata shipped in it.
-fn read_version(mosaic_dir: &Path) -> Option<(String, PathBuf)> {
-    for marker in [".mosaic-version", "VERSION", ".version"] {
-        let path = mosaic_dir.join(marker);
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let version = text.trim().trim_start_matches('v').to_owned();
-            if !version.is_empty() && !version.contains(char::is_whitespace) {
-                return Some((version, path));
-            }
-        }
-    }
-    let path = mosaic_dir.join("package.json");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    let version = json["version"].as_str()?.to_owned();
-    Some((version, path))
 }
 
 fn count_files(dir: &Path) -> usize {
@@ -137,15 +123,5 @@ mod tests {
         assert_eq!(known.is_pristine(path, hash), Some("Mosaic 0.0.31"));
         assert_eq!(known.is_pristine(path, &"0".repeat(64)), None);
         assert_eq!(known.is_pristine(Path::new("other"), hash), None);
-    }
-
-    #[test]
-    fn version_marker_and_package_json_are_read() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(read_version(dir.path()).is_none());
-        std::fs::write(dir.path().join("package.json"), r#"{"version":"0.0.30"}"#).unwrap();
-        assert_eq!(read_version(dir.path()).unwrap().0, "0.0.30");
-        std::fs::write(dir.path().join(".mosaic-version"), "0.0.31\n").unwrap();
-        assert_eq!(read_version(dir.path()).unwrap().0, "0.0.31");
     }
 }

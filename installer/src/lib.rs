@@ -26,6 +26,7 @@ pub mod render;
 pub mod report;
 pub mod rollback;
 pub mod rollout;
+pub mod runtime_path;
 pub mod snapshot;
 pub mod statedir;
 pub mod status;

@@ -198,6 +198,9 @@ pub fn plan(input: &PlanInput, disk: &Snapshot) -> Plan {
         };
         let Some(current) = current else {
             planned.action = Action::Create;
+            if record.is_some() {
+                planned.reason = Some("removed since mosaic-install wrote it; restored".into());
+            }
             files.push(planned);
             continue;
         };
@@ -219,7 +222,10 @@ pub fn plan(input: &PlanInput, disk: &Snapshot) -> Plan {
             planned.action = Action::Update;
         } else if let Some(version) = pristine {
             planned.action = Action::Update;
-            planned.reason = Some(format!("pristine copy of the {version} version"));
+            planned.reason = Some(match record {
+                Some(_) => format!("replaced by Mosaic's copy ({version}); ours restored"),
+                None => format!("pristine copy of the {version} version"),
+            });
         } else if input.replace.contains(&file.path) {
             planned.action = Action::Overwrite;
             planned.reason = Some("your edit, made through mosaic-fleet (backed up)".into());

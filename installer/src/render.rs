@@ -9,7 +9,7 @@
 
 mod limits;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use minijinja::{context, Environment, ErrorKind, UndefinedBehavior};
 use serde::Serialize;
@@ -56,11 +56,23 @@ pub struct RenderError {
     pub message: String,
 }
 
+/// What rendering needs to know of the host it renders for.
+#[derive(Debug, Clone, Copy)]
+pub struct Host<'a> {
+    /// How units name the Mosaic tree (see
+    /// [`crate::layout::Layout::unit_mosaic_dir`]).
+    pub mosaic_dir: &'a str,
+    /// `MOSAIC_RUNTIME_PATH` of every agent (see [`crate::runtime_path`]).
+    pub runtime_path: &'a str,
+}
+
 /// The settings one agent's env file is rendered from.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentSettings {
     pub name: String,
     pub runtime: String,
+    /// The persona class (`MOSAIC_AGENT_CLASS`, Mosaic #669).
+    pub class: Option<String>,
     pub model: Option<String>,
     pub workdir: String,
     pub socket: String,
@@ -93,6 +105,7 @@ impl AgentSettings {
                 AgentSettings {
                     name: agent.name.clone(),
                     runtime: agent.runtime.clone(),
+                    class: agent.class.clone(),
                     model,
                     workdir: agent
                         .working_directory
@@ -178,12 +191,11 @@ impl<'b> Renderer<'b> {
     }
 }
 
-/// Render the bundle for a profile. `mosaic_dir` is how units name the
-/// Mosaic tree (see [`crate::layout::Layout::unit_mosaic_dir`]).
+/// Render the bundle for a profile on `host`.
 pub fn render(
     bundle: &Bundle,
     profile: &Profile,
-    mosaic_dir: &str,
+    host: &Host<'_>,
 ) -> Result<RenderedTree, RenderError> {
     let mut renderer = Renderer::new(&bundle.origin);
     let roster = &profile.roster;
@@ -193,7 +205,8 @@ pub fn render(
         profile => &profile.name,
         socket => roster.socket(),
         holder_session => roster.holder_session(),
-        mosaic_dir => mosaic_dir,
+        mosaic_dir => host.mosaic_dir,
+        runtime_path => host.runtime_path,
         agents => &agents,
     };
     let mut files = Vec::new();
@@ -204,6 +217,17 @@ pub fn render(
         let Some(target) = install_path(&file.path) else {
             continue;
         };
+        let in_tree = Path::new(&target).strip_prefix(crate::layout::MOSAIC_REL);
+        if let Some(why) = in_tree.ok().and_then(crate::legacy::markers::protected) {
+            return Err(RenderError {
+                origin: bundle.origin.clone(),
+                template: file.path.clone(),
+                line: None,
+                message: format!(
+                    "it would be installed as {target}, {why}; mosaic-install never writes, moves or removes Mosaic's own files"
+                ),
+            });
+        }
         let (target, contents) = match target.strip_suffix(TEMPLATE_SUFFIX) {
             Some(plain) => (
                 plain.to_owned(),
@@ -395,7 +419,11 @@ mod tests {
     fn usc_renders_one_env_file_per_agent() {
         let bundle = Bundle::embedded();
         let profile = Profile::resolve("usc", &bundle).unwrap();
-        let tree = render(&bundle, &profile, "%h/.config/mosaic").unwrap();
+        let host = Host {
+            mosaic_dir: "%h/.config/mosaic",
+            runtime_path: "",
+        };
+        let tree = render(&bundle, &profile, &host).unwrap();
         let envs: Vec<_> = tree
             .files
             .iter()

@@ -104,6 +104,7 @@ pub fn print_install(
             )?;
         }
     }
+    print_runtime_path(out, &report.runtime_path)?;
     for (dir, _) in &report.plan.dirs {
         writeln!(out, "  {:<10} {}/", "mkdir", layout.target(dir).display())?;
     }
@@ -157,6 +158,26 @@ pub fn print_install(
         writeln!(out, "review each conflict: diff your file with its .mosaic-new, merge, then delete the .mosaic-new")?;
     }
     print_next_steps(out, report)
+}
+
+/// Where agent panes will look for `mosaic` first (Mosaic #581).
+fn print_runtime_path(
+    out: &mut dyn Write,
+    runtime: &crate::runtime_path::RuntimePath,
+) -> io::Result<()> {
+    if runtime.dirs.is_empty() {
+        return writeln!(
+            out,
+            "agents' runtime PATH: no directory found ({}, npm prefix/bin, ~/.npm-global/bin, ~/.local/bin); panes get the user manager's PATH",
+            crate::runtime_path::RUNTIME_BIN_VAR
+        );
+    }
+    let dirs: Vec<String> = runtime
+        .dirs
+        .iter()
+        .map(|d| format!("{} ({})", d.dir.display(), d.source))
+        .collect();
+    writeln!(out, "agents' runtime PATH, first: {}", dirs.join(", "))
 }
 
 fn print_diff(
@@ -364,15 +385,22 @@ pub fn print_status(
         report.generation, report.profile, report.version
     )?;
     for file in &report.files {
-        let state = match file.state {
-            FileState::Ok => "ok",
-            FileState::Edited => "edited",
-            FileState::Modified => "modified",
-            FileState::Missing => "missing",
+        let (state, note) = match file.state {
+            FileState::Ok => ("ok", String::new()),
+            FileState::Edited => ("edited by you", " (config: yours to change)".to_owned()),
+            FileState::Modified => ("modified by you", String::new()),
+            FileState::ReplacedByMosaic => (
+                "replaced by Mosaic's copy",
+                format!(
+                    " ({}; mosaic-install restores ours)",
+                    file.replaced_by.as_deref().unwrap_or("a known release")
+                ),
+            ),
+            FileState::Missing => ("removed", " (mosaic-install restores it)".to_owned()),
         };
-        writeln!(out, "  {state:<9} {}", file.path.display())?;
+        writeln!(out, "  {state:<25} {}{note}", file.path.display())?;
         if let Some(waiting) = &file.waiting {
-            writeln!(out, "  {:<9} {}", "waiting", waiting.display())?;
+            writeln!(out, "  {:<25} {}", "our version waiting", waiting.display())?;
         }
     }
     if let Some(error) = &report.roster_error {
@@ -400,11 +428,12 @@ pub fn print_status(
         .count();
     writeln!(
         out,
-        "{}: {} ok, {} edited by you (config: yours to edit), {} modified, {} missing, {waiting} waiting; {} agents, {disagree} out of line with the roster",
+        "{}: {} ok, {} edited by you (config), {} modified by you, {} replaced by Mosaic's copy, {} removed, {waiting} waiting; {} agents, {disagree} out of line with the roster",
         if report.drift() { "drift" } else { "clean" },
         report.count(FileState::Ok),
         report.count(FileState::Edited),
         report.count(FileState::Modified),
+        report.count(FileState::ReplacedByMosaic),
         report.count(FileState::Missing),
         report.agents.len()
     )?;

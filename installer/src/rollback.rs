@@ -122,7 +122,7 @@ pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackRepor
         backup_dir: report.backup_dir.clone(),
         finish: Finish::Discard,
     };
-    let roots = vec![layout.config.clone(), layout.state.clone()];
+    let roots = layout.write_roots();
     let result = Transaction::run(&locked.lock, &layout.state, roots, spec, |tx| {
         for change in journal.iter().rev() {
             match change {
@@ -216,23 +216,33 @@ impl RollbackReport {
 
 /// The rolled-back generation's receipt, looked up by absolute path.
 struct Records<'a> {
-    config: Vec<PathBuf>,
+    /// Each root with the receipt-relative prefix of what lies below it:
+    /// the Mosaic tree (which `MOSAIC_HOME` may move) and the config root.
+    roots: Vec<(PathBuf, PathBuf)>,
     receipt: &'a Receipt,
 }
 
 impl<'a> Records<'a> {
     fn new(layout: &Layout, receipt: &'a Receipt) -> Self {
-        let mut config = vec![layout.config.clone()];
-        config.extend(layout.config.canonicalize().ok());
-        Records { config, receipt }
+        let mut roots = Vec::new();
+        for (root, prefix) in [
+            (&layout.mosaic, PathBuf::from(crate::layout::MOSAIC_REL)),
+            (&layout.config, PathBuf::new()),
+        ] {
+            roots.push((root.clone(), prefix.clone()));
+            if let Ok(real) = root.canonicalize() {
+                roots.push((real, prefix));
+            }
+        }
+        Records { roots, receipt }
     }
 
     fn record(&self, path: &Path) -> Option<&FileRecord> {
         let rel = self
-            .config
+            .roots
             .iter()
-            .find_map(|root| path.strip_prefix(root).ok())?;
-        self.receipt.file(rel)
+            .find_map(|(root, prefix)| Some(prefix.join(path.strip_prefix(root).ok()?)))?;
+        self.receipt.file(&rel)
     }
 
     /// The file's ownership when it exists and differs from what the

@@ -14,7 +14,7 @@
 mod clock;
 mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -34,6 +34,9 @@ pub struct AgentExpectation {
     pub socket: String,
     /// The command its pane runs.
     pub command: String,
+    /// Its env file's runtime directories (`MOSAIC_RUNTIME_PATH`, then
+    /// `MOSAIC_RUNTIME_BIN`), put first on the pane's PATH.
+    pub runtime_path: String,
 }
 
 impl AgentExpectation {
@@ -63,8 +66,21 @@ impl AgentExpectation {
                 .cloned()
                 .unwrap_or_else(|| default_socket.to_owned()),
             command,
+            runtime_path: runtime_dirs(&vars),
         }
     }
+}
+
+/// The runtime directories an env file names: `MOSAIC_RUNTIME_PATH`, then
+/// `MOSAIC_RUNTIME_BIN` (as `start-agent-session.sh` reads them).
+pub fn runtime_dirs(vars: &std::collections::BTreeMap<String, String>) -> String {
+    ["MOSAIC_RUNTIME_PATH", crate::runtime_path::RUNTIME_BIN_VAR]
+        .iter()
+        .filter_map(|key| vars.get(*key))
+        .filter(|value| !value.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +96,8 @@ pub struct RolloutPlan {
     /// How long a freshly started agent must then keep running, its session
     /// the same and its unit not restarted (default [`SETTLE`]).
     pub settle: Duration,
+    /// The fleet owner's home (`~/` in commands, `~/.npm-global/bin`).
+    pub home: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -187,7 +205,7 @@ pub fn rollout(
             .collect();
         let units = crate::systemd::agent_units(wave);
         let last = index + 1 == waves.len();
-        let step = run_step(
+        let mut step = run_step(
             &check,
             &name,
             &units,
@@ -202,6 +220,12 @@ pub fn rollout(
             },
         );
         failed = !step.ok;
+        if failed {
+            for problem in verify::programs_missing(services, &agents, &plan.home) {
+                step.detail.push_str("; ");
+                step.detail.push_str(&problem);
+            }
+        }
         report.steps.push(step);
     }
 
@@ -300,12 +324,14 @@ mod tests {
                     name: (*n).into(),
                     socket: "s".into(),
                     command: "x".into(),
+                    runtime_path: String::new(),
                 })
                 .collect(),
             canary: canary.map(str::to_owned),
             wave,
             timeout: Duration::from_secs(1),
             settle: SETTLE,
+            home: PathBuf::from("/h"),
         }
     }
 

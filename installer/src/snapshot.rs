@@ -9,16 +9,15 @@ use crate::confine::{ConfineError, Confiner};
 use crate::plan::{DiskFile, Snapshot};
 
 impl Snapshot {
-    /// Read `files` and check `dirs` under `root` (all config-relative).
+    /// Read `files` and check `dirs` through `confiner` (all config-relative).
     pub fn read<'a>(
-        root: &Path,
+        confiner: &Confiner,
         files: impl IntoIterator<Item = &'a PathBuf>,
         dirs: impl IntoIterator<Item = &'a PathBuf>,
     ) -> Result<Snapshot, ConfineError> {
         let mut snapshot = Snapshot::default();
-        let confiner = Confiner::new(root)?;
         for rel in files {
-            if let Some(file) = read_file(&confiner, rel)? {
+            if let Some(file) = read_file(confiner, rel)? {
                 snapshot.files.insert(rel.clone(), file);
             }
         }

@@ -1,8 +1,9 @@
 //! `status`: the receipt compared with the disk, file by file — ok, edited
 //! (a config file the operator changed: theirs to change), modified (a
-//! managed file: drift), missing — plus our versions waiting beside edited
-//! files as `.mosaic-new`; and the agents as the roster, the receipt and
-//! systemd each see them, so that a roster changed by hand or a unit
+//! managed file: drift), replaced by Mosaic's copy (a hash Mosaic ships:
+//! its updater put it there), missing — plus our versions waiting beside
+//! edited files as `.mosaic-new`; and the agents as the roster, the receipt
+//! and systemd each see them, so that a roster changed by hand or a unit
 //! enabled outside the roster shows. Read-only.
 
 use std::path::PathBuf;
@@ -10,8 +11,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::activate::enabled_instances;
-use crate::confine::{ConfineError, Confiner};
+use crate::confine::ConfineError;
 use crate::layout::Layout;
+use crate::legacy::KnownHashes;
 use crate::plan::beside;
 use crate::profile::ProfileLabel;
 use crate::receipt::{sha256_hex, Receipt, ReceiptError};
@@ -29,6 +31,10 @@ pub enum FileState {
     Modified,
     /// A config file (roster, env file) the operator changed.
     Edited,
+    /// A copy Mosaic ships (`mosaic update` put it there); the next install
+    /// restores ours.
+    #[serde(rename = "replaced")]
+    ReplacedByMosaic,
     Missing,
 }
 
@@ -68,6 +74,9 @@ pub struct FileStatus {
     pub path: PathBuf,
     pub ownership: Ownership,
     pub state: FileState,
+    /// For a file replaced by Mosaic's copy: the release it comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
     /// Our version waiting beside an edited file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<PathBuf>,
@@ -98,7 +107,11 @@ impl StatusReport {
     /// the operator's to edit.
     pub fn drift(&self) -> bool {
         self.files.iter().any(|f| {
-            f.waiting.is_some() || matches!(f.state, FileState::Missing | FileState::Modified)
+            f.waiting.is_some()
+                || matches!(
+                    f.state,
+                    FileState::Missing | FileState::Modified | FileState::ReplacedByMosaic
+                )
         }) || self.roster_error.is_some()
             || self.agents.iter().any(|a| a.problem().is_some())
     }
@@ -135,11 +148,18 @@ pub fn status(
     let recovered = crate::statedir::recover_if_pending(layout).map_err(Box::new)?;
     let receipt = installed_receipt(layout)?;
     let mut files = Vec::new();
-    let confiner = Confiner::new(&layout.config)?;
+    let confiner = layout.confiner()?;
+    let known = KnownHashes::shipped();
     for record in &receipt.files {
-        let state = match read_file(&confiner, &record.path)? {
+        let hash = read_file(&confiner, &record.path)?.map(|disk| sha256_hex(&disk.bytes));
+        let replaced_by = hash
+            .as_deref()
+            .and_then(|hash| known.is_pristine(&record.path, hash))
+            .map(str::to_owned);
+        let state = match hash {
             None => FileState::Missing,
-            Some(disk) if sha256_hex(&disk.bytes) == record.sha256 => FileState::Ok,
+            Some(hash) if hash == record.sha256 => FileState::Ok,
+            Some(_) if replaced_by.is_some() => FileState::ReplacedByMosaic,
             Some(_) if record.ownership == Ownership::Config => FileState::Edited,
             Some(_) => FileState::Modified,
         };
@@ -149,6 +169,7 @@ pub fn status(
             path: layout.target(&record.path),
             ownership: record.ownership,
             state,
+            replaced_by: replaced_by.filter(|_| state == FileState::ReplacedByMosaic),
             waiting,
         });
     }

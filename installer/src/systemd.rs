@@ -65,6 +65,12 @@ pub trait ServiceManager {
             })
             .collect()
     }
+
+    /// The PATH the manager gives its units; None when it cannot be told
+    /// (then [`crate::runtime_path::SYSTEMD_DEFAULT_PATH`] is the best guess).
+    fn manager_path(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A unit's properties by name, as `systemctl show` prints them.
@@ -143,6 +149,14 @@ impl ServiceManager for SystemctlUser {
         // Timestamps as `@<unix seconds>`, which need no locale to read.
         let out = self.run(&["show", "--timestamp=unix", "-p", &names.join(",")], units)?;
         Ok(parse_show(&out, units.len()))
+    }
+
+    fn manager_path(&self) -> Option<String> {
+        let environment = self.run(&["show-environment"], &[]).ok()?;
+        environment
+            .lines()
+            .find_map(|line| line.strip_prefix("PATH="))
+            .map(str::to_owned)
     }
 }
 

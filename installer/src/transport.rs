@@ -24,6 +24,8 @@
 //!   bot is gone. There is no input line, so no Enter retries.
 //! - [`Transport::recent_output`]: the room's last N messages from the agent.
 //! - [`Transport::attach_command`]: `Err(Unsupported)`, or a client deep link.
+//! - [`Transport::watch`]: a read-only client view of the room, or
+//!   `Err(Unsupported)`.
 //! - [`Transport::isolation_problems`]: agents' rooms are private and not
 //!   federated beyond the configured homeserver.
 //! - [`Transport::caller`]: the sending user's id.
@@ -35,6 +37,8 @@
 
 pub mod memory;
 pub mod tmux;
+
+pub use tmux::viewer::Watched;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -153,12 +157,18 @@ pub trait Transport {
         options: SubmitOptions,
     ) -> Result<Delivery, TransportError>;
 
-    /// The last `lines` lines the agent's pane shows (scrollback included).
+    /// The last `lines` lines the agent's pane shows (scrollback included);
+    /// for a full-screen program, its whole visible screen.
     fn recent_output(&self, agent: &str, lines: usize) -> Result<String, TransportError>;
 
-    /// The program and arguments that attach a terminal to the agent.
-    fn attach_command(&self, agent: &str, read_only: bool)
-        -> Result<Vec<OsString>, TransportError>;
+    /// The program and arguments that attach a terminal to the agent, to
+    /// work with it.
+    fn attach_command(&self, agent: &str) -> Result<Vec<OsString>, TransportError>;
+
+    /// Show the agent on this terminal without side effects: read-only,
+    /// the agent's window size unchanged, nothing left behind. Returns when
+    /// the viewer detaches (or the agent's session ends).
+    fn watch(&self, agent: &str) -> Result<Watched, TransportError>;
 
     /// Ways fleet state leaked where the operator's own sessions live
     /// (tmux: an agent session on the default server); empty when none.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::apply::{Finish, Transaction, TxError, TxSpec};
-use crate::confine::{ConfineError, Confiner};
+use crate::confine::ConfineError;
 use crate::layout::Layout;
 use crate::plan::beside;
 use crate::receipt::{sha256_hex, ReceiptError};
@@ -91,7 +91,7 @@ pub fn uninstall(
         systemd: None,
     };
     let mut to_remove = Vec::new();
-    let confiner = Confiner::new(&layout.config)?;
+    let confiner = layout.confiner()?;
     for record in &receipt.files {
         let target = layout.target(&record.path);
         let Some(disk) = read_file(&confiner, &record.path)? else {
@@ -161,7 +161,7 @@ pub fn uninstall(
             .join(format!("uninstall-{}", receipt.generation)),
         finish,
     };
-    let roots = vec![layout.config.clone(), layout.state.clone()];
+    let roots = layout.write_roots();
     let removed_dirs = Transaction::run(&locked.lock, &layout.state, roots, spec, |tx| {
         for path in &to_remove {
             tx.remove(path)?;

@@ -50,6 +50,9 @@ pub struct AgentView {
     pub socket: String,
     /// The command its pane runs.
     pub command: String,
+    /// The runtime directories its env file puts first on the pane's PATH;
+    /// None without an env file (another host, or not installed).
+    pub runtime_path: Option<String>,
     /// None (or localhost) for this machine.
     pub host: Option<String>,
 }
@@ -113,6 +116,7 @@ fn view(
             .clone()
             .unwrap_or_else(|| default_socket.to_owned()),
         command: String::new(),
+        runtime_path: None,
         host: agent.host.clone(),
     };
     let Some(settings) = local else {
@@ -139,6 +143,8 @@ fn view(
             .cloned()
             .unwrap_or(out.runtime);
         out.model = vars.get("MOSAIC_AGENT_MODEL").cloned();
+        out.class = vars.get("MOSAIC_AGENT_CLASS").cloned();
+        out.runtime_path = Some(crate::rollout::runtime_dirs(&vars));
         out.workdir = Some(
             vars.get("MOSAIC_AGENT_WORKDIR")
                 .cloned()

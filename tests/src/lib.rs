@@ -70,7 +70,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 
 /// `mosaic-install` kept away from the machine's real state: `HOME` is
 /// `home` (so even a run without `--home` stays inside it), the XDG base
-/// directory variables are unset, `XDG_RUNTIME_DIR` is an empty directory of
+/// directory variables, `MOSAIC_HOME` and `MOSAIC_RUNTIME_BIN` are unset, `XDG_RUNTIME_DIR` is an empty directory of
 /// `world` and the session bus is unset (so no `systemctl --user` reaches a
 /// real manager), and `TMUX_TMPDIR` is `world`'s (so the read-only listing of
 /// the "default" tmux server only ever sees that world).
@@ -83,6 +83,8 @@ pub fn mosaic_install(home: &Path, world: &TmuxWorld) -> Command {
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_STATE_HOME")
         .env_remove("XDG_DATA_HOME")
+        .env_remove("MOSAIC_HOME")
+        .env_remove("MOSAIC_RUNTIME_BIN")
         .env_remove("DBUS_SESSION_BUS_ADDRESS");
     cmd
 }

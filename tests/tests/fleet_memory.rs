@@ -449,7 +449,7 @@ fn add_and_remove_drive_enable_then_stop_and_disable() {
 }
 
 #[test]
-fn tail_and_attach_go_through_the_transport() {
+fn tail_attach_and_watch_go_through_the_transport() {
     let memory = MemoryFleet::running(&AGENTS);
     for n in 1..=3 {
         let text = format!("line {n}");
@@ -458,22 +458,27 @@ fn tail_and_attach_go_through_the_transport() {
             .unwrap();
     }
 
-    let (tail, attach, gone) = with_fleet(&memory, |f| {
+    let (tail, attach, watched, gone, gone_watch) = with_fleet(&memory, |f| {
         (
             agent::tail(f, "agent-1", 2).unwrap(),
-            agent::attach(f, "agent-1", true).unwrap(),
+            agent::attach(f, "agent-1").unwrap(),
+            agent::watch(f, "agent-1").unwrap(),
             {
                 memory.kill_session("agent-10");
-                agent::attach(f, "agent-10", false).unwrap_err()
+                agent::attach(f, "agent-10").unwrap_err()
             },
+            agent::watch(f, "agent-10").unwrap_err(),
         )
     });
 
     assert_eq!(tail, "line 2\nline 3\n");
-    assert_eq!(attach, ["memory-attach", "agent-1", "read-only"]);
-    assert!(
-        gone.to_string()
-            .contains("agent agent-10 has no live session"),
-        "{gone}"
-    );
+    assert_eq!(attach, ["memory-attach", "agent-1"]);
+    assert_eq!(watched.viewer, "agent-1@view");
+    for err in [gone, gone_watch] {
+        assert!(
+            err.to_string()
+                .contains("agent agent-10 has no live session"),
+            "{err}"
+        );
+    }
 }

@@ -53,7 +53,7 @@ fn edit_status_uninstall_reinstall_rollback_round_trip() {
     let mine = append(&h.join(AGENT_SEND), "# operator: my tweak\n");
     let out = run(&world, h, &["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    let edited_line = format!("modified  {}", h.join(AGENT_SEND).display());
+    let edited_line = format!("modified by you           {}", h.join(AGENT_SEND).display());
     assert!(
         text(&out.stdout).contains(&edited_line),
         "{}",

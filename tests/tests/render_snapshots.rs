@@ -10,17 +10,22 @@ use std::path::{Path, PathBuf};
 
 use mosaic_install::bundle::Bundle;
 use mosaic_install::profile::Profile;
-use mosaic_install::render::{self, RenderedFile, RenderedTree};
+use mosaic_install::render::{self, Host, RenderedFile, RenderedTree};
 use mosaic_tests::{fixtures_dir, templates_dir};
 
-/// How units name the Mosaic tree for the default config dir.
-const UNIT_MOSAIC_DIR: &str = "%h/.config/mosaic";
+/// The host the snapshots are rendered for: the default config dir, and a
+/// runtime PATH as `mosaic-install` resolves it on a host with a user npm
+/// prefix and pipx.
+const HOST: Host<'static> = Host {
+    mosaic_dir: "%h/.config/mosaic",
+    runtime_path: "/home/op/.npm-global/bin:/home/op/.local/bin",
+};
 const SCHEMA: &str = "mosaic/fleet/roster.schema.json";
 
 fn rendered(spec: &str) -> (Profile, RenderedTree) {
     let bundle = Bundle::embedded();
     let profile = Profile::resolve(spec, &bundle).expect("profile is valid");
-    let tree = render::render(&bundle, &profile, UNIT_MOSAIC_DIR).expect("profile renders");
+    let tree = render::render(&bundle, &profile, &HOST).expect("profile renders");
     (profile, tree)
 }
 

@@ -37,7 +37,7 @@ fn shipped_send_message_self_test_passes() {
 
 #[test]
 fn shipped_start_agent_session_self_test_passes() {
-    assert_self_test_passes("framework/tools/fleet/test-start-agent-session.sh", 10);
+    assert_self_test_passes("framework/tools/fleet/test-start-agent-session.sh", 11);
 }
 
 #[test]

@@ -50,7 +50,8 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 /// A home whose `~/.config/mosaic/` is the given fixture layers, with the
-/// modes git cannot keep: a 0750 tree, a 0700 directory and a 0600 file.
+/// modes git cannot keep: a 0750 tree, a 0700 directory and 0600 files
+/// (Mosaic's manifest among them).
 fn legacy_home(layers: &[&str]) -> TempHome {
     let home = TempHome::new();
     let mosaic = home.path().join(".config/mosaic");
@@ -60,6 +61,9 @@ fn legacy_home(layers: &[&str]) -> TempHome {
     set_mode(&mosaic, 0o750);
     set_mode(&mosaic.join("private"), 0o700);
     set_mode(&mosaic.join("private/journal.md"), 0o600);
+    if layers.contains(&"marker") {
+        set_mode(&mosaic.join(".install-manifest.json"), 0o600);
+    }
     home
 }
 
@@ -150,6 +154,9 @@ fn mode(path: &Path) -> u32 {
 fn legacy_pristine_script_is_upgraded_and_everything_else_kept() {
     let world = TmuxWorld::new();
     let home = legacy_home(&["base", "marker", "shipped"]);
+    // Mosaic's CLI where `npm i -g` with a user prefix puts it.
+    let prefix = fixtures_dir().join("legacy-0.0.31/npm-prefix");
+    copy_tree(&prefix, &home.path().join(".npm-global"));
     // A session of the operator's on the (test world's) default server.
     let session = require_tool("tmux", "lists the operator's default tmux server")
         && world
@@ -163,7 +170,10 @@ fn legacy_pristine_script_is_upgraded_and_everything_else_kept() {
     let out = run(&world, home.path(), &["--profile", "minimal"]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("Mosaic 0.0.31"), "{text}");
+    assert!(
+        text.contains("(Mosaic 0.0.31 (CLI 0.0.31, framework schema 2), "),
+        "{text}"
+    );
     assert!(
         text.contains("pristine copy of the Mosaic 0.0.31 version"),
         "{text}"

@@ -1,5 +1,6 @@
 //! The machine tools the test suite drives for real (tmux, systemd,
-//! shellcheck, npm, hyperfine, unshare, and zsh and fish for the completions), and their Debian packages. `ci`
+//! shellcheck, npm, hyperfine, unshare, zsh and fish for the completions,
+//! and rsync for a simulated `mosaic update`), and their Debian packages. `ci`
 //! installs what is missing when it runs as root with apt-get (a fresh CI
 //! machine); anywhere else it names the command to run. npm must also be
 //! the version `xtask pack` follows (`xtask/npm-version.txt`): CI installs
@@ -20,6 +21,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("hyperfine", "hyperfine"),
     ("zsh", "zsh"),
     ("fish", "fish"),
+    ("rsync", "rsync"),
 ];
 
 fn on_path(tool: &str) -> bool {

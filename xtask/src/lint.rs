@@ -1,16 +1,23 @@
 //! `cargo xtask lint`: `bash -n` and `shellcheck` on every script of the
-//! bundle, and `systemd-analyze --user verify` on every unit as rendered and
-//! installed for every embedded profile (in a temp home, so that the
-//! ExecStart scripts exist). Any warning fails the lint.
+//! bundle, Prettier (pinned, through npm: the check Mosaic's own CI runs on
+//! the files it ships) on every Markdown, JSON and YAML file of the bundle
+//! and on our own docs, and `systemd-analyze --user verify` on every unit as
+//! rendered and installed for every embedded profile (in a temp home, so
+//! that the ExecStart scripts exist). Any warning fails the lint.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
+/// The Prettier release the format check runs (Mosaic's CI runs Prettier 3).
+pub const PRETTIER: &str = "prettier@3.10.1";
+/// Our own docs, beside every Markdown, JSON and YAML file of `templates/`.
+const DOCS: [&str; 3] = ["README.md", "ARCHITECTURE.md", "dist/README.md"];
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only lint scripts (skip systemd-analyze).
+    /// Only lint scripts and formatting (skip systemd-analyze).
     #[arg(long)]
     pub scripts_only: bool,
 }
@@ -34,6 +41,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "lint: {} scripts pass bash -n and shellcheck",
         scripts.len()
     );
+    let formatted = prettier(&sh, &root)?;
+    println!("lint: {formatted} Markdown, JSON and YAML files pass {PRETTIER} --check");
     if args.scripts_only {
         return Ok(());
     }
@@ -98,8 +107,32 @@ fn verify_profile(
     Ok(count)
 }
 
+/// `prettier --check` on the bundle's Markdown, JSON and YAML and on our
+/// docs, through npx (the pinned release, fetched once into npm's cache).
+/// Returns the number of files checked.
+fn prettier(sh: &Shell, root: &Path) -> anyhow::Result<usize> {
+    let mut files = files_with(&root.join("templates"), &["md", "json", "yaml", "yml"])?;
+    files.extend(DOCS.iter().map(|doc| root.join(doc)));
+    let count = files.len();
+    let _dir = sh.push_dir(root);
+    cmd!(sh, "npx --yes {PRETTIER} --check {files...}")
+        .quiet()
+        .run()
+        .with_context(|| {
+            format!(
+                "{PRETTIER} --check found files it would format (listed above); format them with `npx --yes {PRETTIER} --write <file>...` (npm must be installed)"
+            )
+        })?;
+    Ok(count)
+}
+
 /// Every `*.sh` under `dir`, sorted.
 fn scripts(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    files_with(dir, &["sh"])
+}
+
+/// Every file under `dir` whose extension is one of `extensions`, sorted.
+fn files_with(dir: &Path, extensions: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -109,7 +142,10 @@ fn scripts(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "sh") {
+            } else if path
+                .extension()
+                .is_some_and(|e| extensions.iter().any(|x| e == *x))
+            {
                 found.push(path);
             }
         }

@@ -10,6 +10,7 @@ mod completions;
 mod crash;
 mod deps;
 mod dist;
+mod known_hashes;
 mod lint;
 mod pack;
 mod pack_corpus;
@@ -50,6 +51,8 @@ enum Task {
     Bench(bench::Args),
     /// Kill the installer at every state-changing syscall (strace) and prove the next command recovers to old or new, never a mix.
     Crash(crash::Args),
+    /// Add the hashes of Mosaic's copies of our files, from a Mosaic framework tree, to the known-hash table.
+    KnownHashes(known_hashes::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Task::Completions(args) => completions::run(args),
         Task::Canary(args) => canary::run(args),
         Task::Crash(args) => crash::run(args),
+        Task::KnownHashes(args) => known_hashes::run(args),
     }
 }
 

@@ -11,7 +11,7 @@ pub enum Command {
     /// The whole fleet: init, start, stop, verify, status.
     #[command(subcommand)]
     Fleet(FleetVerb),
-    /// One agent: roster, status, start, stop, restart, add, remove, send, reset, tail, attach.
+    /// One agent: roster, status, start, stop, restart, add, remove, send, reset, tail, attach, watch.
     #[command(subcommand)]
     Agent(AgentVerb),
 }
@@ -92,7 +92,7 @@ pub enum AgentVerb {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Print the agent pane's recent output.
+    /// Print the agent pane's recent output (a full-screen program: its visible screen).
     Tail {
         name: String,
         /// Lines to print.
@@ -102,10 +102,12 @@ pub enum AgentVerb {
     /// Attach this terminal to the agent's session (tmux -L SOCKET attach -t =NAME).
     Attach {
         name: String,
-        /// Watch without typing into the agent.
+        /// Watch without side effects: the same as `agent watch`.
         #[arg(long)]
         read_only: bool,
     },
+    /// Watch the agent read-only through a throwaway viewer session: its window size never changes, and the viewer is gone once you detach.
+    Watch { name: String },
 }
 
 #[derive(Args, Debug)]

@@ -12,8 +12,10 @@
 //! from one look. A failure ends the wait at once.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
+use crate::runtime_path::{agent_pane_path, find_program, ProgramLookup, SYSTEMD_DEFAULT_PATH};
 use crate::systemd::{agent_unit, Properties, ServiceManager, HOLDER_UNIT};
 use crate::transport::{Launch, Transport};
 
@@ -340,6 +342,32 @@ fn state_of(unit: Option<&Properties>) -> &str {
         .unwrap_or("unknown")
 }
 
+/// Agents of a failed wave whose command's program is not on the PATH
+/// their pane would get: the usual reason a start fails at once (Mosaic
+/// #581), said with the program and the PATH searched.
+pub(super) fn programs_missing(
+    mgr: &dyn ServiceManager,
+    agents: &[&AgentExpectation],
+    home: &Path,
+) -> Vec<String> {
+    let base = mgr
+        .manager_path()
+        .unwrap_or_else(|| SYSTEMD_DEFAULT_PATH.to_owned());
+    agents
+        .iter()
+        .filter_map(|agent| {
+            let path = agent_pane_path(&agent.runtime_path, home, &base);
+            match find_program(&agent.command, &path, home) {
+                ProgramLookup::NotFound { program } => Some(format!(
+                    "agent {}: `{program}` (from `{}`) is not on its PATH {path}; install it, or name its directory in MOSAIC_RUNTIME_BIN and run mosaic-install again",
+                    agent.name, agent.command
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 fn where_to_look(unit: &str) -> String {
     format!("`systemctl --user status {unit}` and `journalctl --user -u {unit}`")
 }
@@ -355,6 +383,7 @@ mod tests {
             name: "a".into(),
             socket: "s".into(),
             command: "run a".into(),
+            runtime_path: String::new(),
         }
     }
 

@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::{Delivery, FleetView, Launch, SessionState, SubmitOptions, Transport, TransportError};
+use super::{
+    Delivery, FleetView, Launch, SessionState, SubmitOptions, Transport, TransportError, Watched,
+};
 use crate::rollout::Clock;
 use crate::systemd::{ServiceManager, SystemdError, HOLDER_UNIT};
 use crate::verbs::units::FleetServices;
@@ -207,6 +209,13 @@ impl MemoryFleet {
 
     pub fn pane(&self, agent: &str) -> Option<MemoryPane> {
         self.state.borrow().panes.get(agent).cloned()
+    }
+
+    fn require_pane(&self, agent: &str) -> Result<MemoryPane, TransportError> {
+        self.pane(agent).ok_or_else(|| TransportError::NoSession {
+            agent: agent.to_owned(),
+            where_: "in memory".into(),
+        })
     }
 
     pub fn unit(&self, unit: &str) -> MemoryUnit {
@@ -523,26 +532,22 @@ impl Transport for MemoryFleet {
     }
 
     fn recent_output(&self, agent: &str, lines: usize) -> Result<String, TransportError> {
-        let pane = self.pane(agent).ok_or_else(|| TransportError::NoSession {
-            agent: agent.to_owned(),
-            where_: "in memory".into(),
-        })?;
+        let pane = self.require_pane(agent)?;
         Ok(super::last_lines(&pane.submitted, lines))
     }
 
-    fn attach_command(
-        &self,
-        agent: &str,
-        read_only: bool,
-    ) -> Result<Vec<OsString>, TransportError> {
-        if self.pane(agent).is_none() {
-            return Err(TransportError::NoSession {
-                agent: agent.to_owned(),
-                where_: "in memory".into(),
-            });
-        }
-        let mode = if read_only { "read-only" } else { "read-write" };
-        Ok(vec!["memory-attach".into(), agent.into(), mode.into()])
+    fn attach_command(&self, agent: &str) -> Result<Vec<OsString>, TransportError> {
+        self.require_pane(agent)?;
+        Ok(vec!["memory-attach".into(), agent.into()])
+    }
+
+    fn watch(&self, agent: &str) -> Result<Watched, TransportError> {
+        self.require_pane(agent)?;
+        Ok(Watched {
+            viewer: format!("{agent}@view"),
+            exit_code: 0,
+            session_ended: false,
+        })
     }
 
     fn isolation_problems(&self, _agents: &[String]) -> Vec<String> {

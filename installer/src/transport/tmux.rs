@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod launch;
 mod submit;
+pub mod viewer;
 
 use crate::fleet::TmuxServer;
 
@@ -194,6 +195,18 @@ impl Transport for TmuxTransport {
 
     fn recent_output(&self, agent: &str, lines: usize) -> Result<String, TransportError> {
         let (socket, pane) = self.pane(agent).map_err(|why| no_session(agent, why))?;
+        // A full-screen program draws on the alternate screen: its visible
+        // screen is what it shows (the scrollback above it is from before
+        // it started, and its last lines are often blank).
+        let alternate = Self::query(
+            &socket,
+            &["display-message", "-p", "-t", &pane, "#{alternate_on}"],
+        )?;
+        if alternate.trim() == "1" {
+            let screen = Self::query(&socket, &["capture-pane", "-p", "-t", &pane])?;
+            let rows: Vec<&str> = screen.trim_end().lines().collect();
+            return Ok(super::last_lines(&rows, rows.len()));
+        }
         let start = format!("-{lines}");
         let text = Self::query(
             &socket,
@@ -203,21 +216,19 @@ impl Transport for TmuxTransport {
         Ok(super::last_lines(&all, lines))
     }
 
-    fn attach_command(
-        &self,
-        agent: &str,
-        read_only: bool,
-    ) -> Result<Vec<OsString>, TransportError> {
+    fn attach_command(&self, agent: &str) -> Result<Vec<OsString>, TransportError> {
         let (socket, _) = self.pane(agent).map_err(|why| no_session(agent, why))?;
         let mut argv: Vec<OsString> = ["tmux", "-L", &socket, "attach-session", "-t"]
             .into_iter()
             .map(OsString::from)
             .collect();
         argv.push(format!("={agent}").into());
-        if read_only {
-            argv.push("-r".into());
-        }
         Ok(argv)
+    }
+
+    fn watch(&self, agent: &str) -> Result<viewer::Watched, TransportError> {
+        let (socket, _) = self.pane(agent).map_err(|why| no_session(agent, why))?;
+        viewer::watch(&socket, agent)
     }
 
     fn isolation_problems(&self, agents: &[String]) -> Vec<String> {

@@ -1,7 +1,8 @@
 //! The per-agent verbs: `roster`, `start`/`stop`/`restart` (the agent's unit,
 //! then a look at its session), `tail` (recent output), `attach` (the
-//! command to exec) and `reset` (the runtime's reset command, or a restart
-//! and a kick-start message when the runtime has none). `agent status` is
+//! command to exec), `watch` (`attach --read-only`: a viewer that changes
+//! nothing) and `reset` (the runtime's reset command, or a restart and a
+//! kick-start message when the runtime has none). `agent status` is
 //! [`super::fleet::status`] for one agent; `send` has its own module.
 
 use std::ffi::OsString;
@@ -12,7 +13,7 @@ use serde::Serialize;
 use super::send::{short_hostname, source_label, with_preamble};
 use super::{AgentView, Fleet, FleetError};
 use crate::systemd::agent_unit;
-use crate::transport::{Delivery, SubmitOptions};
+use crate::transport::{Delivery, SubmitOptions, Watched};
 
 /// The message a freshly restarted agent gets when its runtime has no reset
 /// command.
@@ -87,9 +88,16 @@ pub fn tail(fleet: &Fleet<'_>, name: &str, lines: usize) -> Result<String, Fleet
 }
 
 /// The program and arguments that attach a terminal to the agent.
-pub fn attach(fleet: &Fleet<'_>, name: &str, read_only: bool) -> Result<Vec<OsString>, FleetError> {
+pub fn attach(fleet: &Fleet<'_>, name: &str) -> Result<Vec<OsString>, FleetError> {
     let agent = fleet.local_agent(name)?;
-    Ok(fleet.transport.attach_command(&agent.name, read_only)?)
+    Ok(fleet.transport.attach_command(&agent.name)?)
+}
+
+/// Watch the agent on this terminal until the viewer detaches: read-only,
+/// its window size unchanged, nothing left behind.
+pub fn watch(fleet: &Fleet<'_>, name: &str) -> Result<Watched, FleetError> {
+    let agent = fleet.local_agent(name)?;
+    Ok(fleet.transport.watch(&agent.name)?)
 }
 
 /// How an agent was reset.

@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::units::UnitState;
-use super::{Fleet, FleetError};
+use super::{AgentView, Fleet, FleetError};
 use crate::rollout::{self, AgentExpectation, Clock, RolloutPlan, RolloutReport};
+use crate::runtime_path::{agent_pane_path, find_program, ProgramLookup, SYSTEMD_DEFAULT_PATH};
 use crate::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
 use crate::transport::SessionState;
 
@@ -109,6 +110,10 @@ impl VerifyReport {
 /// fleet session where the operator's own sessions live.
 pub fn verify(fleet: &Fleet<'_>) -> Result<VerifyReport, FleetError> {
     let report = status(fleet, None)?;
+    let base_path = fleet
+        .services
+        .manager_path()
+        .unwrap_or_else(|| SYSTEMD_DEFAULT_PATH.to_owned());
     let mut checks = Vec::new();
     let mut check = |check: String, ok: bool, detail: String| {
         checks.push(Check { check, ok, detail });
@@ -160,6 +165,8 @@ pub fn verify(fleet: &Fleet<'_>) -> Result<VerifyReport, FleetError> {
                 _ => "no live session".into(),
             },
         );
+        let (what, ok, detail) = program_check(fleet, fleet.agent(&agent.name)?, &base_path);
+        check(what, ok, detail);
     }
     // A unit enabled outside the roster is a second truth about the fleet.
     let names = fleet.local_names();
@@ -190,6 +197,33 @@ pub fn verify(fleet: &Fleet<'_>) -> Result<VerifyReport, FleetError> {
         ok: checks.iter().all(|c| c.ok),
         checks,
     })
+}
+
+/// Whether the agent's command finds its program on the PATH its pane
+/// gets (Mosaic #581), and that PATH: a check of `verify`.
+fn program_check(fleet: &Fleet<'_>, agent: &AgentView, base: &str) -> (String, bool, String) {
+    let home = &fleet.layout.home;
+    let runtime = agent.runtime_path.as_deref().unwrap_or("");
+    let path = agent_pane_path(runtime, home, base);
+    match find_program(&agent.command, &path, home) {
+        ProgramLookup::Found { program, path: at } => (
+            format!("agent {} finds `{program}` on its PATH", agent.name),
+            true,
+            format!("{} (PATH {path})", at.display()),
+        ),
+        ProgramLookup::NotFound { program } => (
+            format!("agent {} finds `{program}` on its PATH", agent.name),
+            false,
+            format!(
+                "not on its PATH {path}; install it, or name its directory in MOSAIC_RUNTIME_BIN and run mosaic-install again"
+            ),
+        ),
+        ProgramLookup::NotChecked { why } => (
+            format!("agent {} command", agent.name),
+            true,
+            format!("not checked ({why}); PATH {path}"),
+        ),
+    }
 }
 
 fn describe_unit(unit: Option<&UnitState>) -> String {
@@ -235,12 +269,14 @@ pub fn start(
                 name: a.name.clone(),
                 socket: a.socket.clone(),
                 command: a.command.clone(),
+                runtime_path: a.runtime_path.clone().unwrap_or_default(),
             })
             .collect(),
         canary: options.canary.clone(),
         wave: options.wave,
         timeout: options.timeout,
         settle: options.settle,
+        home: fleet.layout.home.clone(),
     };
     let manager: &dyn ServiceManager = fleet.services;
     Ok(rollout::rollout(manager, fleet.transport, clock, &plan)?)

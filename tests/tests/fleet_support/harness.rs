@@ -98,6 +98,7 @@ impl FleetWorld {
             .env_remove("MOSAIC_AGENT_NAME")
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("XDG_STATE_HOME")
+            .env_remove("MOSAIC_HOME")
             .env_remove("DBUS_SESSION_BUS_ADDRESS");
         cmd
     }

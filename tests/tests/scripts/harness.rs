@@ -18,14 +18,17 @@ const END_MARKER: &str = "end-of-test";
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Settings of the caller's environment that must not leak into the scripts.
-const CALLER_SETTINGS: [&str; 9] = [
+const CALLER_SETTINGS: [&str; 12] = [
     "MOSAIC_TMUX_SOCKET",
     "MOSAIC_AGENT_NAME",
     "MOSAIC_AGENT_RUNTIME",
+    "MOSAIC_AGENT_CLASS",
     "MOSAIC_AGENT_MODEL",
     "MOSAIC_AGENT_WORKDIR",
     "MOSAIC_AGENT_COMMAND",
-    "MOSAIC_CONFIG_DIR",
+    "MOSAIC_RUNTIME_PATH",
+    "MOSAIC_RUNTIME_BIN",
+    "MOSAIC_HOME",
     "XDG_CONFIG_HOME",
     "TMUX_PANE",
 ];
@@ -199,11 +202,15 @@ impl Fixture {
     /// Renders the bundle for the `minimal` profile into the scratch home,
     /// as an install would lay it out.
     pub fn install_rendered_tree(&self) {
-        use mosaic_install::{bundle::Bundle, profile::Profile, render::render};
+        use mosaic_install::{bundle::Bundle, profile::Profile, render::render, render::Host};
         use std::os::unix::fs::PermissionsExt;
         let bundle = Bundle::from_dir(&templates_dir()).expect("read templates/");
         let profile = Profile::resolve("minimal", &bundle).expect("resolve minimal");
-        let tree = render(&bundle, &profile, "%h/.config/mosaic").expect("render minimal");
+        let host = Host {
+            mosaic_dir: "%h/.config/mosaic",
+            runtime_path: "",
+        };
+        let tree = render(&bundle, &profile, &host).expect("render minimal");
         for file in tree.files {
             let target = self.home().join(".config").join(&file.path);
             std::fs::create_dir_all(target.parent().unwrap()).expect("create dir");

@@ -26,8 +26,9 @@ const MANAGER_TERM_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
 
 /// Variables of the caller's environment that would point the command at
-/// the host's tmux, session bus or config instead of the sandbox's.
-const HOST_VARIABLES: [&str; 7] = [
+/// the host's tmux, session bus, config or runtime directories instead of
+/// the sandbox's.
+const HOST_VARIABLES: [&str; 9] = [
     "TMUX",
     "TMUX_PANE",
     "DBUS_SESSION_BUS_ADDRESS",
@@ -35,6 +36,8 @@ const HOST_VARIABLES: [&str; 7] = [
     "XDG_DATA_HOME",
     "XDG_STATE_HOME",
     "XDG_CACHE_HOME",
+    "MOSAIC_HOME",
+    "MOSAIC_RUNTIME_BIN",
 ];
 
 #[derive(clap::Args)]

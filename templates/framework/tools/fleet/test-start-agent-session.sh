@@ -3,7 +3,7 @@
 # script) against a real tmux server on a throwaway named socket.
 #
 # Self-contained and safe to run anywhere: its own TMUX_TMPDIR, socket, HOME
-# and Mosaic config dir; it never talks to any other tmux server and kills
+# and Mosaic tree (MOSAIC_HOME); it never talks to any other tmux server and kills
 # only its own server on exit. Prints "ok - <name>" per check and stops at
 # the first failure.
 set -euo pipefail
@@ -13,11 +13,12 @@ start="$here/start-agent-session.sh"
 work=$(mktemp -d "${TMUX_TMPDIR:-/tmp}/mosaic-test.XXXXXX")
 export TMUX_TMPDIR=$work
 unset TMUX TMUX_PANE MOSAIC_AGENT_NAME MOSAIC_AGENT_RUNTIME MOSAIC_AGENT_MODEL \
-    MOSAIC_AGENT_WORKDIR MOSAIC_AGENT_COMMAND XDG_CONFIG_HOME
-export HOME="$work/home" MOSAIC_CONFIG_DIR="$work/home/.config/mosaic"
+    MOSAIC_AGENT_CLASS MOSAIC_AGENT_WORKDIR MOSAIC_AGENT_COMMAND MOSAIC_RUNTIME_PATH \
+    MOSAIC_RUNTIME_BIN XDG_CONFIG_HOME
+export HOME="$work/home" MOSAIC_HOME="$work/home/mosaic-home"
 export MOSAIC_TMUX_SOCKET="mosaic-test-$$"
 socket=$MOSAIC_TMUX_SOCKET
-mkdir -p "$HOME" "$MOSAIC_CONFIG_DIR/fleet/agents" "$work/bin"
+mkdir -p "$HOME" "$MOSAIC_HOME/fleet/agents" "$work/bin"
 current=setup
 
 finish() {
@@ -54,14 +55,16 @@ wait_until() {
     return 1
 }
 
-# A stand-in for the mosaic CLI: records its arguments, then idles.
-cat >"$work/bin/mosaic" <<'EOF'
+# A stand-in for the mosaic CLI where npm would put it, off this PATH:
+# records its arguments and the pane's environment, then idles.
+mkdir -p "$work/npm-prefix/bin"
+cat >"$work/npm-prefix/bin/mosaic" <<'EOF'
 #!/usr/bin/env bash
+env >"$HOME/mosaic-env"
 printf '%s\n' "$@" >"$HOME/mosaic-args"
 exec sleep 3600
 EOF
-chmod +x "$work/bin/mosaic"
-export PATH="$work/bin:$PATH"
+chmod +x "$work/npm-prefix/bin/mosaic"
 
 sessions() {
     tmux -L "$socket" list-sessions -F '#{session_name}' 2>/dev/null | sort | tr '\n' ' '
@@ -100,11 +103,13 @@ t_needs_holder() {
 
 t_starts_from_env_file() {
     # The installer's quoting: double quotes, with \\ \" \$ \` escaped.
-    cat >"$MOSAIC_CONFIG_DIR/fleet/agents/agent-1.env" <<'EOF'
+    cat >"$MOSAIC_HOME/fleet/agents/agent-1.env" <<EOF
 MOSAIC_AGENT_NAME="agent-1"
 MOSAIC_AGENT_RUNTIME="claude"
-MOSAIC_AGENT_MODEL="opus \"4\" \$x"
+MOSAIC_AGENT_CLASS="reviewer"
+MOSAIC_AGENT_MODEL="opus \\"4\\" \\\$x"
 MOSAIC_AGENT_WORKDIR="~/work dir"
+MOSAIC_RUNTIME_PATH="$work/gone:$work/npm-prefix/bin"
 EOF
     run_start agent-1
     ((status == 0)) || fail "exit $status: $out"
@@ -115,6 +120,35 @@ EOF
     [[ $(cat "$HOME/mosaic-args") == "$expected" ]] || fail "mosaic got: $(cat "$HOME/mosaic-args")"
     [[ $(tmux -L "$socket" display-message -p -t "=agent-1:0.0" '#{pane_current_path}') == "$HOME/work dir" ]] ||
         fail "the session does not run in ~/work dir"
+    wait_until test -s "$HOME/mosaic-env" || fail "mosaic recorded no environment"
+    local line
+    for line in MOSAIC_AGENT_NAME=agent-1 MOSAIC_AGENT_RUNTIME=claude MOSAIC_AGENT_CLASS=reviewer \
+        "MOSAIC_AGENT_MODEL=opus \"4\" \$x" "MOSAIC_TMUX_SOCKET=$socket" "MOSAIC_HOME=$MOSAIC_HOME"; do
+        grep -qxF -- "$line" "$HOME/mosaic-env" || fail "the pane's environment lacks $line: $(cat "$HOME/mosaic-env")"
+    done
+    # The runtime directory first; the one that does not exist left out.
+    line=$(grep '^PATH=' "$HOME/mosaic-env")
+    [[ $line == "PATH=$work/npm-prefix/bin:"* && $line != *"$work/gone"* ]] || fail "the pane's $line"
+}
+
+t_command_not_found() {
+    MOSAIC_AGENT_RUNTIME=claude run_start agent-5
+    ((status == 5)) || fail "exit $status, expected 5: $out"
+    [[ $out == *"its command 'mosaic yolo claude' runs 'mosaic', which is not on the pane's PATH (/"*"/bin)"* ]] ||
+        fail "the message does not name the command and the PATH: $out"
+    ! has_session agent-5 || fail "agent-5 was started anyway"
+    MOSAIC_AGENT_RUNTIME=x MOSAIC_AGENT_COMMAND="$work/missing --flag" run_start agent-5
+    ((status == 5)) || fail "exit $status, expected 5: $out"
+    [[ $out == *"runs '$work/missing', which is not an executable file"* ]] || fail "$out"
+    # ~/.npm-global/bin counts even when the env file predates it.
+    mkdir -p "$HOME/.npm-global/bin"
+    cp "$work/npm-prefix/bin/mosaic" "$HOME/.npm-global/bin/mosaic"
+    MOSAIC_AGENT_RUNTIME=claude run_start agent-5
+    ((status == 0)) || fail "exit $status with ~/.npm-global/bin/mosaic: $out"
+    [[ $out == *"with PATH $HOME/.npm-global/bin:/"* ]] || fail "$out"
+    has_session agent-5 || fail "agent-5 did not start"
+    tmux -L "$socket" kill-session -t "=agent-5"
+    rm -r "$HOME/.npm-global"
 }
 
 t_reuses() {
@@ -208,7 +242,8 @@ STUB
 
 check "rejects invalid agent names (a.b: tmux would rename it a_b)" t_rejects_names
 check "without a holder server: exit 3 and how to start it" t_needs_holder
-check "starts the session from the agent's env file" t_starts_from_env_file
+check "starts the session from the agent's env file, runtime PATH first, class set" t_starts_from_env_file
+check "a command not on the pane's PATH exits 5, naming it and the PATH" t_command_not_found
 check "reuses a live session" t_reuses
 check "agent-1 is matched exactly, never agent-10" t_exact_match
 check "a workdir that cannot be created exits 4" t_bad_workdir
