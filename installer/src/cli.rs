@@ -258,7 +258,7 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
         report.systemd = Some(activation);
     }
     if global.json {
-        report::print_json(&report);
+        report::print_install_json(&report);
     } else {
         report::print_install(&report, &opts.layout);
     }
