@@ -32,6 +32,9 @@ pub struct InstallOptions {
     pub profile: Option<String>,
     /// `--bundle DIR` instead of the embedded templates.
     pub bundle_dir: Option<PathBuf>,
+    /// `--host`: whose agents to install; None means the host of the last
+    /// install here, else this machine's hostname.
+    pub host: Option<String>,
     pub dry_run: bool,
     pub force: bool,
     /// Generations to keep.
@@ -47,6 +50,7 @@ impl InstallOptions {
             layout,
             profile: None,
             bundle_dir: None,
+            host: None,
             dry_run: false,
             force: false,
             keep: KEEP,
@@ -110,6 +114,8 @@ fn undo_problems(problems: &[String]) -> String {
 pub struct InstallReport {
     pub dry_run: bool,
     pub profile: ProfileRecord,
+    /// The host whose agents were installed.
+    pub host: String,
     pub bundle_version: String,
     pub config_dir: PathBuf,
     /// The generation written; None for dry runs and no-ops.
@@ -189,6 +195,19 @@ fn resolve_profile(
     bundle: &Bundle,
     receipt: Option<&Receipt>,
 ) -> Result<Profile, ProfileError> {
+    let host = opts
+        .host
+        .clone()
+        .or_else(|| receipt.and_then(|r| r.host.clone()))
+        .unwrap_or_else(crate::host::machine);
+    profile_spec(opts, bundle, receipt)?.on_host(&host)
+}
+
+fn profile_spec(
+    opts: &InstallOptions,
+    bundle: &Bundle,
+    receipt: Option<&Receipt>,
+) -> Result<Profile, ProfileError> {
     if let Some(spec) = &opts.profile {
         return Profile::resolve(spec, bundle);
     }
@@ -250,6 +269,7 @@ fn plan_and_apply(
     let mut report = InstallReport {
         dry_run: opts.dry_run,
         profile: profile_record.clone(),
+        host: profile.host.clone(),
         bundle_version: bundle.version.clone(),
         config_dir: layout.config.clone(),
         generation: None,
@@ -398,6 +418,7 @@ fn build_receipt(report: &InstallReport, old: Option<&Receipt>, generation: u64)
         created_dirs,
         agents: report.agents.clone(),
         socket: report.socket.clone(),
+        host: Some(report.host.clone()),
     }
 }
 

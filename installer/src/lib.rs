@@ -13,6 +13,7 @@ pub mod envfile;
 pub mod fleet;
 pub mod fleet_cli;
 pub mod generation;
+pub mod host;
 pub mod install;
 pub mod layout;
 pub mod legacy;

@@ -33,6 +33,10 @@ pub struct Receipt {
     pub agents: Vec<String>,
     /// The tmux socket of the holder server.
     pub socket: String,
+    /// The host the agents were chosen for (`--host`); the default host of
+    /// the next run in this home. None in receipts written before `--host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +167,7 @@ mod tests {
             created_dirs: vec!["mosaic".into()],
             agents: vec!["a".into()],
             socket: "mosaic-fleet".into(),
+            host: Some("box1".into()),
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");

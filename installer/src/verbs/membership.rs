@@ -168,7 +168,7 @@ pub fn init(layout: &Layout, spec: &str, force: bool) -> Result<MembershipReport
         .collect();
     let mut write = ConfigWrite::begin(layout, "init", names)?;
     write.write_roster(&profile.text)?;
-    for agent in profile.roster.local_agents() {
+    for agent in profile.local_agents() {
         write.write_env(&profile, &agent.name)?;
     }
     Ok(write.commit())
