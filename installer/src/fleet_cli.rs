@@ -20,6 +20,7 @@ pub use args::{AddArgs, AgentVerb, Command, FleetVerb, SendArgs, UnitArgs, WaitA
 
 use crate::cli::GlobalArgs;
 use crate::layout::Layout;
+use crate::remote::{self, RemoteSend, Sent};
 use crate::systemd::SystemctlUser;
 use crate::transport::tmux::TmuxTransport;
 use crate::transport::SubmitOptions;
@@ -27,7 +28,7 @@ use crate::verbs::agent::{self, UnitAction};
 use crate::verbs::roster_edit::NewAgent;
 use crate::verbs::send::{self, Recipients, SendRequest};
 use crate::verbs::units::{DetachedServices, FleetServices};
-use crate::verbs::{fleet, membership, Fleet, FleetError, InstalledRoster};
+use crate::verbs::{fleet, fleet_host, membership, AgentView, Fleet, FleetError, InstalledRoster};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,6 +41,9 @@ pub struct Cli {
     pub command: Command,
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// The host this run acts for: roster agents whose `host:` names it are local, the others are reached over ssh. Default: the host of the last install here, else this machine's hostname.
+    #[arg(long, global = true, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 /// Parse the process arguments and run; the binary's whole `main`.
@@ -90,12 +94,13 @@ fn transport(roster: &InstalledRoster) -> TmuxTransport {
 pub fn run(cli: Cli) -> Result<u8, FleetError> {
     let global = cli.global;
     let layout = layout(&global)?;
+    let host = fleet_host(&layout, cli.host.as_deref())?;
     if let Command::Fleet(FleetVerb::Init { profile, force }) = &cli.command {
-        let report = membership::init(&layout, profile, *force)?;
+        let report = membership::init(&layout, profile, *force, &host)?;
         print::membership("init", &report, global.json);
         return Ok(0);
     }
-    let roster = InstalledRoster::load(&layout)?;
+    let roster = InstalledRoster::load_for(&layout, &host)?;
     let transport = transport(&roster);
     let services = services(&global);
     let fleet = Fleet {
@@ -133,12 +138,17 @@ fn run_fleet(fleet: &Fleet<'_>, verb: FleetVerb, json: bool) -> Result<u8, Fleet
             print::verify(&report, json);
             Ok(if report.ok { 0 } else { 1 })
         }
-        FleetVerb::Status { watch: false } => {
+        FleetVerb::Status { hosts: true, .. } => {
+            let report = remote::hosts_status(fleet)?;
+            print::hosts_status(&report, json);
+            Ok(if report.healthy() { 0 } else { 1 })
+        }
+        FleetVerb::Status { watch: false, .. } => {
             let report = fleet::status(fleet, None)?;
             print::status(&report, json);
             Ok(if report.healthy() { 0 } else { 1 })
         }
-        FleetVerb::Status { watch: true } => loop {
+        FleetVerb::Status { watch: true, .. } => loop {
             let report = fleet::status(fleet, None)?;
             print::status_frame(&report, json);
             std::thread::sleep(Duration::from_secs(2));
@@ -157,6 +167,11 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
         AgentVerb::Roster => {
             print::roster(agent::roster(fleet), json);
             Ok(0)
+        }
+        AgentVerb::Status { name: Some(name) } if remote_agent(fleet, &name).is_some() => {
+            let agent = remote_agent(fleet, &name).expect("checked");
+            let verb = ["agent".to_owned(), "status".to_owned(), name];
+            Ok(print::verbatim(&remote::relay(agent, &verb, json)?))
         }
         AgentVerb::Status { name } => {
             let report = fleet::status(fleet, name.as_deref())?;
@@ -190,6 +205,11 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
             print::reset(&report, json);
             Ok(exit_for(report.outcome))
         }
+        AgentVerb::Tail { name, lines } if remote_agent(fleet, &name).is_some() => {
+            let agent = remote_agent(fleet, &name).expect("checked");
+            let verb = ["agent", "tail", &name, "-n", &lines.to_string()].map(str::to_owned);
+            Ok(print::verbatim(&remote::relay(agent, &verb, json)?))
+        }
         AgentVerb::Tail { name, lines } => {
             let text = agent::tail(fleet, &name, lines)?;
             print::tail(&name, &text, json);
@@ -210,6 +230,11 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
     }
 }
 
+/// The roster agent called `name` when it runs on another host.
+fn remote_agent<'a>(fleet: &'a Fleet<'_>, name: &str) -> Option<&'a AgentView> {
+    fleet.agent(name).ok().filter(|agent| !agent.is_local())
+}
+
 fn exit_for(outcome: &str) -> u8 {
     match outcome {
         "ACCEPTED" => 0,
@@ -228,6 +253,26 @@ fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetEr
         })?,
         (None, None) => read_stdin()?,
     };
+    if let Some(agent) = args.name.as_deref().and_then(|n| remote_agent(fleet, n)) {
+        let body = send::prepare_body(&body)?;
+        let host = crate::host::short(&fleet.roster.host).to_owned();
+        let request = RemoteSend {
+            body: &body,
+            source: args
+                .source
+                .unwrap_or_else(|| send::source_label(fleet, &host)),
+            attempts: args.attempts,
+            verify: args.verify,
+            json,
+        };
+        return Ok(match remote::send(agent, &request)? {
+            Sent::Verbatim(relayed) => print::verbatim(&relayed),
+            Sent::Report(report) => {
+                print::send(&report, args.verify, json);
+                report.exit_code()
+            }
+        });
+    }
     let request = SendRequest {
         to: match args.name {
             Some(name) if !args.all => Recipients::One(name),

@@ -21,6 +21,7 @@ pub mod lock;
 pub mod plan;
 pub mod profile;
 pub mod receipt;
+pub mod remote;
 pub mod render;
 pub mod report;
 pub mod rollback;

@@ -154,8 +154,14 @@ impl<'a> ConfigWrite<'a> {
 
 /// `fleet init --profile P [--force]`: the roster from a shipped profile
 /// (or a roster file), and env files for its agents that have none.
-pub fn init(layout: &Layout, spec: &str, force: bool) -> Result<MembershipReport, FleetError> {
-    let profile = Profile::resolve(spec, &Bundle::embedded())?;
+pub fn init(
+    layout: &Layout,
+    spec: &str,
+    force: bool,
+    host: &str,
+) -> Result<MembershipReport, FleetError> {
+    let mut profile = Profile::resolve(spec, &Bundle::embedded())?;
+    profile.host = host.to_owned();
     let roster = layout.target(Path::new(ROSTER_PATH));
     if roster.exists() && !force {
         return Err(FleetError::RosterExists { path: roster });
@@ -261,7 +267,8 @@ fn edited_roster(
         path: path.clone(),
         why,
     })?;
-    let profile = Profile::parse("installed", &path.display().to_string(), &text)?;
+    let mut profile = Profile::parse("installed", &path.display().to_string(), &text)?;
+    profile.host = fleet.roster.host.clone();
     Ok((text, profile))
 }
 

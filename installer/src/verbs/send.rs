@@ -106,7 +106,7 @@ pub fn send(fleet: &Fleet<'_>, request: &SendRequest) -> Result<SendReport, Flee
         Recipients::All => fleet.local_names(),
     };
     let body = prepare_body(&request.body)?;
-    let host = short_hostname();
+    let host = crate::host::short(&fleet.roster.host).to_owned();
     let source = request
         .source
         .clone()

@@ -6,14 +6,14 @@
 
 use std::process::Command;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::systemd::{ServiceManager, SystemctlUser, SystemdError};
 
 const PROPERTIES: [&str; 4] = ["ActiveState", "SubState", "UnitFileState", "NRestarts"];
 
 /// One unit as the service manager sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitState {
     pub unit: String,
     /// `active`, `inactive`, `failed`, `activating`, ...
