@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod debian;
 pub mod hosts;
 pub mod sandbox;
 

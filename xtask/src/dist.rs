@@ -4,7 +4,9 @@
 //! `mosaic-install` and `mosaic-fleet` binaries, README,
 //! LICENSE and the `share/` tree of shell completions and man pages from
 //! `completions`, under one top directory; fixed mtimes, owner 0, so it is
-//! reproducible for a given binary), and `SHA256SUMS` in `sha256sum -c` format.
+//! reproducible for a given binary), the Debian package
+//! `mosaic-install_<version>-1_<arch>.deb` ([`crate::deb`]), and
+//! `SHA256SUMS` in `sha256sum -c` format.
 
 use crate::pack::{self, Packed};
 use anyhow::{bail, Context, Result};
@@ -21,6 +23,9 @@ pub struct Args {
     /// beside it) instead of running `cargo build --release -p mosaic-install`.
     #[arg(long, value_name = "FILE")]
     binary: Option<PathBuf>,
+    /// Skip the Debian package (for machines without dpkg-dev).
+    #[arg(long)]
+    no_deb: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -33,25 +38,7 @@ pub fn run(args: Args) -> Result<()> {
     let package = packed.write(&out_dir)?;
 
     let metadata = CargoMetadata::read(&sh)?;
-    let binary = match args.binary {
-        Some(binary) => binary,
-        None => {
-            cmd!(sh, "cargo build --release -p mosaic-install")
-                .run()
-                .context("build the release binary")?;
-            metadata
-                .target_directory
-                .join("release")
-                .join("mosaic-install")
-        }
-    };
-    let fleet = binary.with_file_name("mosaic-fleet");
-    if !fleet.is_file() {
-        bail!(
-            "{} is missing: mosaic-fleet ships beside mosaic-install (build both with cargo build --release -p mosaic-install)",
-            fleet.display()
-        );
-    }
+    let (binary, fleet) = binaries(&sh, &metadata, args.binary)?;
     let target = host_triple(&sh)?;
     let name = format!("mosaic-install-{}-{target}", metadata.installer_version);
     let release = out_dir.join(format!("{name}.tar.gz"));
@@ -73,35 +60,87 @@ pub fn run(args: Args) -> Result<()> {
             .map(|(path, rel)| (path.as_path(), rel.as_str(), 0o644)),
     );
     write_release_archive(&release, &name, &files)?;
+    let mut artifacts = vec![package, release];
+    if !args.no_deb {
+        let share_files: Vec<PathBuf> = generated
+            .iter()
+            .map(|(_, rel)| PathBuf::from(rel))
+            .collect();
+        let inputs = crate::deb::Inputs {
+            metadata: &metadata,
+            binaries: [binary.as_path(), fleet.as_path()],
+            share: share.path(),
+            share_files: &share_files,
+            license: &license,
+        };
+        artifacts.push(crate::deb::build(&sh, &inputs, &out_dir).context("build the .deb")?);
+    }
 
-    let sums = write_sha256sums(&out_dir, &[&package, &release])?;
-    for artifact in [&package, &release, &sums] {
+    let listed: Vec<&Path> = artifacts.iter().map(PathBuf::as_path).collect();
+    let sums = write_sha256sums(&out_dir, &listed)?;
+    for artifact in artifacts.iter().chain([&sums]) {
         println!("{}", artifact.display());
     }
     Ok(())
 }
 
+/// `mosaic-install` and the `mosaic-fleet` beside it: `given`, else the
+/// release build (built now).
+pub fn binaries(
+    sh: &Shell,
+    metadata: &CargoMetadata,
+    given: Option<PathBuf>,
+) -> Result<(PathBuf, PathBuf)> {
+    let binary = match given {
+        Some(binary) => binary,
+        None => {
+            cmd!(sh, "cargo build --release -p mosaic-install")
+                .run()
+                .context("build the release binary")?;
+            metadata
+                .target_directory
+                .join("release")
+                .join("mosaic-install")
+        }
+    };
+    let fleet = binary.with_file_name("mosaic-fleet");
+    if !fleet.is_file() {
+        bail!(
+            "{} is missing: mosaic-fleet ships beside mosaic-install (build both with cargo build --release -p mosaic-install)",
+            fleet.display()
+        );
+    }
+    Ok((binary, fleet))
+}
+
 /// What `cargo metadata` says about the workspace.
-struct CargoMetadata {
-    installer_version: String,
+pub struct CargoMetadata {
+    pub installer_version: String,
+    pub repository: String,
     target_directory: PathBuf,
 }
 
 impl CargoMetadata {
-    fn read(sh: &Shell) -> Result<CargoMetadata> {
+    pub fn read(sh: &Shell) -> Result<CargoMetadata> {
         let json = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
             .quiet()
             .read()
             .context("run cargo metadata")?;
         let metadata: serde_json::Value =
             serde_json::from_str(&json).context("parse cargo metadata")?;
-        let installer_version = metadata["packages"]
+        let installer = metadata["packages"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|p| p["name"] == "mosaic-install")
-            .and_then(|p| p["version"].as_str())
-            .context("cargo metadata lists no mosaic-install package")?
+            .context("cargo metadata lists no mosaic-install package")?;
+        let installer_version = installer["version"]
+            .as_str()
+            .context("mosaic-install has no version")?
+            .to_owned();
+        let repository = installer["repository"]
+            .as_str()
+            .context("mosaic-install has no repository (the package's Homepage)")?
             .to_owned();
         let target_directory = metadata["target_directory"]
             .as_str()
@@ -109,6 +148,7 @@ impl CargoMetadata {
             .into();
         Ok(CargoMetadata {
             installer_version,
+            repository,
             target_directory,
         })
     }

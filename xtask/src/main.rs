@@ -7,6 +7,7 @@ mod bench;
 mod canary;
 mod ci;
 mod completions;
+mod deb;
 mod deps;
 mod dist;
 mod lint;
@@ -36,8 +37,10 @@ enum Task {
     SandboxInside(sandbox::InsideArgs),
     /// Build dist/<name>-<version>.tgz from templates/ as npm pack would; --check is the CI packaging check.
     Pack(pack::Args),
-    /// Release artifacts in dist/: the npm-style .tgz, the binary archive, SHA256SUMS.
+    /// Release artifacts in dist/: the npm-style .tgz, the binary archive, the .deb, SHA256SUMS.
     Dist(dist::Args),
+    /// The Debian package alone (mosaic-install_<version>-1_<arch>.deb), as dist builds it.
+    Deb(deb::Args),
     /// The canary rollout end to end against a real systemd user manager (sandboxed; --live: yours).
     Canary(canary::Args),
     /// Shell completions (bash, zsh, fish) and man pages for mosaic-install and mosaic-fleet.
@@ -54,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         Task::SandboxInside(args) => sandbox::inside(args),
         Task::Pack(args) => pack::run(args),
         Task::Dist(args) => dist::run(args),
+        Task::Deb(args) => deb::run(args),
         Task::Bench(args) => bench::run(args),
         Task::Completions(args) => completions::run(args),
         Task::Canary(args) => canary::run(args),
