@@ -196,7 +196,7 @@ pub fn send(agent: &AgentView, request: &RemoteSend<'_>) -> Result<Sent, FleetEr
         .map(|f| f.contents.clone())
         .unwrap_or_default();
     let fallback = format!(
-        "printf '%s\\n' {marker}\nexec bash -c \"$(printf %s {script} | base64 -d)\" send-message.sh -v -L {socket} -r {attempts} -t {target} -b \"$({{ printf %s {preamble}; cat; }} | base64 | tr -d '\\n')\"",
+        "printf '%s\\n' {marker}; exec bash -c \"$(printf %s {script} | base64 -d)\" send-message.sh -v -L {socket} -r {attempts} -t {target} -b \"$({{ printf %s {preamble}; cat; }} | base64 | tr -d '\\n')\"",
         marker = shell_quote(&format!("{}{SCRIPT}", ssh::MARKER)),
         script = shell_quote(&BASE64.encode(&script_text)),
         socket = shell_quote(&agent.socket),
@@ -272,10 +272,7 @@ fn enters_logged(stderr: &[u8]) -> Option<u32> {
 /// own `mosaic-fleet` verb, verbatim.
 pub fn relay(agent: &AgentView, verb: &[String], json: bool) -> Result<Verbatim, FleetError> {
     let reach = Reach::of(agent)?;
-    let fallback = format!(
-        "printf '%s\\n' {}\nexit 127",
-        shell_quote(&format!("{}{NO_FLEET}", ssh::MARKER))
-    );
+    let fallback = no_fleet();
     let script = remote_script(&reach.host, json, verb, &fallback);
     let run = ssh::run(&reach.dest, &script, None).map_err(RemoteError::from)?;
     match (run.runner.as_deref(), run.code) {
@@ -289,7 +286,9 @@ pub fn relay(agent: &AgentView, verb: &[String], json: bool) -> Result<Verbatim,
 }
 
 /// The command line ssh runs on the remote host: that host's `mosaic-fleet`
-/// (acting for `host`, with `verb`) when it is on PATH, else `fallback`.
+/// (acting for `host`, with `verb`) when it is on PATH, else `fallback`. One
+/// line handed to `sh -c`, so that any login shell (bash, fish, ...) runs
+/// the same POSIX script.
 fn remote_script(host: &str, json: bool, verb: &[String], fallback: &str) -> String {
     let mut fleet = format!("{FLEET} --host {}", shell_quote(host));
     if json {
@@ -299,9 +298,18 @@ fn remote_script(host: &str, json: bool, verb: &[String], fallback: &str) -> Str
         fleet.push(' ');
         fleet.push_str(&shell_quote(word));
     }
-    format!(
-        "if command -v {FLEET} >/dev/null 2>&1; then\nprintf '%s\\n' {marker}\nexec {fleet}\nfi\n{fallback}\n",
+    let script = format!(
+        "if command -v {FLEET} >/dev/null 2>&1; then printf '%s\\n' {marker}; exec {fleet}; fi; {fallback}",
         marker = shell_quote(&format!("{}{FLEET}", ssh::MARKER)),
+    );
+    format!("sh -c {}", shell_quote(&script))
+}
+
+/// The fallback of the verbs that need the remote `mosaic-fleet`: say so.
+fn no_fleet() -> String {
+    format!(
+        "printf '%s\\n' {}; exit 127",
+        shell_quote(&format!("{}{NO_FLEET}", ssh::MARKER))
     )
 }
 
@@ -415,10 +423,7 @@ fn remote_status(reach: &Reach, verb: &[String]) -> HostStatus {
         unreachable: false,
         error: None,
     };
-    let fallback = format!(
-        "printf '%s\\n' {}\nexit 127",
-        shell_quote(&format!("{}{NO_FLEET}", ssh::MARKER))
-    );
+    let fallback = no_fleet();
     let script = remote_script(&reach.host, true, verb, &fallback);
     let run = match ssh::run(&reach.dest, &script, None) {
         Ok(run) => run,
@@ -462,19 +467,29 @@ mod tests {
         assert_eq!(enters_logged(b"nothing"), None);
     }
 
+    /// Run a remote command line here, with `sh` as the login shell.
+    fn run_here(command: &str, path: &str) -> String {
+        let out = std::process::Command::new("sh")
+            .args(["-c", command])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     #[test]
-    fn remote_script_quotes_every_word() {
-        let script = remote_script(
-            "box 2",
-            true,
-            &["agent".into(), "send".into(), "it's".into()],
-            "exit 127",
+    fn remote_script_runs_mosaic_fleet_else_the_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join(FLEET);
+        std::fs::write(&fake, "#!/bin/sh\nfor a; do printf '[%s]' \"$a\"; done\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let verb = ["agent".into(), "send".into(), "it's $x".into()];
+        let command = remote_script("box 2", true, &verb, &no_fleet());
+        assert_eq!(
+            run_here(&command, &format!("{}:/usr/bin:/bin", dir.path().display())),
+            "mosaic-remote: mosaic-fleet\n[--host][box 2][--json][agent][send][it's $x]"
         );
-        assert!(
-            script.contains("exec mosaic-fleet --host 'box 2' --json agent send 'it'\\''s'"),
-            "{script}"
-        );
-        assert!(script.starts_with("if command -v mosaic-fleet >/dev/null 2>&1; then\n"));
-        assert!(script.ends_with("fi\nexit 127\n"), "{script}");
+        assert_eq!(run_here(&command, "/usr/bin:/bin"), "mosaic-remote: none\n");
     }
 }
