@@ -112,6 +112,21 @@ pub fn mosaic_install(home: &Path, world: &TmuxWorld) -> Command {
     cmd
 }
 
+/// Output bytes as text (lossy), for assertions.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A command's status, stdout and stderr, for a failing assertion.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}stderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
 /// The values of the `# key: value` comment lines that head a fixture file
 /// (fixtures carry their own expectations, so adding a file adds a case).
 pub fn fixture_header(path: &Path, key: &str) -> Vec<String> {

@@ -17,20 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mosaic_tests::hosts::Machine;
-use mosaic_tests::{debian, python_tool, tree_listing, workspace_root};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}stderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
+use mosaic_tests::{debian, describe, python_tool, text, tree_listing, workspace_root};
 
 /// Environment that keeps Ansible's own files in `dir` and leaves no ssh
 /// master process behind.
@@ -180,11 +167,11 @@ fn ansible_lint_passes_the_production_profile() {
         .args(["--offline", "--profile", "production", "."])
         .output()
         .expect("run ansible-lint");
-    assert!(out.status.success(), "ansible-lint: {}", show(&out));
+    assert!(out.status.success(), "ansible-lint: {}", describe(&out));
     assert!(
         text(&out.stderr).contains("Profile 'production' was required, and it passed"),
         "{}",
-        show(&out)
+        describe(&out)
     );
 }
 
@@ -218,7 +205,7 @@ fn playbook_rolls_the_fleet_out_canary_host_first() {
     // Converge: one host at a time, the canary host alone first.
     let first = play.run(&inventory, &[]);
     let out = text(&first.stdout);
-    assert!(first.status.success(), "first run: {}", show(&first));
+    assert!(first.status.success(), "first run: {}", describe(&first));
     let batches: Vec<&str> = out.split("\nPLAY [").skip(1).collect();
     assert_eq!(batches.len(), 3, "one batch per host:\n{out}");
     for (batch, host) in batches.iter().zip(["host-a", "host-b", "host-c"]) {
@@ -239,15 +226,15 @@ fn playbook_rolls_the_fleet_out_canary_host_first() {
         text(&first.stderr).contains("the fleet is installed but not started")
             || out.contains("the fleet is installed but not started"),
         "mosaic_start without a user manager must come back as a warning: {}",
-        show(&first)
+        describe(&first)
     );
     assert!(Path::new("/usr/bin/mosaic-fleet").is_file());
 
     // Nothing left to do: changed=0 on every host.
     let second = play.run(&inventory, &[]);
-    assert!(second.status.success(), "second run: {}", show(&second));
+    assert!(second.status.success(), "second run: {}", describe(&second));
     let counts = recap(&text(&second.stdout));
-    assert_eq!(counts.len(), 3, "{}", show(&second));
+    assert_eq!(counts.len(), 3, "{}", describe(&second));
     for (host, counts) in counts {
         assert_eq!(
             (counts["changed"], counts["failed"]),
@@ -268,7 +255,7 @@ fn playbook_rolls_the_fleet_out_canary_host_first() {
     let before = play.homes();
     let check = play.run(&inventory, &["--check", "--diff"]);
     let out = text(&check.stdout);
-    assert!(check.status.success(), "check mode: {}", show(&check));
+    assert!(check.status.success(), "check mode: {}", describe(&check));
     assert!(
         out.lines()
             .any(|l| l.starts_with("+++ ") && l.ends_with("/bravo2.env")),
@@ -296,7 +283,7 @@ fn playbook_rolls_the_fleet_out_canary_host_first() {
     let before = play.homes();
     let failed = play.run(&inventory, &[]);
     let out = text(&failed.stdout);
-    assert!(!failed.status.success(), "{}", show(&failed));
+    assert!(!failed.status.success(), "{}", describe(&failed));
     assert!(
         out.contains("agents[4].name") && out.contains("tmux silently renames a session"),
         "the installer's error text must reach the operator:\n{out}"
@@ -333,7 +320,7 @@ fn dpkg(args: &[&str]) -> Output {
         .env("DEBIAN_FRONTEND", "noninteractive")
         .output()
         .expect("run dpkg");
-    assert!(out.status.success(), "dpkg {args:?}: {}", show(&out));
+    assert!(out.status.success(), "dpkg {args:?}: {}", describe(&out));
     out
 }
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use mosaic_tests::{mosaic_install, tree_listing, TempHome, TmuxWorld};
+use mosaic_tests::{describe, mosaic_install, tree_listing, TempHome, TmuxWorld};
 use serde_json::Value;
 
 const ROSTER: &str = "\
@@ -50,7 +50,7 @@ impl Home {
 
     fn json(&self, args: &[&str]) -> Value {
         let out = self.install(&[args, &["--json"]].concat());
-        assert!(out.status.success(), "{}", show(&out));
+        assert!(out.status.success(), "{}", describe(&out));
         serde_json::from_slice(&out.stdout).expect("JSON report")
     }
 
@@ -66,15 +66,6 @@ impl Home {
         names.sort();
         names
     }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "{}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -114,7 +105,7 @@ fn a_roster_with_no_agent_for_this_host_is_refused_naming_its_hosts() {
 
     let out = fx.install(&["--host", "box3", "--profile", &roster]);
 
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no agent runs on host `box3`: the roster puts its agents on box1.example.com, box2, BOX1"),
@@ -134,5 +125,5 @@ fn a_roster_with_no_agent_for_this_host_is_refused_naming_its_hosts() {
         .contains("no agent runs on host `box3`"));
 
     let bad = fx.install(&["--host", "a b", "--profile", &roster]);
-    assert_eq!(bad.status.code(), Some(2), "{}", show(&bad));
+    assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
 }

@@ -11,22 +11,9 @@
 use std::process::Output;
 
 use mosaic_tests::hosts::{wait_until, Host, Machine};
-use mosaic_tests::NO_TMUX_CONFIG;
+use mosaic_tests::{describe, text, NO_TMUX_CONFIG};
 
 const SOCKET: &str = "mt-fleet";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}stderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
 
 struct Fleet {
     machine: Machine,
@@ -73,7 +60,7 @@ impl Fleet {
         assert!(
             out.status.success(),
             "start {agent} on {host}: {}",
-            show(&out)
+            describe(&out)
         );
         let prompt = if sink { "sink>" } else { "ready>" };
         wait_until(&format!("{agent}'s prompt on {host}"), || {
@@ -100,7 +87,7 @@ impl Fleet {
             host,
             &["agent", "send", agent, "--from", "end", "-m", "end"],
         );
-        assert!(out.status.success(), "end marker: {}", show(&out));
+        assert!(out.status.success(), "end marker: {}", describe(&out));
         let marker = format!("[end -> {host}:{agent}] end");
         wait_until(&format!("the end marker in {agent}'s record"), || {
             self.record(host, agent).last() == Some(&marker)
@@ -158,7 +145,7 @@ fn fleet() -> Option<Fleet> {
             out.status.success(),
             "install on {}: {}",
             host.name,
-            show(&out)
+            describe(&out)
         );
     }
     let fleet = Fleet { machine };
@@ -201,11 +188,11 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
             "hello bravo",
         ],
     );
-    assert!(sent.status.success(), "send to bravo: {}", show(&sent));
+    assert!(sent.status.success(), "send to bravo: {}", describe(&sent));
     assert!(
         text(&sent.stdout).starts_with("delivered to bravo ("),
         "{}",
-        show(&sent)
+        describe(&sent)
     );
     assert_eq!(
         fx.record_settled("host-b", "bravo"),
@@ -221,7 +208,7 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
         text(&verified.stdout),
         "charlie: ACCEPTED\n",
         "{}",
-        show(&verified)
+        describe(&verified)
     );
     assert_eq!(verified.status.code(), Some(0));
     let got = fx.record_settled("host-c", "charlie");
@@ -243,9 +230,9 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
             text(&remote.stdout),
             format!("{agent}: {word}\n"),
             "{}",
-            show(&remote)
+            describe(&remote)
         );
-        assert_eq!(remote.status.code(), Some(code), "{}", show(&remote));
+        assert_eq!(remote.status.code(), Some(code), "{}", describe(&remote));
         assert_eq!(
             (text(&remote.stdout), remote.status.code()),
             (text(&local.stdout), local.status.code()),
@@ -263,15 +250,15 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
                 .lines()
                 .any(|l| l.starts_with("bravo ") && l.contains("alive")),
             "{}",
-            show(out)
+            describe(out)
         );
     }
     let tail = fx.fleet("host-a", &["agent", "tail", "bravo", "-n", "5"]);
-    assert!(tail.status.success(), "tail: {}", show(&tail));
+    assert!(tail.status.success(), "tail: {}", describe(&tail));
     assert!(
         text(&tail.stdout).contains("hello bravo"),
         "{}",
-        show(&tail)
+        describe(&tail)
     );
 
     // Every host in one table.
@@ -288,7 +275,7 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
                 .lines()
                 .any(|l| l.starts_with(host) && l.contains(agent) && l.contains("alive")),
             "no live {agent} row for {host}:\n{}",
-            show(&all)
+            describe(&all)
         );
     }
     assert!(
@@ -300,7 +287,7 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
     assert!(!table.contains("unreachable"), "{table}");
     let json = fx.fleet("host-a", &["--json", "fleet", "status", "--hosts"]);
     let report: serde_json::Value =
-        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&json)));
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&json)));
     let hosts: Vec<&str> = report["hosts"]
         .as_array()
         .unwrap()
@@ -313,7 +300,7 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
     fx.machine.host_mut("host-b").stop_sshd();
     let partial = fx.fleet("host-a", &["fleet", "status", "--hosts"]);
     let table = text(&partial.stdout);
-    assert_eq!(partial.status.code(), Some(1), "{}", show(&partial));
+    assert_eq!(partial.status.code(), Some(1), "{}", describe(&partial));
     assert!(
         table
             .lines()
@@ -328,11 +315,11 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
         .any(|l| l.starts_with("host-c") && l.contains("charlie")));
     assert!(!table.lines().any(|l| l.contains("bravo")), "{table}");
     let down = fx.fleet("host-a", &["agent", "send", "bravo", "-m", "lost"]);
-    assert_eq!(down.status.code(), Some(3), "{}", show(&down));
+    assert_eq!(down.status.code(), Some(3), "{}", describe(&down));
     assert!(
         text(&down.stderr).contains("bravo: DOWN: host host-b is unreachable over ssh"),
         "{}",
-        show(&down)
+        describe(&down)
     );
     fx.machine.host_mut("host-b").restart_sshd();
     assert_eq!(
@@ -363,7 +350,7 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
         text(&shipped.stdout),
         "charlie: ACCEPTED\n",
         "{}",
-        show(&shipped)
+        describe(&shipped)
     );
     assert_eq!(
         fx.record_settled("host-c", "charlie")
@@ -376,6 +363,6 @@ fn remote_agents_are_reached_over_ssh_with_their_hosts_outcomes() {
     assert!(
         text(&no_status.stderr).contains("mosaic-fleet is not installed on host host-c"),
         "{}",
-        show(&no_status)
+        describe(&no_status)
     );
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::dist::CargoMetadata;
+use crate::dist::{Build, CargoMetadata};
 
 pub const PACKAGE: &str = "mosaic-install";
 /// The Debian revision of every build: the package is built from the
@@ -34,25 +34,11 @@ const REVISION: &str = "1";
 const MAINTAINER: &str = "The Mosaic fleet installer authors <fleet-installer@example.org>";
 const DOC_DIR: &str = "usr/share/doc/mosaic-install";
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// Where the package goes [default: dist/].
-    #[arg(long, value_name = "DIR")]
-    out_dir: Option<PathBuf>,
-    /// Package this already-built `mosaic-install` (and the `mosaic-fleet`
-    /// beside it) instead of running `cargo build --release -p mosaic-install`.
-    #[arg(long, value_name = "FILE")]
-    binary: Option<PathBuf>,
-}
-
 /// `cargo xtask deb`: the package alone, as `dist` builds it.
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Build) -> Result<()> {
     let root = crate::project_root();
-    let out_dir = args.out_dir.unwrap_or_else(|| root.join("dist"));
-    let sh = Shell::new().context("create a shell")?;
-    sh.change_dir(&root);
-    let metadata = CargoMetadata::read(&sh)?;
-    let (installer, fleet) = crate::dist::binaries(&sh, &metadata, args.binary)?;
+    let (out_dir, sh, metadata) = args.start()?;
+    let (installer, fleet) = crate::dist::binaries(&sh, &metadata, args.binary.clone())?;
     let share = tempfile::tempdir().context("create a directory for completions")?;
     let share_files = crate::completions::generate(share.path())?;
     let inputs = Inputs {

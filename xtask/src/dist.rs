@@ -14,15 +14,34 @@ use sha2::Digest as _;
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
+/// Where artifacts go and which binaries they carry (`dist` and `deb`).
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Build {
     /// Where the artifacts go [default: dist/].
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// Package this already-built `mosaic-install` (and the `mosaic-fleet`
     /// beside it) instead of running `cargo build --release -p mosaic-install`.
     #[arg(long, value_name = "FILE")]
-    binary: Option<PathBuf>,
+    pub binary: Option<PathBuf>,
+}
+
+impl Build {
+    /// The output directory, a shell in the workspace root and its metadata.
+    pub fn start(&self) -> Result<(PathBuf, Shell, CargoMetadata)> {
+        let root = crate::project_root();
+        let out_dir = self.out_dir.clone().unwrap_or_else(|| root.join("dist"));
+        let sh = Shell::new().context("create a shell")?;
+        sh.change_dir(&root);
+        let metadata = CargoMetadata::read(&sh)?;
+        Ok((out_dir, sh, metadata))
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    build: Build,
     /// Skip the Debian package (for machines without dpkg-dev).
     #[arg(long)]
     no_deb: bool,
@@ -30,15 +49,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let root = crate::project_root();
-    let out_dir = args.out_dir.unwrap_or_else(|| root.join("dist"));
-    let sh = Shell::new().context("create a shell")?;
-    sh.change_dir(&root);
+    let (out_dir, sh, metadata) = args.build.start()?;
 
     let packed = Packed::new(&root.join("templates"))?;
     let package = packed.write(&out_dir)?;
 
-    let metadata = CargoMetadata::read(&sh)?;
-    let (binary, fleet) = binaries(&sh, &metadata, args.binary)?;
+    let (binary, fleet) = binaries(&sh, &metadata, args.build.binary)?;
     let target = host_triple(&sh)?;
     let name = format!("mosaic-install-{}-{target}", metadata.installer_version);
     let release = out_dir.join(format!("{name}.tar.gz"));

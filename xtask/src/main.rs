@@ -40,7 +40,7 @@ enum Task {
     /// Release artifacts in dist/: the npm-style .tgz, the binary archive, the .deb, SHA256SUMS.
     Dist(dist::Args),
     /// The Debian package alone (mosaic-install_<version>-1_<arch>.deb), as dist builds it.
-    Deb(deb::Args),
+    Deb(dist::Build),
     /// The canary rollout end to end against a real systemd user manager (sandboxed; --live: yours).
     Canary(canary::Args),
     /// Shell completions (bash, zsh, fish) and man pages for mosaic-install and mosaic-fleet.
