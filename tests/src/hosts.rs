@@ -26,6 +26,10 @@ use crate::{require_tool, which, workspace_bin};
 /// Upper bound for anything these tests wait for; reached only when broken.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// The lock file: where lock files live (FHS `/run/lock`); like every lock
+/// file there it outlives its holders, and holds no data.
+const LOCK_FILE: &str = "/run/lock/mosaic-tests-hosts.lock";
+
 /// An exclusive lock (flock) across processes for the tests that change
 /// machine state: users, sshds, the installed package.
 pub struct HostsLock {
@@ -38,7 +42,7 @@ impl HostsLock {
             .create(true)
             .truncate(false)
             .write(true)
-            .open("/tmp/mosaic-tests-hosts.lock")
+            .open(LOCK_FILE)
             .expect("open the hosts lock file");
         use std::os::fd::AsRawFd;
         // SAFETY: flock on a descriptor we own; blocks until granted.
