@@ -155,6 +155,14 @@ impl ActivationReport {
     pub fn skipped(report: &Changeset, reason: String) -> ActivationReport {
         ActivationReport::not_run(report, Outcome::Skipped, reason)
     }
+
+    /// Whether a unit changed state: one disabled, restarted, or started by
+    /// the rollout (enabling what is enabled already changes nothing).
+    pub fn changed(&self) -> bool {
+        !self.disabled.is_empty()
+            || !self.restarted.is_empty()
+            || self.rollout.as_ref().is_some_and(|r| !r.started.is_empty())
+    }
 }
 
 /// `--dry-run`: the actions a run would take, from the same facts (the

@@ -70,6 +70,9 @@ pub struct InstallArgs {
     /// Install from an unpacked templates package instead of the embedded bundle.
     #[arg(long, value_name = "DIR")]
     pub bundle: Option<PathBuf>,
+    /// Install the agents whose roster `host:` names HOST (and those without one). Default: the host of the last install here, else this machine's hostname.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
     /// Print the plan and a unified diff per changed file; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -200,11 +203,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     let install_flags = cli.install.profile.is_some()
         || cli.install.bundle.is_some()
+        || cli.install.host.is_some()
         || cli.install.dry_run
         || cli.install.force;
     if install_flags && cli.command.is_some() {
         anyhow::bail!(
-            "--profile, --bundle, --dry-run and --force given before a subcommand belong to install; put them after the subcommand (for example `mosaic-install uninstall --dry-run`)"
+            "--profile, --bundle, --host, --dry-run and --force given before a subcommand belong to install; put them after the subcommand (for example `mosaic-install uninstall --dry-run`)"
         );
     }
     match cli.command {
@@ -297,6 +301,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCode> {
     let mut opts = InstallOptions::new(layout(global)?).with_profile(args.profile.as_deref());
     opts.bundle_dir = args.bundle;
+    opts.host = args.host;
     opts.dry_run = args.dry_run;
     opts.force = args.force;
     opts.keep = args.keep;
@@ -345,7 +350,7 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
     };
     Ok(show(code, |out| {
         if global.json {
-            report::print_json(out, &report)
+            report::print_install_json(out, &report)
         } else {
             report::print_install(out, &report, &opts.layout)
         }

@@ -31,11 +31,18 @@ impl TmuxServer {
         TmuxServer::new("default")
     }
 
-    /// `tmux -L <socket>`, the one way this crate builds a tmux command
-    /// (without `$TMUX`, so a caller inside tmux cannot redirect it).
+    /// `tmux -u -L <socket>`, the one way this crate builds a tmux command
+    /// (without `$TMUX`, so a caller inside tmux cannot redirect it). `-u`:
+    /// without a UTF-8 locale (an ssh login on a host whose locale is unset)
+    /// tmux prints the tabs of our `-F` formats as `_`, and every agent would
+    /// read as down.
     pub fn command(&self) -> Command {
         let mut command = Command::new("tmux");
-        command.env_remove("TMUX").arg("-L").arg(&self.socket);
+        command
+            .env_remove("TMUX")
+            .arg("-u")
+            .arg("-L")
+            .arg(&self.socket);
         command
     }
 

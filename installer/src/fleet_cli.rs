@@ -21,6 +21,7 @@ pub use args::{AddArgs, AgentVerb, Command, FleetVerb, SendArgs, UnitArgs, WaitA
 use crate::cli::GlobalArgs;
 use crate::layout::Layout;
 use crate::output;
+use crate::remote::{self, RemoteSend, Sent};
 use crate::rollout::SystemClock;
 use crate::systemd::SystemctlUser;
 use crate::transport::tmux::TmuxTransport;
@@ -29,7 +30,7 @@ use crate::verbs::agent::{self, UnitAction};
 use crate::verbs::roster_edit::NewAgent;
 use crate::verbs::send::{self, Recipients, SendRequest};
 use crate::verbs::units::{DetachedServices, FleetServices};
-use crate::verbs::{fleet, membership, Fleet, FleetError, InstalledRoster};
+use crate::verbs::{fleet, fleet_host, membership, AgentView, Fleet, FleetError, InstalledRoster};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,6 +43,9 @@ pub struct Cli {
     pub command: Command,
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// The host this run acts for: roster agents whose `host:` names it are local, the others are reached over ssh. Default: the host of the last install here, else this machine's hostname.
+    #[arg(long, global = true, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 /// Parse the process arguments and run; the binary's whole `main`.
@@ -101,14 +105,15 @@ pub fn run(cli: Cli) -> Result<u8, FleetError> {
     // An interrupted install or roster edit is finished or undone before
     // any verb reads the roster.
     crate::report::print_recovered(&crate::statedir::recover_if_pending(&layout)?);
+    let host = fleet_host(&layout, cli.host.as_deref())?;
     if let Command::Fleet(FleetVerb::Init { profile, force }) = &cli.command {
         let services = services(&global);
-        let report = membership::init(&layout, services.as_ref(), profile, *force)?;
+        let report = membership::init(&layout, services.as_ref(), profile, *force, &host)?;
         return Ok(show(report.exit_code(), |out| {
             print::membership(out, "init", &report, global.json)
         }));
     }
-    let roster = InstalledRoster::load(&layout)?;
+    let roster = InstalledRoster::load_for(&layout, &host)?;
     let transport = transport(&roster);
     let services = services(&global);
     let fleet = Fleet {
@@ -156,12 +161,17 @@ fn run_fleet(fleet: &Fleet<'_>, verb: FleetVerb, json: bool) -> Result<u8, Fleet
             let code = if report.ok { 0 } else { 1 };
             Ok(show(code, |out| print::verify(out, &report, json)))
         }
-        FleetVerb::Status { watch: false } => {
+        FleetVerb::Status { hosts: true, .. } => {
+            let report = remote::hosts_status(fleet)?;
+            let code = if report.healthy() { 0 } else { 1 };
+            Ok(show(code, |out| print::hosts_status(out, &report, json)))
+        }
+        FleetVerb::Status { watch: false, .. } => {
             let report = fleet::status(fleet, None)?;
             let code = if report.healthy() { 0 } else { 1 };
             Ok(show(code, |out| print::status(out, &report, json)))
         }
-        FleetVerb::Status { watch: true } => loop {
+        FleetVerb::Status { watch: true, .. } => loop {
             let report = fleet::status(fleet, None)?;
             // Nobody is watching once stdout is gone: stop with the last state.
             if let Err(cause) = output::to_stdout(|out| print::status_frame(out, &report, json)) {
@@ -184,6 +194,11 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
         AgentVerb::Roster => Ok(show(0, |out| {
             print::roster(out, agent::roster(fleet), json)
         })),
+        AgentVerb::Status { name: Some(name) } if remote_agent(fleet, &name).is_some() => {
+            let agent = remote_agent(fleet, &name).expect("checked");
+            let verb = ["agent".to_owned(), "status".to_owned(), name];
+            Ok(print::verbatim(&remote::relay(agent, &verb, json)?))
+        }
         AgentVerb::Status { name } => {
             let report = fleet::status(fleet, name.as_deref())?;
             let code = if report.healthy() { 0 } else { 1 };
@@ -218,6 +233,11 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
             let code = exit_for(report.outcome);
             Ok(show(code, |out| print::reset(out, &report, json)))
         }
+        AgentVerb::Tail { name, lines } if remote_agent(fleet, &name).is_some() => {
+            let agent = remote_agent(fleet, &name).expect("checked");
+            let verb = ["agent", "tail", &name, "-n", &lines.to_string()].map(str::to_owned);
+            Ok(print::verbatim(&remote::relay(agent, &verb, json)?))
+        }
         AgentVerb::Tail { name, lines } => {
             let text = agent::tail(fleet, &name, lines)?;
             Ok(show(0, |out| print::tail(out, &name, &text, json)))
@@ -248,6 +268,11 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
     }
 }
 
+/// The roster agent called `name` when it runs on another host.
+fn remote_agent<'a>(fleet: &'a Fleet<'_>, name: &str) -> Option<&'a AgentView> {
+    fleet.agent(name).ok().filter(|agent| !agent.is_local())
+}
+
 fn exit_for(outcome: &str) -> u8 {
     match outcome {
         "ACCEPTED" => 0,
@@ -266,6 +291,25 @@ fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetEr
         })?,
         (None, None) => read_stdin()?,
     };
+    if let Some(agent) = args.name.as_deref().and_then(|n| remote_agent(fleet, n)) {
+        let body = send::prepare_body(&body)?;
+        let host = crate::host::short(&fleet.roster.host).to_owned();
+        let request = RemoteSend {
+            body: &body,
+            source: args
+                .source
+                .unwrap_or_else(|| send::source_label(fleet, &host)),
+            attempts: args.attempts,
+            verify: args.verify,
+            json,
+        };
+        return Ok(match remote::send(agent, &request)? {
+            Sent::Verbatim(relayed) => print::verbatim(&relayed),
+            Sent::Report(report) => show(report.exit_code(), |out| {
+                print::send(out, &report, args.verify, json)
+            }),
+        });
+    }
     let request = SendRequest {
         to: match args.name {
             Some(name) if !args.all => Recipients::One(name),

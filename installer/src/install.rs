@@ -78,6 +78,9 @@ pub struct InstallOptions {
     pub roster: RosterSource,
     /// `--bundle DIR` instead of the embedded templates.
     pub bundle_dir: Option<PathBuf>,
+    /// `--host`: whose agents to install; None means the host of the last
+    /// install here, else this machine's hostname.
+    pub host: Option<String>,
     pub dry_run: bool,
     pub force: bool,
     /// Generations to keep.
@@ -93,6 +96,7 @@ impl InstallOptions {
             layout,
             roster: RosterSource::Installed,
             bundle_dir: None,
+            host: None,
             dry_run: false,
             force: false,
             keep: KEEP,
@@ -161,6 +165,8 @@ impl InstallError {
 pub struct InstallReport {
     pub dry_run: bool,
     pub profile: ProfileRecord,
+    /// The host whose agents were installed.
+    pub host: String,
     pub bundle_version: String,
     pub config_dir: PathBuf,
     /// The generation written; None for dry runs and no-ops.
@@ -296,12 +302,20 @@ fn choose_roster(
         })
     };
     let installed_name = label("installed");
-    let parse_installed = |text: &str| Profile::parse(&installed_name, &origin, text);
+    // Whose agents this run installs: --host, else the host of the last
+    // install here, else this machine.
+    let host = opts
+        .host
+        .clone()
+        .or_else(|| receipt.and_then(|r| r.host.clone()))
+        .unwrap_or_else(crate::host::machine);
+    let parse_installed =
+        |text: &str| Profile::parse(&installed_name, &origin, text)?.on_host(&host);
     match &opts.roster {
         RosterSource::Installed => {
             let effective = match &text {
                 Some(text) => parse_installed(text)?,
-                None => Profile::resolve(DEFAULT_PROFILE, bundle)?,
+                None => Profile::resolve(DEFAULT_PROFILE, bundle)?.on_host(&host)?,
             };
             Ok(RosterChoice {
                 offered: effective.text.clone(),
@@ -311,7 +325,7 @@ fn choose_roster(
             })
         }
         RosterSource::Profile(_) => {
-            let profile = given.expect("resolved before the lock");
+            let profile = given.expect("resolved before the lock").on_host(&host)?;
             let ours = receipt
                 .and_then(|r| r.file(Path::new(ROSTER_PATH)))
                 .zip(text.as_ref())
@@ -340,7 +354,7 @@ fn choose_roster(
         RosterSource::Edit(edit) => {
             let installed = text.as_deref().map(parse_installed).transpose()?;
             let edited = (edit.edit)(installed.as_ref())?;
-            let effective = Profile::parse(&label("edited"), &origin, &edited)?;
+            let effective = Profile::parse(&label("edited"), &origin, &edited)?.on_host(&host)?;
             let mut replace: BTreeSet<PathBuf> = edit.also_replace.iter().cloned().collect();
             replace.insert(PathBuf::from(ROSTER_PATH));
             Ok(RosterChoice {
@@ -420,6 +434,7 @@ fn plan_and_apply(
     let mut report = InstallReport {
         dry_run: opts.dry_run,
         profile: profile_record.clone(),
+        host: profile.host.clone(),
         bundle_version: bundle.version.clone(),
         config_dir: layout.config.clone(),
         generation: None,
@@ -571,6 +586,7 @@ fn build_receipt(report: &InstallReport, old: Option<&Receipt>, generation: u64)
         created_state_dirs: old
             .map(|r| r.created_state_dirs.clone())
             .unwrap_or_default(),
+        host: Some(report.host.clone()),
     }
 }
 

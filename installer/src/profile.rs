@@ -114,16 +114,12 @@ impl Roster {
             .as_deref()
             .unwrap_or(DEFAULT_HOLDER_SESSION)
     }
-
-    /// Agents that run on this machine (no `host`, or `localhost`/`local`).
-    pub fn local_agents(&self) -> impl Iterator<Item = &Agent> {
-        self.agents.iter().filter(|agent| agent.is_local())
-    }
 }
 
 impl Agent {
-    pub fn is_local(&self) -> bool {
-        matches!(self.host.as_deref(), None | Some("localhost" | "local"))
+    /// Whether this agent runs on `host` (see [`crate::host::runs_on`]).
+    pub fn runs_on(&self, host: &str) -> bool {
+        crate::host::runs_on(self.host.as_deref(), host)
     }
 }
 
@@ -137,6 +133,10 @@ pub struct Profile {
     pub origin: String,
     pub text: String,
     pub roster: Roster,
+    /// The host this profile is installed on: its agents are the roster's
+    /// agents whose `host:` names it ([`Profile::on_host`]; default: this
+    /// machine's hostname).
+    pub host: String,
 }
 
 impl Profile {
@@ -210,7 +210,43 @@ impl Profile {
             origin: origin.to_owned(),
             text: text.to_owned(),
             roster,
+            host: crate::host::machine(),
         })
+    }
+
+    /// The agents that run on [`Profile::host`], in roster order.
+    pub fn local_agents(&self) -> impl Iterator<Item = &Agent> {
+        self.roster
+            .agents
+            .iter()
+            .filter(|agent| agent.runs_on(&self.host))
+    }
+
+    /// This profile as installed on `host`. A roster that assigns every
+    /// agent to other hosts is refused: installing it would install no agent
+    /// here, which is a wrong `--host` far more often than a wish.
+    pub fn on_host(mut self, host: &str) -> Result<Profile, ProfileError> {
+        if let Some(problem) = crate::host::name_problem(host) {
+            return Err(ProfileError::BadHost {
+                host: host.to_owned(),
+                problem,
+            });
+        }
+        self.host = host.to_owned();
+        if self.local_agents().next().is_none() {
+            let mut hosts: Vec<String> = Vec::new();
+            for name in self.roster.agents.iter().filter_map(|a| a.host.clone()) {
+                if !hosts.contains(&name) {
+                    hosts.push(name);
+                }
+            }
+            return Err(ProfileError::NoAgentsHere {
+                origin: self.origin,
+                host: self.host,
+                hosts: hosts.join(", "),
+            });
+        }
+        Ok(self)
     }
 }
 
@@ -270,6 +306,16 @@ pub enum ProfileError {
         line: usize,
         column: usize,
         message: String,
+    },
+    #[error(
+        "invalid --host `{host}`: it {problem}; give the host name the roster's `host:` fields use"
+    )]
+    BadHost { host: String, problem: &'static str },
+    #[error("{origin}: no agent runs on host `{host}`: the roster puts its agents on {hosts}\n    fix: pass --host with one of those names (the default is the host of the last install here, else this machine's hostname), or give agents `host: {host}`")]
+    NoAgentsHere {
+        origin: String,
+        host: String,
+        hosts: String,
     },
     #[error("{origin}: {} problem(s):\n{}", violations.len(), render_violations(violations))]
     Invalid {
@@ -493,6 +539,35 @@ mod tests {
             .contains("neither absolute"));
         let good = format!("{BASE}    working_directory: ~/src/x\n");
         assert!(parse(&good).is_ok());
+    }
+
+    const HOSTS: &str = "version: 1\ntransport: tmux\nagents:\n  - {name: a, runtime: claude, host: box1}\n  - {name: b, runtime: claude, host: box2.example.com}\n  - {name: c, runtime: claude, host: box1}\n";
+
+    fn names_on(host: &str) -> Vec<String> {
+        let profile = parse(HOSTS).unwrap().on_host(host).unwrap();
+        profile.local_agents().map(|a| a.name.clone()).collect()
+    }
+
+    #[test]
+    fn on_host_keeps_that_hosts_agents() {
+        assert_eq!(names_on("box1"), ["a", "c"]);
+        assert_eq!(names_on("BOX2"), ["b"]);
+        let with_local = HOSTS.replace("host: box1}", "host: localhost}");
+        let profile = parse(&with_local).unwrap().on_host("box2").unwrap();
+        assert_eq!(profile.local_agents().count(), 3);
+    }
+
+    #[test]
+    fn no_agent_on_this_host_names_the_hosts() {
+        let err = parse(HOSTS).unwrap().on_host("box3").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ProfileError::NoAgentsHere { .. }), "{text}");
+        assert!(
+            text.contains("no agent runs on host `box3`: the roster puts its agents on box1, box2.example.com"),
+            "{text}"
+        );
+        assert!(text.contains("pass --host"), "{text}");
+        assert!(parse(HOSTS).unwrap().on_host("-x").is_err());
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub struct Receipt {
     /// (absolute), removed again by `uninstall` while they hold nothing else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created_state_dirs: Vec<PathBuf>,
+    /// The host the agents were chosen for (`--host`); the default host of
+    /// the next run in this home. None in receipts written before `--host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +178,7 @@ mod tests {
             agents: vec!["a".into()],
             socket: "mosaic-fleet".into(),
             created_state_dirs: Vec::new(),
+            host: Some("box1".into()),
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");

@@ -88,7 +88,7 @@ impl AgentSettings {
             .working_directory
             .as_deref()
             .unwrap_or(DEFAULT_WORKDIR);
-        roster
+        profile
             .local_agents()
             .map(|agent| {
                 let model = agent.model_hint.clone();

@@ -68,6 +68,34 @@ fn label(action: Action) -> &'static str {
     }
 }
 
+/// `install --json`: the report, and `changed` — whether this run changed
+/// (or, dry, would change) a file, the receipt or a unit, the one answer an
+/// orchestrator needs to report a host as changed or ok.
+pub fn print_install_json(out: &mut dyn Write, report: &InstallReport) -> io::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Json<'a> {
+        changed: bool,
+        #[serde(flatten)]
+        report: &'a InstallReport,
+    }
+    let files = if report.dry_run {
+        report.changed()
+    } else {
+        report.generation.is_some()
+    };
+    let units = report
+        .systemd
+        .as_ref()
+        .is_some_and(crate::activate::ActivationReport::changed);
+    print_json(
+        out,
+        &Json {
+            changed: files || units,
+            report,
+        },
+    )
+}
+
 pub fn print_install(
     out: &mut dyn Write,
     report: &InstallReport,

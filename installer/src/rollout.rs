@@ -113,6 +113,8 @@ pub struct RolloutStep {
 pub struct RolloutReport {
     pub ok: bool,
     pub steps: Vec<RolloutStep>,
+    /// Units this run started that were not active before.
+    pub started: Vec<String>,
     /// Units stopped again after a failure.
     pub stopped: Vec<String>,
 }
@@ -166,6 +168,7 @@ pub fn rollout(
     let mut report = RolloutReport {
         ok: true,
         steps: Vec::new(),
+        started: Vec::new(),
         stopped: Vec::new(),
     };
     let mut started: Vec<String> = Vec::new();
@@ -233,6 +236,7 @@ pub fn rollout(
         report.ok = false;
         report.stopped = stop_started(services, &started);
     }
+    report.started = started;
     Ok(report)
 }
 

@@ -43,10 +43,10 @@ pub use tmux::viewer::Watched;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the transport sees of one agent's session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionState {
     /// The agent's session exists and its program has not exited.
     pub alive: bool,

@@ -55,11 +55,15 @@ pub struct AgentView {
     pub runtime_path: Option<String>,
     /// None (or localhost) for this machine.
     pub host: Option<String>,
+    /// The roster's ssh destination (user@host) for an agent elsewhere.
+    pub ssh: Option<String>,
+    /// Whether it runs on the host this roster is viewed from.
+    pub local: bool,
 }
 
 impl AgentView {
     pub fn is_local(&self) -> bool {
-        matches!(self.host.as_deref(), None | Some("localhost" | "local"))
+        self.local
     }
 }
 
@@ -69,17 +73,48 @@ pub struct InstalledRoster {
     pub path: PathBuf,
     pub profile: Profile,
     pub agents: Vec<AgentView>,
+    /// The host this roster is viewed from: its agents are local, the rest
+    /// are reached over ssh.
+    pub host: String,
+}
+
+/// The host a `mosaic-fleet` run acts for: `--host`, else the host the last
+/// install in this home was for (its receipt), else this machine's hostname.
+pub fn fleet_host(layout: &Layout, flag: Option<&str>) -> Result<String, FleetError> {
+    if let Some(host) = flag {
+        if let Some(problem) = crate::host::name_problem(host) {
+            return Err(ProfileError::BadHost {
+                host: host.to_owned(),
+                problem,
+            }
+            .into());
+        }
+        return Ok(host.to_owned());
+    }
+    let installed = crate::receipt::Receipt::load(&layout.receipt())
+        .ok()
+        .flatten()
+        .and_then(|receipt| receipt.host);
+    Ok(installed.unwrap_or_else(crate::host::machine))
 }
 
 impl InstalledRoster {
+    /// The installed roster as seen from [`fleet_host`] without `--host`.
     pub fn load(layout: &Layout) -> Result<InstalledRoster, FleetError> {
+        let host = fleet_host(layout, None)?;
+        InstalledRoster::load_for(layout, &host)
+    }
+
+    /// The installed roster as seen from `host`.
+    pub fn load_for(layout: &Layout, host: &str) -> Result<InstalledRoster, FleetError> {
         let path = layout.target(Path::new(ROSTER_PATH));
         if !path.is_file() {
             return Err(FleetError::NoRoster { path });
         }
         let origin = path.display().to_string();
         let text = crate::profile::read_roster(&path)?;
-        let profile = Profile::parse("installed", &origin, &text)?;
+        let mut profile = Profile::parse("installed", &origin, &text)?;
+        profile.host = host.to_owned();
         let settings = AgentSettings::of(&profile);
         let agents = profile
             .roster
@@ -95,6 +130,7 @@ impl InstalledRoster {
             path,
             profile,
             agents,
+            host: host.to_owned(),
         })
     }
 }
@@ -118,6 +154,8 @@ fn view(
         command: String::new(),
         runtime_path: None,
         host: agent.host.clone(),
+        ssh: agent.ssh.clone(),
+        local: local.is_some(),
     };
     let Some(settings) = local else {
         return out;
@@ -241,7 +279,7 @@ pub enum FleetError {
     Layout(#[from] LayoutError),
     #[error("unknown agent `{name}`; the roster's agents are: {known}")]
     UnknownAgent { name: String, known: String },
-    #[error("agent `{name}` runs on host {host}; reach it there (agent-send.sh -H, or mosaic-fleet on that host)")]
+    #[error("agent `{name}` runs on host {host}: `agent send`, `agent status` and `agent tail` reach it over ssh; for this verb run mosaic-fleet on {host}")]
     RemoteAgent { name: String, host: String },
     #[error("invalid agent name `{name}`: it {problem}")]
     BadName { name: String, problem: String },
@@ -267,6 +305,8 @@ pub enum FleetError {
     },
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
     #[error(transparent)]
     Systemd(#[from] SystemdError),
     #[error("no systemd user manager is reachable ({why}); run later:\n  {}", commands.join("\n  "))]
@@ -309,6 +349,7 @@ impl FleetError {
             | FleetError::Refused(_)
             | FleetError::Canary(_) => 2,
             FleetError::Install(err) => err.exit_code() as u8,
+            FleetError::Remote(err) => err.exit_code(),
             _ => 1,
         }
     }

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod debian;
+pub mod hosts;
 pub mod sandbox;
 
 /// The workspace root (parent of this package).
@@ -48,13 +50,36 @@ pub fn which(tool: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The workspace's target directory (`$CARGO_TARGET_DIR`, else `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// A Python command-line tool (`ansible-playbook`, `ansible-lint`): from the
+/// pinned venv `cargo xtask ci` installs (`target/python-tools`), else from
+/// PATH. Missing, it fails the test under `CI=true` and is a visible
+/// "skipped" otherwise.
+pub fn python_tool(tool: &str, why: &str) -> Option<PathBuf> {
+    let venv = target_dir().join("python-tools/bin").join(tool);
+    if venv.is_file() {
+        return Some(venv);
+    }
+    if let Some(found) = which(tool) {
+        return Some(found);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("`{tool}` is required under CI=true ({why}); `cargo xtask ci` installs it into target/python-tools");
+    }
+    eprintln!("skipped: `{tool}` is not installed ({why}); `cargo xtask ci` installs it");
+    None
+}
+
 /// Path of a binary built from this workspace (`mosaic-install`, ...), built
 /// on demand so that `cargo test -p mosaic-tests` works on its own.
 pub fn workspace_bin(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let bin = target.join("debug").join(name);
+    let bin = target_dir().join("debug").join(name);
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
         let status = Command::new(env!("CARGO"))
@@ -87,6 +112,21 @@ pub fn mosaic_install(home: &Path, world: &TmuxWorld) -> Command {
         .env_remove("MOSAIC_RUNTIME_BIN")
         .env_remove("DBUS_SESSION_BUS_ADDRESS");
     cmd
+}
+
+/// Output bytes as text (lossy), for assertions.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A command's status, stdout and stderr, for a failing assertion.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}stderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
 }
 
 /// The values of the `# key: value` comment lines that head a fixture file

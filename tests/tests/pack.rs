@@ -503,7 +503,9 @@ fn the_real_templates_package_passes_the_check() {
 
 #[test]
 fn dist_artifacts_verify_with_sha256sum() {
-    if !require_tool("sha256sum", "SHA256SUMS is verified with sha256sum -c") {
+    if !require_tool("sha256sum", "SHA256SUMS is verified with sha256sum -c")
+        || !require_tool("dpkg-shlibdeps", "dist builds the .deb with dpkg-dev")
+    {
         return;
     }
     let out_dir = tempfile::tempdir().expect("temp dir");
@@ -527,10 +529,16 @@ fn dist_artifacts_verify_with_sha256sum() {
         .expect("run sha256sum");
     assert_success("sha256sum -c SHA256SUMS", &verify);
     let verified = String::from_utf8_lossy(&verify.stdout);
-    assert_eq!(
-        verified.lines().filter(|l| l.ends_with(": OK")).count(),
-        2,
-        "{verified}"
+    let checked: Vec<&str> = verified
+        .lines()
+        .filter_map(|l| l.strip_suffix(": OK"))
+        .collect();
+    assert_eq!(checked.len(), 3, "{verified}");
+    assert!(
+        checked
+            .iter()
+            .any(|name| name.starts_with("mosaic-install_") && name.ends_with(".deb")),
+        "SHA256SUMS does not cover the .deb: {verified}"
     );
 
     let release = std::fs::read_dir(out_dir.path())

@@ -86,7 +86,7 @@ fn snapshot_profile(label: &str, spec: &str) {
         "roster is the profile's text"
     );
     // Two units, the roster, one env file per local agent.
-    let agents = profile.roster.local_agents().count();
+    let agents = profile.local_agents().count();
     assert_eq!(snapshotted, 3 + agents, "rendered files of {label}");
 }
 

@@ -1,9 +1,11 @@
 //! `cargo xtask ci`: everything CI runs, in the order that fails fastest —
 //! formatting, clippy, the whole test suite (real tmux, real systemd tools,
-//! real npm), the script and unit lint, the packaging check, the
-//! pack-corpus (xtask pack against npm pack on real packages from the
-//! registry) and a sample of the kill-point harness. Missing machine tools
-//! are installed first where that is possible ([`crate::deps`]).
+//! real npm, real sshd, dpkg, lintian and ansible-playbook), the script and
+//! unit lint, the packaging check, the pack-corpus (xtask pack against npm
+//! pack on real packages from the registry) and a sample of the kill-point
+//! harness. Missing machine tools are installed first where that is
+//! possible, and the pinned Python tools into a venv on PATH
+//! ([`crate::deps`]).
 
 use anyhow::Context;
 use xshell::{cmd, Shell};
@@ -15,6 +17,15 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(crate::project_root());
     crate::deps::ensure(&sh).context("installing the tools the tests drive")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::project_root().join("target"));
+    let python = crate::deps::python_tools(&sh, &target)
+        .context("installing ansible-core and ansible-lint")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(python).chain(std::env::split_paths(&path)))
+        .context("put the Python tools on PATH")?;
+    sh.set_var("PATH", path);
     cmd!(sh, "cargo fmt --all --check")
         .run()
         .context("formatting differs: run `cargo fmt --all`")?;

@@ -1,12 +1,19 @@
-//! The machine tools the test suite drives for real (tmux, systemd,
-//! shellcheck, npm, hyperfine, unshare, zsh and fish for the completions,
-//! and rsync for a simulated `mosaic update`), and their Debian packages. `ci`
+//! The machine tools the test suite drives for real, and where they come
+//! from. Debian packages: tmux, systemd, shellcheck, npm, hyperfine,
+//! unshare, strace (the kill-point harness), zsh and fish (completions),
+//! rsync (a simulated `mosaic update`), sshd and the ssh client (the
+//! multi-host tests), dpkg-dev, binutils and lintian (the .deb), sudo and
+//! python3 with venv and apt bindings (the Ansible role's targets). `ci`
 //! installs what is missing when it runs as root with apt-get (a fresh CI
-//! machine); anywhere else it names the command to run. npm must also be
-//! the version `xtask pack` follows (`xtask/npm-version.txt`): CI installs
-//! it with npm itself.
+//! machine); anywhere else it names the command to run. Python tools
+//! (ansible-core, ansible-lint) are pinned and go into a venv under
+//! `target/python-tools` ([`python_tools`]). npm must also be the version
+//! `xtask pack` follows (`xtask/npm-version.txt`): CI installs it with npm
+//! itself.
 
-use anyhow::bail;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 /// (command, Debian package)
@@ -22,7 +29,22 @@ const TOOLS: &[(&str, &str)] = &[
     ("zsh", "zsh"),
     ("fish", "fish"),
     ("rsync", "rsync"),
+    ("sshd", "openssh-server"),
+    ("ssh", "openssh-client"),
+    ("ssh-keygen", "openssh-client"),
+    ("useradd", "passwd"),
+    ("sudo", "sudo"),
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    ("strip", "binutils"),
+    ("lintian", "lintian"),
+    ("python3", "python3"),
 ];
+
+/// Debian packages without a command of their own to look for.
+const LIBRARIES: &[&str] = &["python3-venv", "python3-apt"];
+
+/// The Python tools, pinned: the versions CI tests the role with.
+pub const PYTHON_TOOLS: &[&str] = &["ansible-core==2.19.14", "ansible-lint==26.10.1"];
 
 fn on_path(tool: &str) -> bool {
     which(tool).is_some()
@@ -36,6 +58,13 @@ pub fn which(tool: &str) -> Option<std::path::PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+fn installed(package: &str) -> bool {
+    std::process::Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status}", package])
+        .output()
+        .is_ok_and(|out| out.stdout.ends_with(b"install ok installed"))
+}
+
 /// Debian packages whose commands are missing, deduplicated.
 pub fn missing_packages() -> Vec<&'static str> {
     let mut packages: Vec<&str> = TOOLS
@@ -43,6 +72,7 @@ pub fn missing_packages() -> Vec<&'static str> {
         .filter(|(tool, _)| !on_path(tool))
         .map(|(_, package)| *package)
         .collect();
+    packages.extend(LIBRARIES.iter().filter(|p| !installed(p)));
     if !std::path::Path::new("/usr/lib/systemd/systemd").exists() {
         packages.push("systemd");
     }
@@ -74,6 +104,7 @@ fn ensure_packages(sh: &Shell, root: bool) -> anyhow::Result<()> {
         );
     }
     println!("ci: installing {}", packages.join(" "));
+    let _no_services = NoServiceStarts::new()?;
     cmd!(sh, "apt-get update -qq")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()?;
@@ -127,4 +158,63 @@ fn ensure_pinned_npm(sh: &Shell, root: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// While it lives, a `policy-rc.d` that forbids starting services, so that
+/// installing openssh-server starts no sshd on port 22 (the tests run their
+/// own, on 127.0.0.1 only); a machine's own policy-rc.d is left as it is.
+struct NoServiceStarts(Option<&'static Path>);
+
+impl NoServiceStarts {
+    fn new() -> anyhow::Result<NoServiceStarts> {
+        let path = Path::new("/usr/sbin/policy-rc.d");
+        if path.exists() {
+            return Ok(NoServiceStarts(None));
+        }
+        std::fs::write(
+            path,
+            "#!/bin/sh\n# cargo xtask ci: install packages, start no service\nexit 101\n",
+        )
+        .context("write /usr/sbin/policy-rc.d")?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(NoServiceStarts(Some(path)))
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The venv of [`PYTHON_TOOLS`] under `target/python-tools`, created or
+/// updated when its pins differ; returns its `bin/`.
+pub fn python_tools(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
+    let venv = target_dir.join("python-tools");
+    let stamp = venv.join("pins.txt");
+    let pins = PYTHON_TOOLS.join("\n") + "\n";
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(pins.as_str()) {
+        return Ok(venv.join("bin"));
+    }
+    println!(
+        "ci: installing {} into {}",
+        PYTHON_TOOLS.join(" "),
+        venv.display()
+    );
+    cmd!(sh, "python3 -m venv --clear {venv}")
+        .run()
+        .context("create the Python venv (Debian: apt-get install python3-venv)")?;
+    let pip = venv.join("bin/pip");
+    let tools = PYTHON_TOOLS;
+    cmd!(
+        sh,
+        "{pip} install --quiet --disable-pip-version-check {tools...}"
+    )
+    .run()
+    .context("pip install the pinned Python tools")?;
+    std::fs::write(&stamp, pins).context("record the installed pins")?;
+    Ok(venv.join("bin"))
 }

@@ -4,7 +4,9 @@
 //! `mosaic-install` and `mosaic-fleet` binaries, README,
 //! LICENSE and the `share/` tree of shell completions and man pages from
 //! `completions`, under one top directory; fixed mtimes, owner 0, so it is
-//! reproducible for a given binary), and `SHA256SUMS` in `sha256sum -c` format.
+//! reproducible for a given binary), the Debian package
+//! `mosaic-install_<version>-1_<arch>.deb` ([`crate::deb`]), and
+//! `SHA256SUMS` in `sha256sum -c` format.
 
 use crate::pack::{self, Packed};
 use anyhow::{bail, Context, Result};
@@ -12,46 +14,47 @@ use sha2::Digest as _;
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
+/// Where artifacts go and which binaries they carry (`dist` and `deb`).
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Build {
     /// Where the artifacts go [default: dist/].
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// Package this already-built `mosaic-install` (and the `mosaic-fleet`
     /// beside it) instead of running `cargo build --release -p mosaic-install`.
     #[arg(long, value_name = "FILE")]
-    binary: Option<PathBuf>,
+    pub binary: Option<PathBuf>,
+}
+
+impl Build {
+    /// The output directory, a shell in the workspace root and its metadata.
+    pub fn start(&self) -> Result<(PathBuf, Shell, CargoMetadata)> {
+        let root = crate::project_root();
+        let out_dir = self.out_dir.clone().unwrap_or_else(|| root.join("dist"));
+        let sh = Shell::new().context("create a shell")?;
+        sh.change_dir(&root);
+        let metadata = CargoMetadata::read(&sh)?;
+        Ok((out_dir, sh, metadata))
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    build: Build,
+    /// Skip the Debian package (for machines without dpkg-dev).
+    #[arg(long)]
+    no_deb: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let root = crate::project_root();
-    let out_dir = args.out_dir.unwrap_or_else(|| root.join("dist"));
-    let sh = Shell::new().context("create a shell")?;
-    sh.change_dir(&root);
+    let (out_dir, sh, metadata) = args.build.start()?;
 
     let packed = Packed::new(&root.join("templates"))?;
     let package = packed.write(&out_dir)?;
 
-    let metadata = CargoMetadata::read(&sh)?;
-    let binary = match args.binary {
-        Some(binary) => binary,
-        None => {
-            cmd!(sh, "cargo build --release -p mosaic-install")
-                .run()
-                .context("build the release binary")?;
-            metadata
-                .target_directory
-                .join("release")
-                .join("mosaic-install")
-        }
-    };
-    let fleet = binary.with_file_name("mosaic-fleet");
-    if !fleet.is_file() {
-        bail!(
-            "{} is missing: mosaic-fleet ships beside mosaic-install (build both with cargo build --release -p mosaic-install)",
-            fleet.display()
-        );
-    }
+    let (binary, fleet) = binaries(&sh, &metadata, args.build.binary)?;
     let target = host_triple(&sh)?;
     let name = format!("mosaic-install-{}-{target}", metadata.installer_version);
     let release = out_dir.join(format!("{name}.tar.gz"));
@@ -73,35 +76,87 @@ pub fn run(args: Args) -> Result<()> {
             .map(|(path, rel)| (path.as_path(), rel.as_str(), 0o644)),
     );
     write_release_archive(&release, &name, &files)?;
+    let mut artifacts = vec![package, release];
+    if !args.no_deb {
+        let share_files: Vec<PathBuf> = generated
+            .iter()
+            .map(|(_, rel)| PathBuf::from(rel))
+            .collect();
+        let inputs = crate::deb::Inputs {
+            metadata: &metadata,
+            binaries: [binary.as_path(), fleet.as_path()],
+            share: share.path(),
+            share_files: &share_files,
+            license: &license,
+        };
+        artifacts.push(crate::deb::build(&sh, &inputs, &out_dir).context("build the .deb")?);
+    }
 
-    let sums = write_sha256sums(&out_dir, &[&package, &release])?;
-    for artifact in [&package, &release, &sums] {
+    let listed: Vec<&Path> = artifacts.iter().map(PathBuf::as_path).collect();
+    let sums = write_sha256sums(&out_dir, &listed)?;
+    for artifact in artifacts.iter().chain([&sums]) {
         println!("{}", artifact.display());
     }
     Ok(())
 }
 
+/// `mosaic-install` and the `mosaic-fleet` beside it: `given`, else the
+/// release build (built now).
+pub fn binaries(
+    sh: &Shell,
+    metadata: &CargoMetadata,
+    given: Option<PathBuf>,
+) -> Result<(PathBuf, PathBuf)> {
+    let binary = match given {
+        Some(binary) => binary,
+        None => {
+            cmd!(sh, "cargo build --release -p mosaic-install")
+                .run()
+                .context("build the release binary")?;
+            metadata
+                .target_directory
+                .join("release")
+                .join("mosaic-install")
+        }
+    };
+    let fleet = binary.with_file_name("mosaic-fleet");
+    if !fleet.is_file() {
+        bail!(
+            "{} is missing: mosaic-fleet ships beside mosaic-install (build both with cargo build --release -p mosaic-install)",
+            fleet.display()
+        );
+    }
+    Ok((binary, fleet))
+}
+
 /// What `cargo metadata` says about the workspace.
-struct CargoMetadata {
-    installer_version: String,
+pub struct CargoMetadata {
+    pub installer_version: String,
+    pub repository: String,
     target_directory: PathBuf,
 }
 
 impl CargoMetadata {
-    fn read(sh: &Shell) -> Result<CargoMetadata> {
+    pub fn read(sh: &Shell) -> Result<CargoMetadata> {
         let json = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
             .quiet()
             .read()
             .context("run cargo metadata")?;
         let metadata: serde_json::Value =
             serde_json::from_str(&json).context("parse cargo metadata")?;
-        let installer_version = metadata["packages"]
+        let installer = metadata["packages"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|p| p["name"] == "mosaic-install")
-            .and_then(|p| p["version"].as_str())
-            .context("cargo metadata lists no mosaic-install package")?
+            .context("cargo metadata lists no mosaic-install package")?;
+        let installer_version = installer["version"]
+            .as_str()
+            .context("mosaic-install has no version")?
+            .to_owned();
+        let repository = installer["repository"]
+            .as_str()
+            .context("mosaic-install has no repository (the package's Homepage)")?
             .to_owned();
         let target_directory = metadata["target_directory"]
             .as_str()
@@ -109,6 +164,7 @@ impl CargoMetadata {
             .into();
         Ok(CargoMetadata {
             installer_version,
+            repository,
             target_directory,
         })
     }

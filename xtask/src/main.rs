@@ -8,6 +8,7 @@ mod canary;
 mod ci;
 mod completions;
 mod crash;
+mod deb;
 mod deps;
 mod dist;
 mod known_hashes;
@@ -41,8 +42,10 @@ enum Task {
     Pack(pack::Args),
     /// xtask pack against npm pack on the pinned real packages of xtask/pack-corpus.txt.
     PackCorpus(pack_corpus::Args),
-    /// Release artifacts in dist/: the npm-style .tgz, the binary archive, SHA256SUMS.
+    /// Release artifacts in dist/: the npm-style .tgz, the binary archive, the .deb, SHA256SUMS.
     Dist(dist::Args),
+    /// The Debian package alone (mosaic-install_<version>-1_<arch>.deb), as dist builds it.
+    Deb(dist::Build),
     /// The canary rollout end to end against a real systemd user manager (sandboxed; --live: yours).
     Canary(canary::Args),
     /// Shell completions (bash, zsh, fish) and man pages for mosaic-install and mosaic-fleet.
@@ -64,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Task::Pack(args) => pack::run(args),
         Task::PackCorpus(args) => pack_corpus::run(args),
         Task::Dist(args) => dist::run(args),
+        Task::Deb(args) => deb::run(args),
         Task::Bench(args) => bench::run(args),
         Task::Completions(args) => completions::run(args),
         Task::Canary(args) => canary::run(args),

@@ -48,8 +48,11 @@ pub enum FleetVerb {
     /// One row per agent: unit state, session, command, idle time, restarts; exit 1 when something is down.
     Status {
         /// Redraw every 2 seconds until interrupted.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "hosts")]
         watch: bool,
+        /// Every host of the roster, asked in parallel (the others over ssh); a host that does not answer is shown as unreachable.
+        #[arg(long)]
+        hosts: bool,
     },
 }
 

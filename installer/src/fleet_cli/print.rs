@@ -5,6 +5,7 @@
 
 use std::io::{self, Write};
 
+use crate::remote::HostsReport;
 use crate::report::print_json;
 use crate::rollout::RolloutReport;
 use crate::verbs::agent::{ResetMethod, ResetReport, UnitActionReport};
@@ -325,6 +326,80 @@ pub fn reset(out: &mut dyn Write, report: &ResetReport, json: bool) -> io::Resul
             report.agent, report.outcome
         ),
     }
+}
+
+/// A remote `mosaic-fleet`'s output, byte for byte; returns its exit code.
+pub fn verbatim(relayed: &crate::remote::Verbatim) -> u8 {
+    let _ = std::io::stdout().write_all(&relayed.stdout);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(&relayed.stderr);
+    relayed.code
+}
+
+/// `fleet status --hosts`: one table over every host; a host without a
+/// status gets one row saying why, below the table in full.
+pub fn hosts_status(out: &mut dyn Write, report: &HostsReport, json: bool) -> io::Result<()> {
+    if json {
+        return print_json(out, report);
+    }
+    let mut rows = Vec::new();
+    for host in &report.hosts {
+        match &host.status {
+            Some(status) => {
+                let holder = if status.holder_up { "up" } else { "down" };
+                rows.push(vec![
+                    host.host.clone(),
+                    format!("({})", status.holder_session),
+                    unit_cell(status.holder_unit.as_ref()),
+                    holder.into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                for agent in &status.agents {
+                    let mut row = vec![host.host.clone()];
+                    row.extend(agent_row(agent));
+                    rows.push(row);
+                }
+            }
+            None => {
+                let state = if host.unreachable {
+                    "unreachable"
+                } else {
+                    "no answer"
+                };
+                let mut row = vec![host.host.clone(), "-".into(), "-".into(), state.into()];
+                row.extend(["-".into(), "-".into(), "-".into()]);
+                rows.push(row);
+            }
+        }
+    }
+    table(
+        out,
+        &[
+            "HOST", "AGENT", "UNIT", "SESSION", "COMMAND", "IDLE", "RESTARTS",
+        ],
+        &rows,
+    )?;
+    for host in &report.hosts {
+        if let Some(why) = &host.error {
+            let state = if host.unreachable {
+                "unreachable"
+            } else {
+                "no answer"
+            };
+            let via = host.ssh.as_deref().unwrap_or("-");
+            writeln!(out, "{}: {state} (ssh {via}): {why}", host.host)?;
+        }
+        if let Some(why) = host.status.as_ref().and_then(|s| s.systemd_error.as_ref()) {
+            writeln!(
+                out,
+                "{}: unit states unknown: no systemd user manager answered ({why})",
+                host.host
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub fn tail(out: &mut dyn Write, agent: &str, text: &str, json: bool) -> io::Result<()> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::send::{short_hostname, source_label, with_preamble};
+use super::send::{source_label, with_preamble};
 use super::{AgentView, Fleet, FleetError};
 use crate::systemd::agent_unit;
 use crate::transport::{Delivery, SubmitOptions, Watched};
@@ -149,7 +149,7 @@ pub fn reset(
         });
     }
     let restarted = unit_action(fleet, name, UnitAction::Restart, timeout)?;
-    let host = short_hostname();
+    let host = crate::host::short(&fleet.roster.host).to_owned();
     let text = with_preamble(&source_label(fleet, &host), &host, &agent.name, KICK_START);
     let delivery = fleet.transport.deliver(&agent.name, &text, options)?;
     Ok(ResetReport {

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::units::UnitState;
 use super::{AgentView, Fleet, FleetError};
@@ -16,7 +16,7 @@ use crate::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
 use crate::transport::SessionState;
 
 /// One agent's row of `status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentStatus {
     pub name: String,
     /// None when no service manager answered.
@@ -31,7 +31,7 @@ impl AgentStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusReport {
     /// Where the fleet lives: `tmux -L mosaic-fleet`.
     pub transport: String,

@@ -134,11 +134,13 @@ fn follow(
 /// Install with the roster edited by `edit` (under the lock).
 fn install_edit(
     layout: &Layout,
+    host: &str,
     command: String,
     also_replace: Vec<PathBuf>,
     edit: impl Fn(Option<&Profile>) -> Result<String, FleetError> + Send + Sync + 'static,
 ) -> Result<InstallReport, FleetError> {
     let mut opts = InstallOptions::new(layout.clone());
+    opts.host = Some(host.to_owned());
     opts.roster = RosterSource::Edit(RosterEdit {
         command,
         also_replace,
@@ -159,12 +161,14 @@ pub fn init(
     services: &dyn FleetServices,
     spec: &str,
     force: bool,
+    host: &str,
 ) -> Result<MembershipReport, FleetError> {
     let profile = Profile::resolve(spec, &crate::bundle::Bundle::embedded())?;
     let roster = layout.target(Path::new(ROSTER_PATH));
     let text = profile.text.clone();
     let report = install_edit(
         layout,
+        host,
         format!("fleet init --profile {spec}"),
         Vec::new(),
         {
@@ -194,6 +198,7 @@ pub fn add(fleet: &Fleet<'_>, agent: &NewAgent) -> Result<MembershipReport, Flee
     let new = agent.clone();
     let report = install_edit(
         &fleet.layout,
+        &fleet.roster.host,
         format!("agent add {}", agent.name),
         Vec::new(),
         move |installed| {
@@ -223,6 +228,7 @@ pub fn remove(fleet: &Fleet<'_>, name: &str, purge: bool) -> Result<MembershipRe
     let target = agent.clone();
     let report = install_edit(
         &fleet.layout,
+        &fleet.roster.host,
         format!("agent remove {agent}"),
         if purge {
             vec![agent_env_path(&agent)]

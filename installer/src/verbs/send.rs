@@ -83,19 +83,9 @@ pub fn prepare_body(body: &str) -> Result<String, FleetError> {
     Ok(body.to_owned())
 }
 
-/// This host's short name (up to the first dot), as the scripts print it.
+/// This machine's short name (up to the first dot), as the scripts print it.
 pub fn short_hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // within it or truncates, and we read up to the first NUL only.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let name = if ok {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "localhost".to_owned()
-    };
-    name.split('.').next().unwrap_or("localhost").to_owned()
+    crate::host::short(&crate::host::machine()).to_owned()
 }
 
 /// `<src_host>:<src_session>`: the caller's session on the transport when
@@ -116,7 +106,7 @@ pub fn send(fleet: &Fleet<'_>, request: &SendRequest) -> Result<SendReport, Flee
         Recipients::All => fleet.local_names(),
     };
     let body = prepare_body(&request.body)?;
-    let host = short_hostname();
+    let host = crate::host::short(&fleet.roster.host).to_owned();
     let source = request
         .source
         .clone()

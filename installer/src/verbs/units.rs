@@ -4,7 +4,7 @@
 //! --user` answers for every unit in one `systemctl show`, which is what
 //! keeps `fleet status` of a hundred agents one process, not four hundred.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::systemd::{ServiceManager, SystemctlUser, SystemdError};
 
@@ -17,7 +17,7 @@ const PROPERTIES: [&str; 5] = [
 ];
 
 /// One unit as the service manager sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitState {
     pub unit: String,
     /// `active`, `inactive`, `failed`, `activating`, ...
