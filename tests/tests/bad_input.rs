@@ -14,8 +14,9 @@ use mosaic_tests::{
 };
 
 /// The rules of issue 2 ("Bad input"), one fixture each; a missing file fails.
-/// `socket-dot-dot` is beyond the issue's list: `tmux -L ..` names a directory.
-const RULES: [&str; 28] = [
+/// `socket-dot-dot` is beyond the issue's list: `tmux -L ..` names a directory;
+/// the `ready-pattern-*` and `input-*` rules are issue 11's roster additions.
+const RULES: [&str; 31] = [
     "malformed-yaml",
     "not-utf8",
     "version-not-1",
@@ -44,6 +45,9 @@ const RULES: [&str; 28] = [
     "newline-in-value",
     "nul-in-value",
     "control-char-in-command",
+    "ready-pattern-invalid",
+    "ready-pattern-matches-empty",
+    "input-unknown",
 ];
 
 fn bad_fixtures() -> Vec<PathBuf> {
