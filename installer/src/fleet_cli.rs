@@ -2,8 +2,9 @@
 //! and dispatch to [`crate::verbs`]. The verbs and flags are the ones the
 //! Mosaic CLI teaches (`fleet …`, `agent …`); output lives in
 //! [`print`], and this module only wires flags to verbs and reports to exit
-//! codes: 0 done or healthy, 1 a check failed or a message stayed a draft,
-//! 2 bad input, 3 the agent is down.
+//! codes: 0 done or healthy, 1 a check failed or a message stayed a draft
+//! (or its submit is unconfirmed), 2 bad input, 3 the agent is down, 5 the
+//! agent's program is not ready, 6 the agent is busy with other senders.
 
 mod args;
 mod print;
@@ -16,16 +17,17 @@ use std::time::Duration;
 
 use clap::Parser;
 
-pub use args::{AddArgs, AgentVerb, Command, FleetVerb, SendArgs, UnitArgs, WaitArgs};
+pub use args::{
+    AddArgs, AgentVerb, Command, FleetVerb, ReadyArgs, ReadyUnitArgs, SendArgs, UnitArgs, WaitArgs,
+};
 
 use crate::cli::GlobalArgs;
 use crate::layout::Layout;
 use crate::systemd::SystemctlUser;
 use crate::transport::tmux::TmuxTransport;
-use crate::transport::SubmitOptions;
-use crate::verbs::agent::{self, UnitAction};
+use crate::verbs::agent::{self, UnitAction, Waits};
 use crate::verbs::roster_edit::NewAgent;
-use crate::verbs::send::{self, Recipients, SendRequest};
+use crate::verbs::send::{self, Recipients, SendOptions, SendRequest};
 use crate::verbs::units::{DetachedServices, FleetServices};
 use crate::verbs::{fleet, membership, Fleet, FleetError, InstalledRoster};
 
@@ -147,9 +149,12 @@ fn run_fleet(fleet: &Fleet<'_>, verb: FleetVerb, json: bool) -> Result<u8, Fleet
 }
 
 fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, FleetError> {
-    let unit = |args: UnitArgs, action| {
-        let timeout = Duration::from_secs(args.wait.timeout);
-        let report = agent::unit_action(fleet, &args.name, action, timeout)?;
+    let unit = |args: UnitArgs, ready: u64, action| {
+        let waits = Waits {
+            session: Duration::from_secs(args.wait.timeout),
+            ready: Duration::from_secs(ready),
+        };
+        let report = agent::unit_action(fleet, &args.name, action, waits)?;
         print::unit_action(&report, json);
         Ok(if report.ok { 0 } else { 1 })
     };
@@ -163,9 +168,9 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
             print::status(&report, json);
             Ok(if report.healthy() { 0 } else { 1 })
         }
-        AgentVerb::Start(args) => unit(args, UnitAction::Start),
-        AgentVerb::Stop(args) => unit(args, UnitAction::Stop),
-        AgentVerb::Restart(args) => unit(args, UnitAction::Restart),
+        AgentVerb::Start(args) => unit(args.unit, args.ready.ready_timeout, UnitAction::Start),
+        AgentVerb::Stop(args) => unit(args, 0, UnitAction::Stop),
+        AgentVerb::Restart(args) => unit(args.unit, args.ready.ready_timeout, UnitAction::Restart),
         AgentVerb::Add(args) => {
             let new = NewAgent {
                 name: args.name,
@@ -185,10 +190,19 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
             Ok(0)
         }
         AgentVerb::Send(args) => run_send(fleet, args, json),
-        AgentVerb::Reset { name, new, wait } => {
-            let report = agent::reset(fleet, &name, new, Duration::from_secs(wait.timeout))?;
+        AgentVerb::Reset {
+            name,
+            new,
+            wait,
+            ready,
+        } => {
+            let waits = Waits {
+                session: Duration::from_secs(wait.timeout),
+                ready: Duration::from_secs(ready.ready_timeout),
+            };
+            let report = agent::reset(fleet, &name, new, waits)?;
             print::reset(&report, json);
-            Ok(exit_for(report.outcome))
+            Ok(report.delivery.exit_code())
         }
         AgentVerb::Tail { name, lines } => {
             let text = agent::tail(fleet, &name, lines)?;
@@ -210,14 +224,6 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
     }
 }
 
-fn exit_for(outcome: &str) -> u8 {
-    match outcome {
-        "ACCEPTED" => 0,
-        "DRAFT" => 1,
-        _ => 3,
-    }
-}
-
 fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetError> {
     let body = match (args.message, &args.file) {
         (Some(text), _) => text,
@@ -235,8 +241,12 @@ fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetEr
         },
         body,
         source: args.source,
-        options: SubmitOptions {
+        options: SendOptions {
             attempts: args.attempts,
+            ready_timeout: Duration::from_secs(args.ready.ready_timeout),
+            lock_wait: Duration::from_secs(args.wait),
+            sanitize: args.sanitize,
+            lines: args.lines,
         },
     };
     let report = send::send(fleet, &request)?;

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use crate::report::print_json;
 use crate::rollout::RolloutReport;
+use crate::transport::{Delivery, Readiness};
 use crate::verbs::agent::{ResetMethod, ResetReport, UnitActionReport};
 use crate::verbs::fleet::{AgentStatus, StatusReport, StopReport, VerifyReport};
 use crate::verbs::membership::MembershipReport;
@@ -211,8 +212,20 @@ pub fn unit_action(report: &UnitActionReport, json: bool) {
         "gone"
     };
     let verdict = if report.ok { "" } else { " (not as expected)" };
+    let ready = match &report.readiness {
+        None => String::new(),
+        Some(Readiness::Ready { waited_ms }) => {
+            format!(
+                ", ready for input after {:.1} s",
+                *waited_ms as f64 / 1000.0
+            )
+        }
+        Some(Readiness::NotReady { why } | Readiness::Down { why }) => {
+            format!(", NOT-READY: {why}")
+        }
+    };
     println!(
-        "{} {}: session {} {session}{verdict}",
+        "{} {}: session {} {session}{ready}{verdict}",
         report.action.verb(),
         report.unit,
         report.agent
@@ -260,15 +273,30 @@ pub fn send(report: &SendReport, verify: bool, json: bool) {
     for result in &report.results {
         match (&result.delivery, verify) {
             (_, true) => println!("{}: {}", result.agent, result.outcome),
-            (crate::transport::Delivery::Accepted { enters }, false) => {
-                println!("delivered to {} ({enters} Enter)", result.agent)
+            (
+                Delivery::Accepted {
+                    enters,
+                    submissions,
+                },
+                false,
+            ) => {
+                let parts = if *submissions > 1 {
+                    format!("{submissions} submissions, ")
+                } else {
+                    String::new()
+                };
+                println!("delivered to {} ({parts}{enters} Enter)", result.agent)
             }
-            (crate::transport::Delivery::Draft { enters }, false) => eprintln!(
-                "mosaic-fleet: {}: DRAFT: the message is still unsubmitted after {enters} Enter presses",
-                result.agent
+            (other, false) => eprintln!(
+                "mosaic-fleet: {}: {}: {}",
+                result.agent,
+                result.outcome,
+                other.why().unwrap_or_default()
             ),
-            (crate::transport::Delivery::Down { why }, false) => {
-                eprintln!("mosaic-fleet: {}: DOWN: {why}", result.agent)
+        }
+        if verify {
+            if let Some(why) = result.delivery.why() {
+                eprintln!("mosaic-fleet: {}: {}: {why}", result.agent, result.outcome);
             }
         }
     }
@@ -289,6 +317,9 @@ pub fn reset(report: &ResetReport, json: bool) {
             "reset {}: restarted its unit, kick-start message {}",
             report.agent, report.outcome
         ),
+    }
+    if let Some(why) = report.delivery.why() {
+        eprintln!("mosaic-fleet: {}: {}: {why}", report.agent, report.outcome);
     }
 }
 
