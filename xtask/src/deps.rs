@@ -1,5 +1,6 @@
 //! The machine tools the test suite drives for real (tmux, systemd,
-//! shellcheck, npm, hyperfine, unshare, and zsh and fish for the completions), and their Debian packages. `ci`
+//! shellcheck, npm, hyperfine, unshare, flock for the messaging scripts'
+//! send queue, and zsh and fish for the completions), and their Debian packages. `ci`
 //! installs what is missing when it runs as root with apt-get (a fresh CI
 //! machine); anywhere else it names the command to run.
 
@@ -13,6 +14,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("systemd-analyze", "systemd"),
     ("systemctl", "systemd"),
     ("unshare", "util-linux"),
+    ("flock", "util-linux"),
     ("npm", "npm"),
     ("hyperfine", "hyperfine"),
     ("zsh", "zsh"),
