@@ -87,6 +87,7 @@ pub enum AgentVerb {
         purge: bool,
     },
     /// Send a message with the addressing preamble: once the agent is free and ready, one paste and a verified Enter.
+    #[command(after_help = SEND_OUTCOMES)]
     Send(SendArgs),
     /// Clear the agent's conversation with its runtime's reset_command, else restart it and send a kick-start message.
     Reset {
@@ -114,6 +115,19 @@ pub enum AgentVerb {
         read_only: bool,
     },
 }
+
+/// The outcomes of `agent send` and their exit codes, for its --help.
+const SEND_OUTCOMES: &str = "\
+Outcomes (printed with --verify; the exit code is the same without it):
+  ACCEPTED     0  the text left the input line and the pane changed
+  DRAFT        1  the text is still on the input line after every Enter attempt
+  UNCONFIRMED  1  the paste never showed (Enter was not pressed), or the pane went blank
+  DOWN         3  no session, or its program exited
+  NOT-READY    5  the program was not ready within --ready-timeout; nothing typed
+  BUSY         6  other senders held the agent longer than --wait; nothing typed
+Refused before anything is typed, exit 2: an empty message, one over 64 KiB, control
+characters (unless --sanitize), and for `input: lines` runtimes a line over 4095 bytes
+or several lines without --lines.";
 
 #[derive(Args, Debug)]
 pub struct UnitArgs {
