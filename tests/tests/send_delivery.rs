@@ -146,6 +146,56 @@ fn a_long_paste_shown_as_a_summary_is_submitted_once_whole() {
 }
 
 #[test]
+fn a_tui_that_draws_its_input_line_away_from_the_cursor_gets_each_message_once() {
+    let Some(fx) = world() else { return };
+    started(&fx, "parked");
+    let long: String = (1..=30).map(|n| format!("line {n} ✓\n")).collect();
+
+    let short = fx.run(&["agent", "send", "parked", "--verify", "-m", "hi"]);
+    let many = fx.run(&["agent", "send", "parked", "--verify", "-m", &long]);
+
+    assert_eq!(stdout(&short), "parked: ACCEPTED\n", "{}", stderr(&short));
+    assert_eq!(stdout(&many), "parked: ACCEPTED\n", "{}", stderr(&many));
+    assert_eq!(
+        settled(&fx, "parked"),
+        [
+            format!("{}hi", preamble("parked")),
+            format!("{}{}", preamble("parked"), long.trim_end()),
+        ]
+    );
+}
+
+#[test]
+fn a_tui_that_never_takes_enter_is_a_draft_even_with_its_cursor_elsewhere() {
+    let Some(fx) = world() else { return };
+    started(&fx, "stuck");
+
+    let out = fx.run(&[
+        "agent",
+        "send",
+        "stuck",
+        "--verify",
+        "-r",
+        "2",
+        "-m",
+        "stays put",
+    ]);
+
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "stuck: DRAFT\n");
+    assert!(
+        fx.pane_text("stuck").contains("stays put"),
+        "{}",
+        fx.pane_text("stuck")
+    );
+    assert!(
+        fx.submissions("stuck").is_empty(),
+        "{:?}",
+        fx.submissions("stuck")
+    );
+}
+
+#[test]
 fn every_control_character_is_refused_and_nothing_is_typed() {
     let Some(fx) = world() else { return };
     started(&fx, "tui");

@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! stand-in-tui --log FILE [--slow-start SECS] [--flush-at-start]
-//!              [--keep-after-enter MS] [--summarise-over CHARS]
+//!              [--keep-after-enter MS] [--summarise-over CHARS] [--park-cursor]
+//!              [--ignore-enter]
 //! ```
 //!
 //! - `--slow-start SECS`: stay in line mode (the terminal's own echo and
@@ -20,6 +21,12 @@
 //!   for MS (busy) before clearing it; keys pressed meanwhile wait.
 //! - `--summarise-over CHARS`: show a paste longer than CHARS characters as
 //!   `[Pasted text #K +L lines]` instead of its text.
+//! - `--park-cursor`: draw a status line under the input line and leave the
+//!   terminal's cursor on the row below it, as ink-based TUIs do (they hide
+//!   the cursor and draw their own caret): the input line is then not the
+//!   cursor's row.
+//! - `--ignore-enter`: never submit (a program that is not taking input):
+//!   whatever is typed stays on the input line.
 //!
 //! It prints `stand-in TUI ready` once it reads keys.
 
@@ -34,6 +41,8 @@ struct Options {
     flush_at_start: bool,
     keep_after_enter: Duration,
     summarise_over: Option<usize>,
+    park_cursor: bool,
+    ignore_enter: bool,
 }
 
 fn options() -> Options {
@@ -43,6 +52,8 @@ fn options() -> Options {
         flush_at_start: false,
         keep_after_enter: Duration::ZERO,
         summarise_over: None,
+        park_cursor: false,
+        ignore_enter: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -58,6 +69,8 @@ fn options() -> Options {
                 options.keep_after_enter = Duration::from_millis(number(&value()) as u64)
             }
             "--summarise-over" => options.summarise_over = Some(number(&value()) as usize),
+            "--park-cursor" => options.park_cursor = true,
+            "--ignore-enter" => options.ignore_enter = true,
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -95,6 +108,8 @@ struct Tui {
     /// The summary shown for the input up to `summary_end`.
     summary: Option<(String, usize)>,
     parse: Parse,
+    /// With --park-cursor: a frame (input line, status line) is on screen.
+    framed: bool,
 }
 
 fn main() {
@@ -118,6 +133,7 @@ fn main() {
         pastes: 0,
         summary: None,
         parse: Parse::Text,
+        framed: false,
     };
     tui.render();
     let mut buf = [0u8; 4096];
@@ -160,9 +176,7 @@ fn take_keyboard(flush: bool) {
 }
 
 fn print(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.replace('\n', "\r\n").as_bytes());
-    let _ = out.flush();
+    write(&text.replace('\n', "\r\n"));
 }
 
 impl Tui {
@@ -185,6 +199,7 @@ impl Tui {
                 other => self.input.push(other),
             },
             Parse::Text => match byte {
+                b'\r' | b'\n' if self.options.ignore_enter => {}
                 b'\r' | b'\n' => self.submit(),
                 0x7f | 0x08 => {
                     while let Some(last) = self.input.pop() {
@@ -233,16 +248,25 @@ impl Tui {
         let _ = self.log.flush();
         std::thread::sleep(self.options.keep_after_enter);
         let last = text.rsplit('\n').next().unwrap_or("");
-        print(&format!(
-            "\r\x1b[K• {}\n",
-            tail(last, width().saturating_sub(4))
-        ));
+        let entry = format!("• {}\r\n", tail(last, width().saturating_sub(4)));
+        write(&format!("{}{entry}", self.clear_frame()));
+        self.framed = false;
         self.input.clear();
         self.summary = None;
     }
 
-    /// The input line: `> `, then `[+N lines] ` and the end of the last line.
-    fn render(&self) {
+    /// What puts the cursor back at the start of the input line, cleared
+    /// from there to the end of the screen.
+    fn clear_frame(&self) -> &'static str {
+        match (self.options.park_cursor, self.framed) {
+            (true, true) => "\x1b[2A\r\x1b[J",
+            _ => "\r\x1b[K",
+        }
+    }
+
+    /// The input line: `> `, then `[+N lines] ` and the end of the last line
+    /// (and, with --park-cursor, the status line and the parked cursor).
+    fn render(&mut self) {
         let room = width().saturating_sub(4);
         let line = match &self.summary {
             Some((summary, end)) => {
@@ -264,10 +288,20 @@ impl Tui {
                 format!("{more}{}", tail(last, room.saturating_sub(more.len())))
             }
         };
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(format!("\r\x1b[K> {line}").as_bytes());
-        let _ = out.flush();
+        let status = if self.options.park_cursor {
+            "\r\n  ? for shortcuts\r\n"
+        } else {
+            ""
+        };
+        write(&format!("{}> {line}{status}", self.clear_frame()));
+        self.framed = true;
     }
+}
+
+fn write(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 /// The end of `text` that fits in `room` columns (wide characters count 2,

@@ -1,8 +1,10 @@
 //! What delivery reads from an agent's pane: the cursor, the input line
 //! (the logical line under the cursor, wrapped rows joined) and the visible
-//! screen. Decisions about drafts look at the input line only, never at
-//! the transcript rows above it: a line reader's echo of what it already
-//! took sits right above the cursor and must not count as a draft.
+//! screen. Decisions about drafts look at the input region only: the input
+//! line, and the rows a paste changed (a program may draw its input box
+//! away from the cursor, as programs that park the cursor under their
+//! status line do). Never at other transcript rows: a line reader's echo of
+//! what it already took sits right above the cursor and is no draft.
 
 use super::TmuxTransport;
 use crate::transport::TransportError;
@@ -69,6 +71,34 @@ impl PaneView {
     pub(super) fn blank(&self) -> bool {
         self.screen.trim().is_empty()
     }
+
+    /// The screen's rows.
+    fn rows(&self) -> Vec<&str> {
+        self.screen.lines().collect()
+    }
+
+    /// Indices of the rows that differ from `other`'s.
+    pub(super) fn changed_rows(&self, other: &PaneView) -> Vec<usize> {
+        let (mine, theirs) = (self.rows(), other.rows());
+        (0..mine.len().max(theirs.len()))
+            .filter(|&i| mine.get(i) != theirs.get(i))
+            .collect()
+    }
+
+    /// Whether `rows` read the same here as in `other`.
+    pub(super) fn same_rows(&self, other: &PaneView, rows: &[usize]) -> bool {
+        let (mine, theirs) = (self.rows(), other.rows());
+        rows.iter().all(|&i| mine.get(i) == theirs.get(i))
+    }
+
+    /// How often `marker` shows on the screen (rows joined, so that a
+    /// marker wrapped by the terminal counts).
+    pub(super) fn marker_count(&self, marker: &str) -> usize {
+        if marker.is_empty() {
+            return 0;
+        }
+        self.screen.replace('\n', "").matches(marker).count()
+    }
 }
 
 /// The logical line that ends on row `row`: the rows from three above it
@@ -97,4 +127,43 @@ fn input_line(socket: &str, pane: &str, row: u32) -> Result<Option<String>, Tran
     // cursor row stays the (empty) last line instead of the row above it.
     let text = text.strip_suffix('\n').unwrap_or(&text);
     Ok(Some(text.rsplit('\n').next().unwrap_or("").to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(cursor: (u32, u32), line: &str, screen: &str) -> PaneView {
+        PaneView {
+            cursor,
+            input_line: line.to_owned(),
+            screen: screen.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_input_region_is_the_rows_a_paste_changed() {
+        let before = view((0, 3), "", "old\n> \n  ? help\n\n");
+        let pasted = view((0, 3), "", "old\n> [p] hello\n  ? help\n\n");
+        assert_eq!(pasted.changed_rows(&before), [1]);
+        let region = pasted.changed_rows(&before);
+        // Taken: the input row is back to the prompt, the transcript grew.
+        let taken = view((0, 3), "", "• [p] hello\n> \n  ? help\n\n");
+        assert!(!taken.same_rows(&pasted, &region));
+        // Another row changing (a clock) leaves the region as pasted.
+        let ticking = view((0, 3), "", "old\n> [p] hello\n  ? help 12:01\n\n");
+        assert!(ticking.same_rows(&pasted, &region) && ticking.same_input(&pasted));
+    }
+
+    #[test]
+    fn markers_are_counted_across_wrapped_rows() {
+        let screen = view(
+            (0, 0),
+            "",
+            "xx the end of the me\nssage xx\nthe end of the message\n",
+        );
+        assert_eq!(screen.marker_count("end of the message"), 2);
+        assert_eq!(screen.marker_count(""), 0);
+        assert!(view((0, 0), "", " \n\n").blank());
+    }
 }

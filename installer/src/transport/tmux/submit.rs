@@ -2,17 +2,20 @@
 //! named buffer (`load-buffer -b NAME -`, from stdin, so no size or quoting
 //! limits of a command line) and is pasted and the buffer deleted
 //! (`paste-buffer -d`, bracketed with `-p` for programs that take a paste).
-//! Enter is pressed once the paste shows on the input line, and again only
-//! while the text still sits there after a long wait.
+//! Enter is pressed once the paste shows in the input region, and again
+//! only while the text still sits there after a long wait.
 //!
 //! Fail closed, and never press Enter on an empty input line:
-//! - the paste never shows on the input line → `UNCONFIRMED`, no Enter (a
-//!   program that lost the text would take Enter as an empty submission);
-//! - after Enter, the text has left the input line and the pane changed →
-//!   `ACCEPTED`; the pane went blank → `UNCONFIRMED`;
-//! - the text (or the input line exactly as the paste left it, for programs
-//!   that show a long paste as a summary) is still there → Enter again,
-//!   after 2 s, 4 s, 6 s...; still there after the last → `DRAFT`.
+//! - the paste never shows → `UNCONFIRMED`, no Enter (a program that lost
+//!   the text would take Enter as an empty submission). It shows when the
+//!   input line (the cursor's) changes, the end of the text appears on the
+//!   screen once more, or, weakest, the screen changes; then it must settle;
+//! - the input region is the input line and the rows the paste changed;
+//! - after Enter, the text has left: the end of the text is not on the input
+//!   line and the input region no longer reads as the paste left it (the
+//!   pane changed) → `ACCEPTED`; the pane went blank → `UNCONFIRMED`;
+//! - the text is still there → Enter again, after 2 s, 4 s, 6 s...; still
+//!   there after the last → `DRAFT`.
 //!
 //! The waits are long because a busy program may keep the text on its
 //! input line for a while after taking it, and an early second Enter would
@@ -29,7 +32,7 @@ use crate::transport::{draft_marker, TransportError};
 
 /// How often a pane is looked at while waiting.
 const POLL: Duration = Duration::from_millis(15);
-/// How long the paste may take to show on the input line.
+/// How long the paste may take to show.
 const ECHO_WAIT: Duration = Duration::from_secs(5);
 /// The input line must stay the same this long before Enter, once the end
 /// of the text shows (so Enter is not read as part of the paste)...
@@ -75,8 +78,13 @@ pub(super) fn submit(
             },
         });
     };
+    let region = pasted.changed_rows(&before);
+    // The end of the text on the input line says nothing when it was there
+    // before the paste already.
+    let marker_tells = !marker.is_empty() && !before.input_line.contains(&marker);
     let still_there = |view: &PaneView| {
-        (!marker.is_empty() && view.input_line.contains(&marker)) || view.same_input(&pasted)
+        (marker_tells && view.input_line.contains(&marker))
+            || (view.same_input(&pasted) && view.same_rows(&pasted, &region))
     };
     let attempts = attempts.max(1);
     for attempt in 1..=attempts {
@@ -105,8 +113,47 @@ pub(super) fn submit(
     Ok(Submitted::Draft { enters: attempts })
 }
 
-/// Wait for the paste to show on the input line and settle; the settled
-/// view, or None when the input line never changed.
+/// How sure a look is that the paste shows, and what must stay still for
+/// it to have settled.
+#[derive(PartialEq, Eq)]
+enum Echo {
+    /// The end of the text is on the input line, or once more on the
+    /// screen: the cursor, the input line and that count must settle.
+    Seen((u32, u32), String, usize),
+    /// The input line changed without it (a summary of a long paste):
+    /// the cursor and the input line must settle, for longer.
+    InputChanged((u32, u32), String),
+    /// Only the screen changed: all of it must settle, for longer.
+    ScreenChanged(PaneView),
+}
+
+impl Echo {
+    fn of(view: &PaneView, before: &PaneView, marker: &str) -> Option<Echo> {
+        let count = view.marker_count(marker);
+        // The end of the text on the input line counts when it was not
+        // there before, or the input line changed since.
+        let on_line = !marker.is_empty()
+            && view.input_line.contains(marker)
+            && (!before.input_line.contains(marker) || !view.same_input(before));
+        if on_line || count > before.marker_count(marker) {
+            return Some(Echo::Seen(view.cursor, view.input_line.clone(), count));
+        }
+        if !view.same_input(before) {
+            return Some(Echo::InputChanged(view.cursor, view.input_line.clone()));
+        }
+        (view.screen != before.screen).then(|| Echo::ScreenChanged(view.clone()))
+    }
+
+    fn settle(&self) -> Duration {
+        match self {
+            Echo::Seen(..) => SETTLE,
+            _ => SETTLE_UNSEEN,
+        }
+    }
+}
+
+/// Wait for the paste to show and settle; the settled view, or None when
+/// nothing showed.
 fn wait_for_echo(
     socket: &str,
     pane: &str,
@@ -114,30 +161,30 @@ fn wait_for_echo(
     marker: &str,
 ) -> Result<Option<PaneView>, TransportError> {
     let deadline = Instant::now() + ECHO_WAIT;
-    let mut settled: Option<(PaneView, Instant)> = None;
+    let mut settling: Option<(Echo, Instant)> = None;
     loop {
         let Some(view) = PaneView::read(socket, pane)? else {
             return Ok(None);
         };
         let now = Instant::now();
-        if view.same_input(before) {
-            settled = None;
-            if now >= deadline {
-                return Ok(None);
+        match Echo::of(&view, before, marker) {
+            None => {
+                settling = None;
+                if now >= deadline {
+                    return Ok(None);
+                }
             }
-        } else {
-            let seen = !marker.is_empty() && view.input_line.contains(marker);
-            let settle = if seen { SETTLE } else { SETTLE_UNSEEN };
-            match &settled {
-                Some((last, since)) if last.same_input(&view) => {
-                    // A line that never stops changing gets Enter anyway
-                    // once the echo wait is over.
-                    if now - *since >= settle || now >= deadline + SETTLE_UNSEEN {
+            // A screen that never stops changing gets Enter anyway once the
+            // echo wait is over: it did change.
+            Some(_) if now >= deadline + SETTLE_UNSEEN => return Ok(Some(view)),
+            Some(echo) => match &settling {
+                Some((last, since)) if *last == echo => {
+                    if now - *since >= echo.settle() {
                         return Ok(Some(view));
                     }
                 }
-                _ => settled = Some((view, now)),
-            }
+                _ => settling = Some((echo, now)),
+            },
         }
         std::thread::sleep(POLL);
     }

@@ -21,7 +21,7 @@ usage() {
     cat <<EOF
 usage: $PROG -s session [-m text | -f file | text...] [-H user@host] [-n host]
        [-S source] [-L socket] [-r attempts] [-w secs] [-R secs] [-P regex]
-       [-x] [-v]
+       [-l] [-x] [-v]
 
 Send "[<src_host>:<src_session> -> <dst_host>:<dst_session>] <message>" to the
 pane =<session>:0.0 through send-message.sh. Without -m, -f or text words the
@@ -39,6 +39,7 @@ the fleet's socket), else "operator".
   -w SECS     wait at most SECS for other senders to the session (default 60)
   -R SECS     wait at most SECS for the program to be ready (default 30)
   -P regex    ready when the screen matches this extended regex (grep -E)
+  -l          the program is a plain line reader (one line, at most 4095 bytes)
   -x          strip control characters instead of refusing the message
   -v          report each step on stderr
   -h          this help
@@ -90,7 +91,7 @@ attempts=3
 passed=()
 verbose=0
 
-while getopts ':s:m:f:H:n:S:L:r:w:R:P:xvh' opt; do
+while getopts ':s:m:f:H:n:S:L:r:w:R:P:lxvh' opt; do
     case $opt in
     s) session=$OPTARG ;;
     m)
@@ -104,7 +105,7 @@ while getopts ':s:m:f:H:n:S:L:r:w:R:P:xvh' opt; do
     L) socket=$OPTARG ;;
     r) attempts=$OPTARG ;;
     w | R | P) passed+=("-$opt" "$OPTARG") ;;
-    x) passed+=(-x) ;;
+    l | x) passed+=("-$opt") ;;
     v) verbose=1 ;;
     h)
         usage

@@ -40,6 +40,8 @@ it has left the pane's input line.
   -P regex    the program is ready when its screen matches this extended
               regular expression (grep -E, one line); else when its screen
               is still, it has run 2 s and its terminal is out of line mode
+  -l          the program is a plain line reader (a terminal in line mode):
+              no bracketed paste, one line of at most 4095 bytes
   -x          strip control characters instead of refusing the message
   -v          report each step on stderr
   -h          this help
@@ -97,12 +99,13 @@ lock_wait=60
 ready_timeout=30
 ready_pattern=
 strip=0
+line_reader=0
 prefix=
 target=
 encoded=
 have_encoded=0
 
-while getopts ':L:b:p:r:t:w:R:P:xvh' opt; do
+while getopts ':L:b:p:r:t:w:R:P:lxvh' opt; do
     case $opt in
     L) socket=$OPTARG ;;
     b)
@@ -115,6 +118,7 @@ while getopts ':L:b:p:r:t:w:R:P:xvh' opt; do
     w) lock_wait=$OPTARG ;;
     R) ready_timeout=$OPTARG ;;
     P) ready_pattern=$OPTARG ;;
+    l) line_reader=1 ;;
     x) strip=1 ;;
     v) verbose=1 ;;
     h)
@@ -218,6 +222,13 @@ prefix=${prefix%x}
 prefix=${prefix//$'\r'/ }
 prefix=${prefix//$'\n'/ }
 message=$prefix$body
+if ((line_reader)); then
+    [[ $message != *$'\n'* ]] ||
+        die "$EXIT_USAGE" "the message has several lines, but a line reader (-l) takes each line as a separate submission; nothing was sent: send one line at a time (mosaic-fleet agent send --lines does)"
+    bytes=$(printf '%s' "$message" | wc -c)
+    ((bytes <= 4095)) ||
+        die "$EXIT_USAGE" "the line is $bytes bytes with the prefix, but a terminal in line mode passes at most 4095 bytes per line, dropping the rest; nothing was sent: shorten it, or send the path of a file"
+fi
 
 # '=session' alone would mean the session's *current* pane; the fleet's
 # convention is its first pane, addressed exactly.
@@ -339,7 +350,7 @@ pane_ready() {
     read -r dead pid tty activity <<<"$info"
     [[ $dead == 0 ]] || die "$EXIT_NO_TARGET" "the program in pane $pane ($target) has exited"
     mode=$(stty -F "$tty" -a 2>/dev/null) || mode=
-    if [[ " ${mode//[$'\n;']/ } " == *" icanon "* ]]; then
+    if ((!line_reader)) && [[ " ${mode//[$'\n;']/ } " == *" icanon "* ]]; then
         why_not="its terminal is still in line mode (the program has not started reading keys)"
         return 1
     fi
@@ -381,53 +392,105 @@ draft_tail=${draft_tail##*$'\n'}
 if ((${#draft_tail} > 16)); then draft_tail=${draft_tail:${#draft_tail}-16}; fi
 draft_tail=${draft_tail##*[[:cntrl:]]}
 
+# How often the end of the message shows on screen $1 (rows joined, so that
+# a marker the terminal wrapped counts).
+marker_count() {
+    local rest=${1//$'\n'/} n=0
+    if [[ -n $draft_tail ]]; then
+        while [[ $rest == *"$draft_tail"* ]]; do
+            rest=${rest#*"$draft_tail"}
+            n=$((n + 1))
+        done
+    fi
+    printf '%s' "$n"
+}
+
 read_view || die "$EXIT_NO_TARGET" "pane $pane ($target) is gone"
-before_x=$v_x before_y=$v_y before_line=$v_line
+before_x=$v_x before_y=$v_y before_line=$v_line before_screen=$v_screen
+before_count=$(marker_count "$v_screen")
 
 buffer="mosaic-send-$$-$RANDOM$RANDOM"
 printf '%s' "$message" | tmux -L "$socket" load-buffer -b "$buffer" - ||
     die "$EXIT_TMUX" "cannot load the message into tmux buffer $buffer"
-tmux -L "$socket" paste-buffer -p -d -b "$buffer" -t "$pane" ||
+bracketed=(-p)
+((!line_reader)) || bracketed=()
+tmux -L "$socket" paste-buffer "${bracketed[@]}" -d -b "$buffer" -t "$pane" ||
     die "$EXIT_TMUX" "cannot paste into pane $pane ($target)"
 buffer=
 log "pasted"
 
-# Wait for the paste to show on the input line and settle: 50 ms once its
-# end shows, 300 ms when the line changed without it (a summary of a long
-# paste). Never press Enter when nothing showed: the program dropped it.
+# Wait for the paste to show and settle. It shows when the end of the
+# message appears on the input line (the cursor's) or once more on the
+# screen (settle 50 ms), when the input line changes without it (a summary
+# of a long paste; 300 ms), or, weakest, when the screen changes (300 ms).
+# Never press Enter when nothing showed: the program dropped the text.
 echo_deadline=$(($(now_ms) + 5000))
-settled_line=''
-settled_at=''
-seen=0
+settled_echo=''
+settled_at=0
 while :; do
     read_view || die "$EXIT_NO_TARGET" "pane $pane ($target) is gone after the paste"
-    if [[ $v_x == "$before_x" && $v_y == "$before_y" && $v_line == "$before_line" ]]; then
-        settled_at=
-        (($(now_ms) < echo_deadline)) ||
-            die "$EXIT_UNSUBMITTED" "UNCONFIRMED: the text did not show on the input line of pane $target within 5 s, so Enter was not pressed; the program may have dropped it"
-    else
-        seen=0
-        if [[ -n $draft_tail && $v_line == *"$draft_tail"* ]]; then seen=1; fi
-        current="$v_x $v_y $v_line"
-        if [[ -n $settled_at && $current == "$settled_line" ]]; then
-            settle=$((seen ? 50 : 300))
-            if (($(now_ms) - settled_at >= settle || $(now_ms) >= echo_deadline + 300)); then
-                break
-            fi
-        else
-            settled_line=$current
-            settled_at=$(now_ms)
+    count=$(marker_count "$v_screen")
+    input_changed=0
+    if [[ $v_x != "$before_x" || $v_y != "$before_y" || $v_line != "$before_line" ]]; then
+        input_changed=1
+    fi
+    # The end of the message on the input line counts when it was not there
+    # before, or the input line changed since.
+    on_line=0
+    if [[ -n $draft_tail && $v_line == *"$draft_tail"* ]]; then
+        if [[ $before_line != *"$draft_tail"* ]] || ((input_changed)); then
+            on_line=1
         fi
+    fi
+    if ((on_line || count > before_count)); then
+        echo_now="seen $v_x $v_y $count|$v_line" settle=50
+    elif ((input_changed)); then
+        echo_now="input $v_x $v_y|$v_line" settle=300
+    elif [[ $v_screen != "$before_screen" ]]; then
+        echo_now="screen $v_x $v_y|$v_line|$v_screen" settle=300
+    else
+        echo_now=''
+    fi
+    now=$(now_ms)
+    if [[ -z $echo_now ]]; then
+        settled_echo=''
+        ((now < echo_deadline)) ||
+            die "$EXIT_UNSUBMITTED" "UNCONFIRMED: the text did not show on the input line of pane $target within 5 s, so Enter was not pressed; the program may have dropped it"
+    elif ((now >= echo_deadline + 300)); then
+        break # it changed, and never stopped changing
+    elif [[ $echo_now == "$settled_echo" ]]; then
+        ((now - settled_at < settle)) || break
+    else
+        settled_echo=$echo_now
+        settled_at=$now
     fi
     sleep 0.02
 done
-pasted="$v_x $v_y $v_line"
-log "the paste shows on the input line"
+pasted_x=$v_x pasted_y=$v_y pasted_line=$v_line
+# The input region: the input line, and the rows the paste changed.
+mapfile -t before_rows <<<"$before_screen"
+mapfile -t pasted_rows <<<"$v_screen"
+region=()
+for ((row = 0; row < ${#before_rows[@]} || row < ${#pasted_rows[@]}; row++)); do
+    [[ ${before_rows[row]-} == "${pasted_rows[row]-}" ]] || region+=("$row")
+done
+log "the paste shows (input region: cursor line and ${#region[@]} changed row(s))"
 
-# The text is still there: its end on the input line, or the input line
+# The text is still there: its end on the input line, or the input region
 # exactly as the paste left it.
 still_there() {
-    [[ -n $draft_tail && $v_line == *"$draft_tail"* ]] || [[ "$v_x $v_y $v_line" == "$pasted" ]]
+    local row now_rows
+    # The end of the message on the input line says nothing when it was
+    # there before the paste already.
+    if [[ -n $draft_tail && $before_line != *"$draft_tail"* && $v_line == *"$draft_tail"* ]]; then
+        return 0
+    fi
+    [[ $v_x == "$pasted_x" && $v_y == "$pasted_y" && $v_line == "$pasted_line" ]] || return 1
+    mapfile -t now_rows <<<"$v_screen"
+    for row in "${region[@]}"; do
+        [[ ${now_rows[row]-} == "${pasted_rows[row]-}" ]] || return 1
+    done
+    return 0
 }
 
 for ((attempt = 1; attempt <= attempts; attempt++)); do

@@ -286,6 +286,22 @@ t_waits_for_a_slow_start() {
     expect_record rec10 "typed once it reads keys"
 }
 
+t_line_reader() {
+    : >"$work/reader.rec"
+    tmux -L "$socket" -f /dev/null new-session -d -s reader -x 120 -y 30 \
+        "$work/line-mode" "$work/reader.rec"
+    wait_until pane_shows "=reader:0.0" 'line mode>' || fail "the line-mode program did not start"
+    "$here/send-message.sh" -L "$socket" -l -t "=reader" "one line" || fail "send-message -l failed"
+    local status=0 err
+    err=$("$here/send-message.sh" -L "$socket" -l -t "=reader" $'two\nlines' 2>&1) || status=$?
+    ((status == 2)) || fail "several lines: exit $status, expected 2"
+    [[ $err == *"line reader (-l)"* ]] || fail "unexpected error: $err"
+    "$here/send-message.sh" -L "$socket" -l -t "=reader" "end-of-test" || fail "end marker"
+    wait_until grep -qx 'end-of-test' "$work/reader.rec" || fail "the end marker never arrived"
+    [[ $(cat "$work/reader.rec") == $'one line\nend-of-test' ]] ||
+        fail "reader recorded:"$'\n'"$(cat "$work/reader.rec")"
+}
+
 t_not_ready_and_busy() {
     : >"$work/lines.rec"
     tmux -L "$socket" -f /dev/null new-session -d -s lines -x 120 -y 30 \
@@ -343,3 +359,4 @@ check "control characters are refused with exit 2; -x strips them" t_control_cha
 check "concurrent senders take turns: every message whole, once" t_concurrent_senders
 check "a program still starting is typed into only once it is ready" t_waits_for_a_slow_start
 check "not ready exits 5 and types nothing; a held queue exits 6" t_not_ready_and_busy
+check "-l: a line reader gets one line, never several" t_line_reader
