@@ -2,8 +2,9 @@
 //! and dispatch to [`crate::verbs`]. The verbs and flags are the ones the
 //! Mosaic CLI teaches (`fleet …`, `agent …`); output lives in
 //! [`print`], and this module only wires flags to verbs and reports to exit
-//! codes: 0 done or healthy, 1 a check failed or a message stayed a draft,
-//! 2 bad input, 3 the agent is down.
+//! codes: 0 done or healthy, 1 a check failed or a message stayed a draft
+//! (or its submit is unconfirmed), 2 bad input, 3 the agent is down, 5 the
+//! agent's program is not ready, 6 the agent is busy with other senders.
 
 mod args;
 mod print;
@@ -16,7 +17,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-pub use args::{AddArgs, AgentVerb, Command, FleetVerb, SendArgs, UnitArgs, WaitArgs};
+pub use args::{
+    AddArgs, AgentVerb, Command, FleetVerb, ReadyArgs, ReadyUnitArgs, SendArgs, UnitArgs, WaitArgs,
+};
 
 use crate::cli::GlobalArgs;
 use crate::layout::Layout;
@@ -25,10 +28,9 @@ use crate::remote::{self, RemoteSend, Sent};
 use crate::rollout::SystemClock;
 use crate::systemd::SystemctlUser;
 use crate::transport::tmux::TmuxTransport;
-use crate::transport::SubmitOptions;
-use crate::verbs::agent::{self, UnitAction};
+use crate::verbs::agent::{self, UnitAction, Waits};
 use crate::verbs::roster_edit::NewAgent;
-use crate::verbs::send::{self, Recipients, SendRequest};
+use crate::verbs::send::{self, Recipients, SendOptions, SendRequest};
 use crate::verbs::units::{DetachedServices, FleetServices};
 use crate::verbs::{fleet, fleet_host, membership, AgentView, Fleet, FleetError, InstalledRoster};
 
@@ -184,9 +186,12 @@ fn run_fleet(fleet: &Fleet<'_>, verb: FleetVerb, json: bool) -> Result<u8, Fleet
 }
 
 fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, FleetError> {
-    let unit = |args: UnitArgs, action| {
-        let timeout = Duration::from_secs(args.wait.timeout);
-        let report = agent::unit_action(fleet, &args.name, action, timeout)?;
+    let unit = |args: UnitArgs, ready: u64, action| {
+        let waits = Waits {
+            session: Duration::from_secs(args.wait.timeout),
+            ready: Duration::from_secs(ready),
+        };
+        let report = agent::unit_action(fleet, &args.name, action, waits)?;
         let code = if report.ok { 0 } else { 1 };
         Ok(show(code, |out| print::unit_action(out, &report, json)))
     };
@@ -204,9 +209,9 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
             let code = if report.healthy() { 0 } else { 1 };
             Ok(show(code, |out| print::status(out, &report, json)))
         }
-        AgentVerb::Start(args) => unit(args, UnitAction::Start),
-        AgentVerb::Stop(args) => unit(args, UnitAction::Stop),
-        AgentVerb::Restart(args) => unit(args, UnitAction::Restart),
+        AgentVerb::Start(args) => unit(args.unit, args.ready.ready_timeout, UnitAction::Start),
+        AgentVerb::Stop(args) => unit(args, 0, UnitAction::Stop),
+        AgentVerb::Restart(args) => unit(args.unit, args.ready.ready_timeout, UnitAction::Restart),
         AgentVerb::Add(args) => {
             let new = NewAgent {
                 name: args.name,
@@ -228,9 +233,18 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
             }))
         }
         AgentVerb::Send(args) => run_send(fleet, args, json),
-        AgentVerb::Reset { name, new, wait } => {
-            let report = agent::reset(fleet, &name, new, Duration::from_secs(wait.timeout))?;
-            let code = exit_for(report.outcome);
+        AgentVerb::Reset {
+            name,
+            new,
+            wait,
+            ready,
+        } => {
+            let waits = Waits {
+                session: Duration::from_secs(wait.timeout),
+                ready: Duration::from_secs(ready.ready_timeout),
+            };
+            let report = agent::reset(fleet, &name, new, waits)?;
+            let code = report.delivery.exit_code();
             Ok(show(code, |out| print::reset(out, &report, json)))
         }
         AgentVerb::Tail { name, lines } if remote_agent(fleet, &name).is_some() => {
@@ -249,7 +263,9 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
         | AgentVerb::Watch { name } => {
             let watched = agent::watch(fleet, &name)?;
             if watched.session_ended {
-                eprintln!("mosaic-fleet: the session of agent {name} ended; the viewer was closed");
+                output::to_stderr(format_args!(
+                    "mosaic-fleet: the session of agent {name} ended; the viewer was closed"
+                ));
             }
             Ok(u8::try_from(watched.exit_code).unwrap_or(1))
         }
@@ -273,14 +289,6 @@ fn remote_agent<'a>(fleet: &'a Fleet<'_>, name: &str) -> Option<&'a AgentView> {
     fleet.agent(name).ok().filter(|agent| !agent.is_local())
 }
 
-fn exit_for(outcome: &str) -> u8 {
-    match outcome {
-        "ACCEPTED" => 0,
-        "DRAFT" => 1,
-        _ => 3,
-    }
-}
-
 fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetError> {
     let body = match (args.message, &args.file) {
         (Some(text), _) => text,
@@ -292,7 +300,7 @@ fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetEr
         (None, None) => read_stdin()?,
     };
     if let Some(agent) = args.name.as_deref().and_then(|n| remote_agent(fleet, n)) {
-        let body = send::prepare_body(&body)?;
+        let body = send::prepare_body(&body, args.sanitize)?;
         let host = crate::host::short(&fleet.roster.host).to_owned();
         let request = RemoteSend {
             body: &body,
@@ -302,6 +310,10 @@ fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetEr
             attempts: args.attempts,
             verify: args.verify,
             json,
+            ready_timeout: args.ready.ready_timeout,
+            lock_wait: args.wait,
+            sanitize: args.sanitize,
+            lines: args.lines,
         };
         return Ok(match remote::send(agent, &request)? {
             Sent::Verbatim(relayed) => print::verbatim(&relayed),
@@ -317,8 +329,12 @@ fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetEr
         },
         body,
         source: args.source,
-        options: SubmitOptions {
+        options: SendOptions {
             attempts: args.attempts,
+            ready_timeout: Duration::from_secs(args.ready.ready_timeout),
+            lock_wait: Duration::from_secs(args.wait),
+            sanitize: args.sanitize,
+            lines: args.lines,
         },
     };
     let report = send::send(fleet, &request)?;

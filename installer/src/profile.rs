@@ -76,7 +76,31 @@ pub struct Defaults {
 pub struct RuntimeSettings {
     #[serde(default, alias = "resetCommand")]
     pub reset_command: Option<String>,
+    /// A regular expression that matches the agent's screen once it can
+    /// take input (our addition; `agent send` waits for it).
+    #[serde(default, alias = "readyPattern")]
+    pub ready_pattern: Option<String>,
+    /// How the runtime's program takes a message (our addition).
+    #[serde(default)]
+    pub input: Option<InputMode>,
 }
+
+/// How a runtime's program takes input: `paste`, an interactive program
+/// that asks the terminal for bracketed paste and submits its whole input
+/// box on Enter (every Mosaic runtime); or `lines`, a plain line reader on a
+/// line-mode terminal (one line per Enter, at most [`TERMINAL_LINE_MAX`]
+/// bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputMode {
+    #[default]
+    Paste,
+    Lines,
+}
+
+/// The longest line a line-mode terminal passes on (Linux's canonical
+/// input buffer is 4096 bytes, the newline included); the rest is dropped.
+pub const TERMINAL_LINE_MAX: usize = 4095;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +137,11 @@ impl Roster {
             .holder_session
             .as_deref()
             .unwrap_or(DEFAULT_HOLDER_SESSION)
+    }
+
+    /// The settings of `runtime` (empty when the roster names none).
+    pub fn runtime(&self, runtime: &str) -> RuntimeSettings {
+        self.runtimes.get(runtime).cloned().unwrap_or_default()
     }
 }
 
@@ -372,6 +401,32 @@ mod tests {
         assert_eq!(
             roster.runtimes["codex"].reset_command.as_deref(),
             Some("/new")
+        );
+    }
+
+    #[test]
+    fn runtimes_say_how_they_take_input_and_when_they_are_ready() {
+        let text =
+            "version: 1\ntransport: tmux\nruntimes:\n  claude:\n    readyPattern: '(?m)^> '\n\
+                    \n  codex:\n    input: lines\nagents:\n  - name: a\n    runtime: codex\n";
+        let roster = parse(text).unwrap().roster;
+        assert_eq!(
+            roster.runtime("claude").ready_pattern.as_deref(),
+            Some("(?m)^> ")
+        );
+        assert_eq!(roster.runtime("claude").input, None);
+        assert_eq!(roster.runtime("codex").input, Some(InputMode::Lines));
+        assert_eq!(
+            roster.runtime("pi").input.unwrap_or_default(),
+            InputMode::Paste
+        );
+        let bad = text.replace("(?m)^> ", "(?m)^(> ");
+        let err = parse(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "line 5: runtimes.claude.ready_pattern: is not a valid regular expression"
+            ),
+            "{err}"
         );
     }
 

@@ -34,7 +34,7 @@ use ssh::{Destination, RemoteRun};
 /// The send script shipped to hosts without `mosaic-fleet`.
 const SEND_SCRIPT: &str = "framework/tools/tmux/send-message.sh";
 /// What `send-message.sh -v` logs once the text left the input line.
-const SUBMITTED_LOG: &str = "submitted (Enter pressed ";
+const SUBMITTED_LOG: &str = "accepted (Enter pressed ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -161,6 +161,14 @@ pub struct RemoteSend<'a> {
     pub attempts: u32,
     pub verify: bool,
     pub json: bool,
+    /// Seconds to wait for the program to be ready (`--ready-timeout`).
+    pub ready_timeout: u64,
+    /// Seconds to wait for other senders to the agent (`--wait`).
+    pub lock_wait: u64,
+    /// Strip control characters instead of refusing (`--sanitize`).
+    pub sanitize: bool,
+    /// One submission per line (`--lines`).
+    pub lines: bool,
 }
 
 /// Runner names the remote command announces.
@@ -181,9 +189,19 @@ pub fn send(agent: &AgentView, request: &RemoteSend<'_>) -> Result<Sent, FleetEr
         request.source.clone(),
         "-r".to_owned(),
         request.attempts.to_string(),
+        "--ready-timeout".to_owned(),
+        request.ready_timeout.to_string(),
+        "--wait".to_owned(),
+        request.lock_wait.to_string(),
     ];
-    if request.verify {
-        verb.push("--verify".to_owned());
+    for (on, flag) in [
+        (request.verify, "--verify"),
+        (request.sanitize, "--sanitize"),
+        (request.lines, "--lines"),
+    ] {
+        if on {
+            verb.push(flag.to_owned());
+        }
     }
     let preamble = crate::verbs::send::with_preamble(
         &request.source,
@@ -196,11 +214,14 @@ pub fn send(agent: &AgentView, request: &RemoteSend<'_>) -> Result<Sent, FleetEr
         .map(|f| f.contents.clone())
         .unwrap_or_default();
     let fallback = format!(
-        "printf '%s\\n' {marker}; exec bash -c \"$(printf %s {script} | base64 -d)\" send-message.sh -v -L {socket} -r {attempts} -t {target} -b \"$({{ printf %s {preamble}; cat; }} | base64 | tr -d '\\n')\"",
+        "printf '%s\\n' {marker}; exec bash -c \"$(printf %s {script} | base64 -d)\" send-message.sh -v -L {socket} -r {attempts} -R {ready} -w {wait}{sanitize} -t {target} -b \"$({{ printf %s {preamble}; cat; }} | base64 | tr -d '\\n')\"",
         marker = shell_quote(&format!("{}{SCRIPT}", ssh::MARKER)),
         script = shell_quote(&BASE64.encode(&script_text)),
         socket = shell_quote(&agent.socket),
         attempts = request.attempts,
+        ready = request.ready_timeout,
+        wait = request.lock_wait,
+        sanitize = if request.sanitize { " -x" } else { "" },
         target = shell_quote(&format!("={}", agent.name)),
         preamble = shell_quote(&preamble),
     );
@@ -229,21 +250,23 @@ pub fn send(agent: &AgentView, request: &RemoteSend<'_>) -> Result<Sent, FleetEr
             stderr: run.stderr,
             code: u8::try_from(code).unwrap_or(1),
         })),
-        (Some(SCRIPT), Some(0)) => Ok(report(
-            request,
-            agent,
-            Delivery::Accepted {
-                enters: enters_logged(&run.stderr).unwrap_or(request.attempts),
-            },
-        )),
-        (Some(SCRIPT), Some(1)) => Ok(report(
-            request,
-            agent,
-            Delivery::Draft {
-                enters: request.attempts,
-            },
-        )),
-        (Some(SCRIPT), Some(3)) => Ok(down(format!("on host {}: {}", reach.host, run.why()))),
+        (Some(SCRIPT), Some(code @ (0 | 1 | 3 | 5 | 6))) => {
+            let why = format!("on host {}: {}", reach.host, run.why());
+            let delivery = match code {
+                0 => Delivery::Accepted {
+                    enters: enters_logged(&run.stderr).unwrap_or(request.attempts),
+                    submissions: 1,
+                },
+                1 => Delivery::Draft {
+                    enters: request.attempts,
+                    why,
+                },
+                3 => Delivery::Down { why },
+                5 => Delivery::NotReady { why },
+                _ => Delivery::Busy { why },
+            };
+            Ok(report(request, agent, delivery))
+        }
         _ => Err(reach.fail(&what, &run).into()),
     }
 }
@@ -461,8 +484,7 @@ mod tests {
             text.contains(&format!("{SUBMITTED_LOG}$attempt time(s))")),
             "send-message.sh no longer logs `{SUBMITTED_LOG}N time(s))`: update enters_logged"
         );
-        let log =
-            b"send-message.sh: pasted\nsend-message.sh: submitted (Enter pressed 2 time(s))\n";
+        let log = b"send-message.sh: pasted\nsend-message.sh: accepted (Enter pressed 2 time(s))\n";
         assert_eq!(enters_logged(log), Some(2));
         assert_eq!(enters_logged(b"nothing"), None);
     }

@@ -17,18 +17,22 @@
 //!   all agents: alive = the agent's bot is joined and its presence is
 //!   online; `command` = the runtime it announces in its state event; `idle`
 //!   = time since its last event in the room.
-//! - [`Transport::deliver`]: send one `m.room.message` (the preamble becomes
-//!   the sender's user id and the room, so the body is the message alone);
-//!   `Accepted` once the agent's read receipt passes the event, `Draft` when
-//!   no receipt arrives in time (the agent is busy), `Down` when the room or
-//!   bot is gone. There is no input line, so no Enter retries.
+//! - [`Transport::deliver`]: send one `m.room.message` per submission (the
+//!   preamble becomes the sender's user id and the room, so the body is the
+//!   message alone); `Accepted` once the agent's read receipt passes the
+//!   event, `Draft` when no receipt arrives in time (the agent is busy),
+//!   `Down` when the room or bot is gone. There is no input line, so no
+//!   Enter retries, no shared terminal and so no per-agent lock (`Busy`
+//!   never happens), and control characters are plain text.
+//! - [`Transport::wait_ready`]: the bot's presence is online.
 //! - [`Transport::recent_output`]: the room's last N messages from the agent.
 //! - [`Transport::attach_command`]: `Err(Unsupported)`, or a client deep link.
 //! - [`Transport::watch`]: a read-only client view of the room, or
 //!   `Err(Unsupported)`.
 //! - [`Transport::isolation_problems`]: agents' rooms are private and not
 //!   federated beyond the configured homeserver.
-//! - [`Transport::caller`]: the sending user's id.
+//! - [`Transport::caller`]: the agent whose bot credentials the caller
+//!   holds, if any.
 //! - [`Transport::launches`]: the bot's current login (a device id) as the
 //!   launch, and the runtime it announced as the command.
 //!
@@ -42,8 +46,11 @@ pub use tmux::viewer::Watched;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::profile::{InputMode, RuntimeSettings};
 
 /// What the transport sees of one agent's session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,43 +93,148 @@ pub struct Launch {
     pub command: Option<String>,
 }
 
-/// How a submission ended.
+/// How a delivery ended. Each outcome has its exit code ([`Delivery::exit_code`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(tag = "outcome", rename_all = "SCREAMING-KEBAB-CASE")]
 pub enum Delivery {
-    /// The text left the input line: the program took it.
+    /// Every submission left the input line and the pane changed: the
+    /// program took the text.
     Accepted {
-        /// Enter presses it took.
+        /// Enter presses it took, over all submissions.
         enters: u32,
+        /// Submissions made (one, or one per line with `--lines`).
+        submissions: u32,
     },
-    /// The text still sits on the input line, unsubmitted.
-    Draft { enters: u32 },
+    /// The text still sits on the input line, unsubmitted, after every
+    /// Enter attempt.
+    Draft { enters: u32, why: String },
     /// No session to deliver to.
     Down { why: String },
+    /// The submit cannot be confirmed: the text never showed on the input
+    /// line (so Enter was not pressed), or the pane is blank.
+    Unconfirmed { why: String },
+    /// The program did not become ready for input in time; nothing was typed.
+    NotReady { why: String },
+    /// Another sender held the agent for longer than the lock wait; nothing
+    /// was typed.
+    Busy { why: String },
 }
 
 impl Delivery {
-    /// `ACCEPTED`, `DRAFT` or `DOWN`.
+    /// `ACCEPTED`, `DRAFT`, `DOWN`, `UNCONFIRMED`, `NOT-READY` or `BUSY`.
     pub fn word(&self) -> &'static str {
         match self {
             Delivery::Accepted { .. } => "ACCEPTED",
             Delivery::Draft { .. } => "DRAFT",
             Delivery::Down { .. } => "DOWN",
+            Delivery::Unconfirmed { .. } => "UNCONFIRMED",
+            Delivery::NotReady { .. } => "NOT-READY",
+            Delivery::Busy { .. } => "BUSY",
+        }
+    }
+
+    /// The exit code of `mosaic-fleet agent send` and `send-message.sh`
+    /// for this outcome: 0 accepted; 1 draft or unconfirmed (the text may
+    /// sit unsubmitted); 3 down; 5 not ready; 6 busy. (2 is bad input and 4
+    /// a failed tmux command, which are errors, not outcomes.)
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Delivery::Accepted { .. } => 0,
+            Delivery::Draft { .. } | Delivery::Unconfirmed { .. } => 1,
+            Delivery::Down { .. } => 3,
+            Delivery::NotReady { .. } => 5,
+            Delivery::Busy { .. } => 6,
+        }
+    }
+
+    /// Why it was not accepted (None when it was).
+    pub fn why(&self) -> Option<&str> {
+        match self {
+            Delivery::Accepted { .. } => None,
+            Delivery::Draft { why, .. }
+            | Delivery::Down { why }
+            | Delivery::Unconfirmed { why }
+            | Delivery::NotReady { why }
+            | Delivery::Busy { why } => Some(why),
         }
     }
 }
 
-/// How hard to try when submitting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SubmitOptions {
-    /// Enter presses before giving up on a draft (send-message.sh's `-r`).
-    pub attempts: u32,
+/// When an agent counts as ready for input.
+#[derive(Debug, Clone)]
+pub struct ReadyRule {
+    /// Matches the visible screen once the program can take input (the
+    /// runtime's `ready_pattern`). When set, it alone decides.
+    pub pattern: Option<regex::Regex>,
+    /// Without a pattern: the screen must stay unchanged this long...
+    pub quiet: Duration,
+    /// ...the program in the foreground must have run this long...
+    pub min_age: Duration,
+    /// ...and (for `input: paste`) it must have taken the terminal out of
+    /// line mode, as every interactive program does once it reads keys.
+    pub raw_terminal: bool,
 }
 
-impl Default for SubmitOptions {
-    fn default() -> Self {
-        SubmitOptions { attempts: 3 }
+impl ReadyRule {
+    /// The quiet window without a pattern.
+    pub const QUIET: Duration = Duration::from_millis(500);
+    /// How long a program must have run without a pattern.
+    pub const MIN_AGE: Duration = Duration::from_secs(2);
+
+    /// The rule for a runtime: its `ready_pattern` (already validated by the
+    /// roster, so it compiles), else the quiet window and age, and the raw
+    /// terminal for programs that take a paste.
+    pub fn for_runtime(settings: &RuntimeSettings) -> ReadyRule {
+        ReadyRule {
+            pattern: settings
+                .ready_pattern
+                .as_deref()
+                .and_then(|p| regex::Regex::new(p).ok()),
+            quiet: Self::QUIET,
+            min_age: Self::MIN_AGE,
+            raw_terminal: settings.input.unwrap_or_default() == InputMode::Paste,
+        }
     }
+}
+
+/// How to deliver: the runtime's input mode and readiness, and how long to
+/// wait for the agent's lock, its readiness and its Enter.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// Enter presses before giving up on a draft (send-message.sh's `-r`).
+    pub attempts: u32,
+    pub input: InputMode,
+    pub ready: ReadyRule,
+    /// Longest wait for the program to become ready.
+    pub ready_timeout: Duration,
+    /// Longest wait for the senders ahead in the agent's queue.
+    pub lock_wait: Duration,
+}
+
+impl DeliveryOptions {
+    pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+    pub const ATTEMPTS: u32 = 3;
+
+    /// The defaults for a runtime's settings.
+    pub fn for_runtime(settings: &RuntimeSettings) -> DeliveryOptions {
+        DeliveryOptions {
+            attempts: Self::ATTEMPTS,
+            input: settings.input.unwrap_or_default(),
+            ready: ReadyRule::for_runtime(settings),
+            ready_timeout: Self::READY_TIMEOUT,
+            lock_wait: Self::LOCK_WAIT,
+        }
+    }
+}
+
+/// Whether an agent became ready for input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Readiness {
+    Ready { waited_ms: u64 },
+    NotReady { why: String },
+    Down { why: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +250,12 @@ pub enum TransportError {
     NoSession { agent: String, where_: String },
     #[error("{0} is not supported by this transport")]
     Unsupported(&'static str),
+    #[error("cannot {what} the agent's send queue {}: {cause}; check that directory's owner and permissions", path.display())]
+    Lock {
+        what: String,
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
 }
 
 /// What the verbs need from whatever carries messages to agents.
@@ -148,14 +266,26 @@ pub trait Transport {
     /// The holder and every named agent's session, in one query.
     fn sessions(&self, agents: &[String]) -> Result<FleetView, TransportError>;
 
-    /// Submit `text` to the agent's input as one paste, then Enter, retried
-    /// while the text still sits there as a draft.
+    /// Submit each of `submissions` to the agent's input, in order, as one
+    /// submission each, while no other sender (of any tool) types into the
+    /// agent: wait for the agent's lock and for the program to be ready,
+    /// then paste and press Enter until the text has left the input line.
+    /// Either every submission is accepted or the outcome says which step
+    /// failed; nothing is ever typed into a program that is not ready.
     fn deliver(
         &self,
         agent: &str,
-        text: &str,
-        options: SubmitOptions,
+        submissions: &[String],
+        options: &DeliveryOptions,
     ) -> Result<Delivery, TransportError>;
+
+    /// Wait until the agent's program can take input (or `timeout` passes).
+    fn wait_ready(
+        &self,
+        agent: &str,
+        rule: &ReadyRule,
+        timeout: Duration,
+    ) -> Result<Readiness, TransportError>;
 
     /// The last `lines` lines the agent's pane shows (scrollback included);
     /// for a full-screen program, its whole visible screen.
@@ -174,8 +304,9 @@ pub trait Transport {
     /// (tmux: an agent session on the default server); empty when none.
     fn isolation_problems(&self, agents: &[String]) -> Vec<String>;
 
-    /// The name the caller goes by on this transport (tmux: the session it
-    /// runs in), for the addressing preamble; None outside the transport.
+    /// The agent the caller is, when it runs inside one of the fleet's
+    /// agents (tmux: a pane on one of the fleet's sockets), for the
+    /// addressing preamble; None for anyone else (an operator).
     fn caller(&self) -> Option<String>;
 
     /// The launch of each named agent's live session, in one query; agents
@@ -233,9 +364,35 @@ mod tests {
     }
 
     #[test]
-    fn delivery_words() {
-        assert_eq!(Delivery::Accepted { enters: 1 }.word(), "ACCEPTED");
-        assert_eq!(Delivery::Draft { enters: 3 }.word(), "DRAFT");
-        assert_eq!(Delivery::Down { why: "x".into() }.word(), "DOWN");
+    fn delivery_words_and_exit_codes() {
+        let why = || "x".to_owned();
+        let all = [
+            Delivery::Accepted {
+                enters: 1,
+                submissions: 1,
+            },
+            Delivery::Draft {
+                enters: 3,
+                why: why(),
+            },
+            Delivery::Down { why: why() },
+            Delivery::Unconfirmed { why: why() },
+            Delivery::NotReady { why: why() },
+            Delivery::Busy { why: why() },
+        ];
+        let words: Vec<_> = all.iter().map(|d| (d.word(), d.exit_code())).collect();
+        assert_eq!(
+            words,
+            [
+                ("ACCEPTED", 0),
+                ("DRAFT", 1),
+                ("DOWN", 3),
+                ("UNCONFIRMED", 1),
+                ("NOT-READY", 5),
+                ("BUSY", 6)
+            ]
+        );
+        let json = serde_json::to_value(&all[4]).unwrap();
+        assert_eq!(json["outcome"], "NOT-READY");
     }
 }

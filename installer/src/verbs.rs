@@ -10,13 +10,15 @@
 //!
 //! One module per verb group: [`fleet`] (init, start, stop, verify, status),
 //! [`agent`] (roster, status, start/stop/restart, tail, attach, reset),
-//! [`send`] (send with the addressing preamble), [`membership`] (add,
+//! [`send`] (send with the addressing preamble) over the hygiene rules of
+//! [`message`], [`membership`] (add,
 //! remove) over the text edits of [`roster_edit`], and [`units`] (unit
 //! states in one query).
 
 pub mod agent;
 pub mod fleet;
 pub mod membership;
+pub mod message;
 pub mod roster_edit;
 pub mod send;
 pub mod units;
@@ -297,6 +299,20 @@ pub enum FleetError {
     MessageTooLarge { bytes: usize, limit: usize },
     #[error("the message is empty: give it with --message TEXT, --file FILE or on stdin")]
     EmptyMessage,
+    #[error("{what} contains {} at byte {}{}: control characters act as keystrokes in the agent's terminal (ESC can end the paste early and type the rest as commands), so nothing was sent; remove them, or pass --sanitize to strip them", found.name, found.offset, more_controls(found.count))]
+    ControlCharacter {
+        what: String,
+        found: message::ControlCharacter,
+    },
+    #[error("the message has {lines} lines, but agent {agent}'s runtime reads one line per submission (input: lines), so each line would reach it as a separate turn; nothing was sent: pass --lines to send it one submission per line, or make it one line")]
+    MultiLineToLineReader { agent: String, lines: usize },
+    #[error("line {line} of the message to {agent} is {bytes} bytes with the preamble, but agent {agent}'s runtime reads lines (input: lines) and its terminal passes at most {limit} bytes per line, dropping the rest; nothing was sent: shorten the line, or write the text to a file the agent can read and send its path")]
+    LineTooLong {
+        agent: String,
+        line: usize,
+        bytes: usize,
+        limit: usize,
+    },
     #[error("cannot {what} {}: {cause}", path.display())]
     Io {
         what: &'static str,
@@ -347,10 +363,21 @@ impl FleetError {
             | FleetError::MessageTooLarge { .. }
             | FleetError::EmptyMessage
             | FleetError::Refused(_)
+            | FleetError::ControlCharacter { .. }
+            | FleetError::MultiLineToLineReader { .. }
+            | FleetError::LineTooLong { .. }
             | FleetError::Canary(_) => 2,
             FleetError::Install(err) => err.exit_code() as u8,
             FleetError::Remote(err) => err.exit_code(),
             _ => 1,
         }
+    }
+}
+
+/// ` (and 3 more)` after the first control character, when there are more.
+fn more_controls(count: usize) -> String {
+    match count {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
     }
 }

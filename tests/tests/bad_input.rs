@@ -17,8 +17,9 @@ use mosaic_tests::{
 /// `socket-dot-dot` is beyond the issue's list: `tmux -L ..` names a directory.
 /// The `socket-default`, `socket-empty` and `agent-socket-default` rules are
 /// issue 9's: the fleet never addresses the operator's own tmux server; so
-/// are `yaml-tag` and `field-over-4k`.
-const RULES: [&str; 33] = [
+/// are `yaml-tag` and `field-over-4k`. The `ready-pattern-*` and `input-*`
+/// rules are issue 11's roster additions.
+const RULES: [&str; 36] = [
     "malformed-yaml",
     "not-utf8",
     "version-not-1",
@@ -52,6 +53,9 @@ const RULES: [&str; 33] = [
     "newline-in-value",
     "nul-in-value",
     "control-char-in-command",
+    "ready-pattern-invalid",
+    "ready-pattern-matches-empty",
+    "input-unknown",
 ];
 
 fn bad_fixtures() -> Vec<PathBuf> {

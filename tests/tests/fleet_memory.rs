@@ -7,17 +7,21 @@
 use std::time::Duration;
 
 use mosaic_install::layout::Layout;
+use mosaic_install::profile::RuntimeSettings;
 use mosaic_install::rollout::{Clock, SETTLE};
 use mosaic_install::transport::memory::MemoryFleet;
-use mosaic_install::transport::{Delivery, SubmitOptions, Transport};
-use mosaic_install::verbs::agent::{self, ResetMethod, UnitAction, KICK_START};
+use mosaic_install::transport::{Delivery, DeliveryOptions, Transport};
+use mosaic_install::verbs::agent::{self, ResetMethod, UnitAction, Waits, KICK_START};
 use mosaic_install::verbs::roster_edit::NewAgent;
-use mosaic_install::verbs::send::{self, short_hostname, Recipients, SendRequest};
+use mosaic_install::verbs::send::{self, short_hostname, Recipients, SendOptions, SendRequest};
 use mosaic_install::verbs::{fleet, membership, Fleet, FleetError, InstalledRoster};
 use mosaic_tests::{fixtures_dir, TempHome};
 
 const AGENTS: [&str; 3] = ["agent-1", "agent-10", "sink"];
-const SOON: Duration = Duration::from_millis(300);
+const SOON: Waits = Waits {
+    session: Duration::from_millis(300),
+    ready: Duration::from_millis(300),
+};
 
 /// A temp home holding the test roster (no env files: roster defaults).
 fn home() -> (TempHome, Layout) {
@@ -54,7 +58,7 @@ fn send_to(to: Recipients, body: &str) -> SendRequest {
         to,
         body: body.into(),
         source: Some("ops:desk".into()),
-        options: SubmitOptions::default(),
+        options: SendOptions::default(),
     }
 }
 
@@ -104,7 +108,10 @@ fn a_draft_is_reported_and_outranks_down() {
 
     let report = with_fleet(&memory, |f| send::send(f, &send_to(Recipients::All, "x"))).unwrap();
 
-    assert_eq!(report.results[2].delivery, Delivery::Draft { enters: 3 });
+    assert!(matches!(
+        report.results[2].delivery,
+        Delivery::Draft { enters: 3, .. }
+    ));
     assert_eq!(report.exit_code(), 1);
     assert_eq!(
         memory.pane("sink").unwrap().draft,
@@ -150,6 +157,84 @@ fn the_caller_on_the_transport_names_the_source() {
         memory.submitted("agent-1"),
         [format!("[{host}:agent-10 -> {host}:agent-1] review this")]
     );
+}
+
+#[test]
+fn an_operator_is_never_taken_for_an_agent() {
+    let memory = MemoryFleet::running(&AGENTS);
+    let mut request = send_to(Recipients::One("agent-1".into()), "status?");
+    request.source = None;
+
+    let report = with_fleet(&memory, |f| send::send(f, &request)).unwrap();
+
+    let host = short_hostname();
+    assert_eq!(report.source, format!("{host}:operator"));
+    assert_eq!(
+        memory.submitted("agent-1"),
+        [format!("[{host}:operator -> {host}:agent-1] status?")]
+    );
+}
+
+#[test]
+fn a_program_that_never_gets_ready_is_typed_nothing() {
+    let memory = MemoryFleet::running(&AGENTS);
+    memory.make_never_ready("agent-10");
+
+    let (sent, started, reset) = with_fleet(&memory, |f| {
+        (
+            send::send(f, &send_to(Recipients::All, "hi")).unwrap(),
+            agent::unit_action(f, "agent-10", UnitAction::Restart, SOON).unwrap(),
+            agent::reset(f, "agent-10", false, SOON).unwrap(),
+        )
+    });
+
+    let outcomes: Vec<_> = sent.results.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, ["ACCEPTED", "NOT-READY", "ACCEPTED"]);
+    assert_eq!(sent.exit_code(), 5);
+    assert!(started.session_alive && !started.ok, "{started:?}");
+    assert_eq!(reset.outcome, "NOT-READY");
+    assert_eq!(reset.delivery.exit_code(), 5);
+    assert!(memory.submitted("agent-10").is_empty());
+}
+
+#[test]
+fn control_characters_are_refused_before_any_agent_is_typed_into() {
+    let memory = MemoryFleet::running(&AGENTS);
+
+    let (refused, from, stripped) = with_fleet(&memory, |f| {
+        let mut from = send_to(Recipients::All, "fine");
+        from.source = Some("ops\x1b]0;x".into());
+        let mut stripped = send_to(Recipients::One("agent-1".into()), "a\x1b[201~\rb\0c\r\n");
+        stripped.options.sanitize = true;
+        (
+            send::send(
+                f,
+                &send_to(Recipients::All, "ok\r\nthen\x1b[201~\rrm -rf ~"),
+            )
+            .unwrap_err(),
+            send::send(f, &from).unwrap_err(),
+            send::send(f, &stripped).unwrap(),
+        )
+    });
+
+    assert_eq!(refused.exit_code(), 2);
+    assert!(
+        refused
+            .to_string()
+            .starts_with("the message contains ESC (0x1b) at byte 8:"),
+        "{refused}"
+    );
+    assert!(
+        from.to_string()
+            .starts_with("the --from label contains ESC (0x1b) at byte 3:"),
+        "{from}"
+    );
+    assert_eq!(stripped.exit_code(), 0);
+    assert_eq!(
+        memory.submitted("agent-1"),
+        [format!("{}a[201~\nbc", preamble("agent-1"))]
+    );
+    assert!(memory.submitted("agent-10").is_empty() && memory.submitted("sink").is_empty());
 }
 
 #[test]
@@ -212,7 +297,12 @@ fn unit_verbs_drive_the_agents_unit_and_wait_for_its_session() {
     .unwrap();
 
     assert!(stopped.ok && !stopped.session_alive && !alive_after_stop);
+    assert!(stopped.readiness.is_none());
     assert!(started.ok && started.session_alive);
+    assert!(matches!(
+        started.readiness,
+        Some(mosaic_install::transport::Readiness::Ready { .. })
+    ));
     assert!(memory.pane("agent-10").is_some(), "agent-10 was touched");
     assert_eq!(
         actions(&memory),
@@ -451,11 +541,10 @@ fn add_and_remove_drive_enable_then_stop_and_disable() {
 #[test]
 fn tail_attach_and_watch_go_through_the_transport() {
     let memory = MemoryFleet::running(&AGENTS);
+    let options = DeliveryOptions::for_runtime(&RuntimeSettings::default());
     for n in 1..=3 {
         let text = format!("line {n}");
-        memory
-            .deliver("agent-1", &text, SubmitOptions::default())
-            .unwrap();
+        memory.deliver("agent-1", &[text], &options).unwrap();
     }
 
     let (tail, attach, watched, gone, gone_watch) = with_fleet(&memory, |f| {

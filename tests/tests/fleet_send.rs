@@ -19,7 +19,7 @@ fn send_delivers_the_exact_bytes_once_with_the_preamble() {
     let out = fx.run(&["agent", "send", "agent-1", "--message", &message]);
 
     assert_ok(&out, "agent send");
-    let preamble = format!("[{host}:tester -> {host}:agent-1] ", host = short_host());
+    let preamble = format!("[{host}:operator -> {host}:agent-1] ", host = short_host());
     assert_eq!(
         fx.record_settled("agent-1"),
         vec![format!("{preamble}{message}")]

@@ -32,7 +32,7 @@ fn assert_self_test_passes(script: &str, checks: usize) {
 
 #[test]
 fn shipped_send_message_self_test_passes() {
-    assert_self_test_passes("framework/tools/tmux/test-send-message-socket.sh", 10);
+    assert_self_test_passes("framework/tools/tmux/test-send-message-socket.sh", 15);
 }
 
 #[test]

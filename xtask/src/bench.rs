@@ -24,7 +24,7 @@ enum Task {
     Install(install::Args),
     /// Upgrading a Mosaic 0.0.31 tree, a no-op upgrade and status, against a fresh install.
     Upgrade(upgrade::Args),
-    /// mosaic-fleet agent send --verify against send-message.sh; fleet status of 100 agents against 10 tmux calls.
+    /// agent send --verify to a TUI (p50/p99, 8-sender throughput) against send-message.sh; fleet status of 100 agents against 10 tmux calls.
     Send(send::Args),
     /// 50 agents: fleet start from stopped and on a healthy fleet, systemctl start, a raw tmux loop (systemd sandbox).
     Fleet(fleet::Args),

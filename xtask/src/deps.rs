@@ -1,6 +1,7 @@
 //! The machine tools the test suite drives for real, and where they come
 //! from. Debian packages: tmux, systemd, shellcheck, npm, hyperfine,
-//! unshare, strace (the kill-point harness), zsh and fish (completions),
+//! unshare, strace (the kill-point harness), flock (the messaging scripts'
+//! send queue), zsh and fish (completions),
 //! rsync (a simulated `mosaic update`), sshd and the ssh client (the
 //! multi-host tests), dpkg-dev, binutils and lintian (the .deb), sudo and
 //! python3 with venv and apt bindings (the Ansible role's targets). `ci`
@@ -24,6 +25,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("systemd-analyze", "systemd"),
     ("systemctl", "systemd"),
     ("unshare", "util-linux"),
+    ("flock", "util-linux"),
     ("npm", "npm"),
     ("hyperfine", "hyperfine"),
     ("zsh", "zsh"),

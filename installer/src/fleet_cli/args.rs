@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -63,18 +63,26 @@ pub struct WaitArgs {
     pub timeout: u64,
 }
 
+/// The wait for an agent's program to take input (start, restart, reset).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ReadyArgs {
+    /// Seconds to wait for the agent's program to be ready for input (its runtime's ready_pattern, else a still screen); past it the agent is NOT-READY and nothing is typed.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub ready_timeout: u64,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AgentVerb {
     /// The roster as a table.
     Roster,
     /// Status of one agent (or all); exit 1 when it is down.
     Status { name: Option<String> },
-    /// Start the agent's unit and wait for its session.
-    Start(UnitArgs),
+    /// Start the agent's unit and wait for its session and for its program to be ready for input.
+    Start(ReadyUnitArgs),
     /// Stop the agent's unit (its session only, matched exactly).
     Stop(UnitArgs),
-    /// Restart the agent's unit and wait for its session.
-    Restart(UnitArgs),
+    /// Restart the agent's unit and wait for its session and for its program to be ready for input.
+    Restart(ReadyUnitArgs),
     /// Add an agent: validate, append it to the roster, write its env file, enable its unit.
     Add(AddArgs),
     /// Remove an agent: stop and disable its unit, take it out of the roster; its env file is kept unless --purge.
@@ -84,7 +92,8 @@ pub enum AgentVerb {
         #[arg(long)]
         purge: bool,
     },
-    /// Send a message with the addressing preamble and a reliable submit (paste, Enter, retried while a draft).
+    /// Send a message with the addressing preamble: once the agent is free and ready, one paste and a verified Enter.
+    #[command(after_help = SEND_OUTCOMES)]
     Send(SendArgs),
     /// Clear the agent's conversation with its runtime's reset_command, else restart it and send a kick-start message.
     Reset {
@@ -94,6 +103,8 @@ pub enum AgentVerb {
         new: bool,
         #[command(flatten)]
         wait: WaitArgs,
+        #[command(flatten)]
+        ready: ReadyArgs,
     },
     /// Print the agent pane's recent output (a full-screen program: its visible screen).
     Tail {
@@ -113,11 +124,32 @@ pub enum AgentVerb {
     Watch { name: String },
 }
 
+/// The outcomes of `agent send` and their exit codes, for its --help.
+const SEND_OUTCOMES: &str = "\
+Outcomes (printed with --verify; the exit code is the same without it):
+  ACCEPTED     0  the text left the input line and the pane changed
+  DRAFT        1  the text is still on the input line after every Enter attempt
+  UNCONFIRMED  1  the paste never showed (Enter was not pressed), or the pane went blank
+  DOWN         3  no session, or its program exited
+  NOT-READY    5  the program was not ready within --ready-timeout; nothing typed
+  BUSY         6  other senders held the agent longer than --wait; nothing typed
+Refused before anything is typed, exit 2: an empty message, one over 64 KiB, control
+characters (unless --sanitize), and for `input: lines` runtimes a line over 4095 bytes
+or several lines without --lines.";
+
 #[derive(Args, Debug)]
 pub struct UnitArgs {
     pub name: String,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReadyUnitArgs {
+    #[command(flatten)]
+    pub unit: UnitArgs,
+    #[command(flatten)]
+    pub ready: ReadyArgs,
 }
 
 #[derive(Args, Debug)]
@@ -141,26 +173,43 @@ pub struct AddArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("to").required(true).args(["name", "all"])))]
 pub struct SendArgs {
-    /// The agent to send to.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    /// The agent to send to (or --all).
     pub name: Option<String>,
     /// Send to every agent of the roster on this machine; report per agent.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "name")]
     pub all: bool,
-    /// The message (else --file, else stdin).
-    #[arg(short = 'm', long, value_name = "TEXT", conflicts_with = "file")]
+    /// The message (else --file, else stdin); it may start with `-`.
+    #[arg(
+        short = 'm',
+        long,
+        value_name = "TEXT",
+        conflicts_with = "file",
+        allow_hyphen_values = true
+    )]
     pub message: Option<String>,
     /// Read the message from a file.
     #[arg(short = 'f', long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Print ACCEPTED, DRAFT or DOWN per agent once the text has left the input line (or not).
+    /// Print ACCEPTED, DRAFT, DOWN, UNCONFIRMED, NOT-READY or BUSY per agent.
     #[arg(long)]
     pub verify: bool,
-    /// Source label replacing `<host>:<session>` in the preamble.
-    #[arg(long = "from", value_name = "LABEL")]
+    /// Source label replacing `<host>:<sender>` in the preamble (the sender is the agent you run in, else `operator`).
+    #[arg(long = "from", value_name = "LABEL", allow_hyphen_values = true)]
     pub source: Option<String>,
     /// Enter presses before giving up on a draft.
     #[arg(short = 'r', long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=999))]
     pub attempts: u32,
+    /// Seconds to wait for other senders to the same agent (one at a time, in arrival order); past it the agent is BUSY and nothing is typed.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub wait: u64,
+    #[command(flatten)]
+    pub ready: ReadyArgs,
+    /// Strip control characters (ESC, NUL, ...) from the message instead of refusing it.
+    #[arg(long)]
+    pub sanitize: bool,
+    /// Send each non-blank line as its own submission (needed for a multi-line message to an `input: lines` runtime).
+    #[arg(long)]
+    pub lines: bool,
 }

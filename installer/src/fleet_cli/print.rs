@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use crate::remote::HostsReport;
 use crate::report::print_json;
 use crate::rollout::RolloutReport;
+use crate::transport::{Delivery, Readiness};
 use crate::verbs::agent::{ResetMethod, ResetReport, UnitActionReport};
 use crate::verbs::fleet::{AgentStatus, StatusReport, StopReport, VerifyReport};
 use crate::verbs::membership::MembershipReport;
@@ -232,9 +233,21 @@ pub fn unit_action(out: &mut dyn Write, report: &UnitActionReport, json: bool) -
         "gone"
     };
     let verdict = if report.ok { "" } else { " (not as expected)" };
+    let ready = match &report.readiness {
+        None => String::new(),
+        Some(Readiness::Ready { waited_ms }) => {
+            format!(
+                ", ready for input after {:.1} s",
+                *waited_ms as f64 / 1000.0
+            )
+        }
+        Some(Readiness::NotReady { why } | Readiness::Down { why }) => {
+            format!(", NOT-READY: {why}")
+        }
+    };
     writeln!(
         out,
-        "{} {}: session {} {session}{verdict}",
+        "{} {}: session {} {session}{ready}{verdict}",
         report.action.verb(),
         report.unit,
         report.agent
@@ -293,15 +306,33 @@ pub fn send(out: &mut dyn Write, report: &SendReport, verify: bool, json: bool) 
     for result in &report.results {
         match (&result.delivery, verify) {
             (_, true) => writeln!(out, "{}: {}", result.agent, result.outcome)?,
-            (crate::transport::Delivery::Accepted { enters }, false) => {
-                writeln!(out, "delivered to {} ({enters} Enter)", result.agent)?
+            (
+                Delivery::Accepted {
+                    enters,
+                    submissions,
+                },
+                false,
+            ) => {
+                let parts = if *submissions > 1 {
+                    format!("{submissions} submissions, ")
+                } else {
+                    String::new()
+                };
+                writeln!(out, "delivered to {} ({parts}{enters} Enter)", result.agent)?
             }
-            (crate::transport::Delivery::Draft { enters }, false) => crate::output::to_stderr(format_args!(
-                "mosaic-fleet: {}: DRAFT: the message is still unsubmitted after {enters} Enter presses",
-                result.agent
+            (other, false) => crate::output::to_stderr(format_args!(
+                "mosaic-fleet: {}: {}: {}",
+                result.agent,
+                result.outcome,
+                other.why().unwrap_or_default()
             )),
-            (crate::transport::Delivery::Down { why }, false) => {
-                crate::output::to_stderr(format_args!("mosaic-fleet: {}: DOWN: {why}", result.agent))
+        }
+        if verify {
+            if let Some(why) = result.delivery.why() {
+                crate::output::to_stderr(format_args!(
+                    "mosaic-fleet: {}: {}: {why}",
+                    result.agent, result.outcome
+                ));
             }
         }
     }
@@ -313,19 +344,24 @@ pub fn reset(out: &mut dyn Write, report: &ResetReport, json: bool) -> io::Resul
         return print_json(out, report);
     }
     match &report.method {
-        ResetMethod::ResetCommand { command } => {
-            writeln!(
-                out,
-                "reset {}: sent `{command}`: {}",
-                report.agent, report.outcome
-            )
-        }
+        ResetMethod::ResetCommand { command } => writeln!(
+            out,
+            "reset {}: sent `{command}`: {}",
+            report.agent, report.outcome
+        )?,
         ResetMethod::Restart { .. } => writeln!(
             out,
             "reset {}: restarted its unit, kick-start message {}",
             report.agent, report.outcome
-        ),
+        )?,
     }
+    if let Some(why) = report.delivery.why() {
+        crate::output::to_stderr(format_args!(
+            "mosaic-fleet: {}: {}: {why}",
+            report.agent, report.outcome
+        ));
+    }
+    Ok(())
 }
 
 /// A remote `mosaic-fleet`'s output, byte for byte; returns its exit code.

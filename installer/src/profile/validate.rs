@@ -163,6 +163,22 @@ pub(super) fn control_problem(value: &str) -> Option<String> {
     })
 }
 
+/// Why `pattern` cannot be a runtime's `ready_pattern`, if it cannot: it
+/// must compile, and must not match an empty screen (it would say "ready"
+/// before the program drew anything).
+pub(super) fn pattern_problem(pattern: &str) -> Option<String> {
+    match regex::Regex::new(pattern) {
+        Err(err) => Some(format!(
+            "is not a valid regular expression: {}",
+            err.to_string().replace('\n', " ")
+        )),
+        Ok(regex) if regex.is_match("") => Some(format!(
+            "`{pattern}` matches an empty screen, so it would never wait"
+        )),
+        Ok(_) => None,
+    }
+}
+
 pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
     let locate = Locator::new(text);
     let mut out = Vec::new();
@@ -234,6 +250,14 @@ pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
                 format!("runtimes.{}.reset_command", shown(runtime)),
                 problem,
                 fix,
+            );
+        }
+        if let Some(problem) = settings.ready_pattern.as_deref().and_then(pattern_problem) {
+            push(
+                locate.key(&["runtimes", runtime, "ready_pattern|readyPattern"]),
+                format!("runtimes.{runtime}.ready_pattern"),
+                problem,
+                "write a regular expression in Rust regex syntax (https://docs.rs/regex), for example '(?m)^> ' for a prompt at the start of a line",
             );
         }
     }

@@ -18,7 +18,8 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use super::{
-    Delivery, FleetView, Launch, SessionState, SubmitOptions, Transport, TransportError, Watched,
+    Delivery, DeliveryOptions, FleetView, Launch, Readiness, ReadyRule, SessionState, Transport,
+    TransportError, Watched,
 };
 use crate::rollout::Clock;
 use crate::systemd::{ServiceManager, SystemdError, HOLDER_UNIT};
@@ -90,6 +91,8 @@ struct State {
     panes: BTreeMap<String, MemoryPane>,
     /// Agents whose program keeps every text as a draft.
     draft_sinks: BTreeSet<String>,
+    /// Agents whose program never becomes ready for input.
+    never_ready: BTreeSet<String>,
     /// Every service-manager call, as `verb unit...`.
     calls: Vec<String>,
     leaked: Vec<String>,
@@ -187,6 +190,11 @@ impl MemoryFleet {
     /// The agent's program holds every text as a draft from now on.
     pub fn make_draft_sink(&self, agent: &str) {
         self.state.borrow_mut().draft_sinks.insert(agent.to_owned());
+    }
+
+    /// The agent's program never becomes ready for input from now on.
+    pub fn make_never_ready(&self, agent: &str) {
+        self.state.borrow_mut().never_ready.insert(agent.to_owned());
     }
 
     /// The agent's session ends (its program exited); the unit stays.
@@ -511,24 +519,50 @@ impl Transport for MemoryFleet {
     fn deliver(
         &self,
         agent: &str,
-        text: &str,
-        options: SubmitOptions,
+        submissions: &[String],
+        options: &DeliveryOptions,
     ) -> Result<Delivery, TransportError> {
+        match self.wait_ready(agent, &options.ready, options.ready_timeout)? {
+            Readiness::Ready { .. } => {}
+            Readiness::NotReady { why } => return Ok(Delivery::NotReady { why }),
+            Readiness::Down { why } => return Ok(Delivery::Down { why }),
+        }
         let mut state = self.state.borrow_mut();
         let sink = state.draft_sinks.contains(agent);
-        let Some(pane) = state.panes.get_mut(agent) else {
-            return Ok(Delivery::Down {
-                why: format!("no session ={agent} in memory"),
-            });
-        };
+        let pane = state.panes.get_mut(agent).expect("ready means alive");
         if sink {
-            pane.draft = Some(text.to_owned());
+            pane.draft = submissions.first().cloned();
             return Ok(Delivery::Draft {
                 enters: options.attempts,
+                why: "the memory sink keeps every text".into(),
             });
         }
-        pane.submitted.push(text.to_owned());
-        Ok(Delivery::Accepted { enters: 1 })
+        pane.submitted.extend(submissions.iter().cloned());
+        let submissions = u32::try_from(submissions.len()).unwrap_or(u32::MAX);
+        Ok(Delivery::Accepted {
+            enters: submissions,
+            submissions,
+        })
+    }
+
+    fn wait_ready(
+        &self,
+        agent: &str,
+        _rule: &ReadyRule,
+        _timeout: Duration,
+    ) -> Result<Readiness, TransportError> {
+        let state = self.state.borrow();
+        Ok(if !state.panes.contains_key(agent) {
+            Readiness::Down {
+                why: format!("no session ={agent} in memory"),
+            }
+        } else if state.never_ready.contains(agent) {
+            Readiness::NotReady {
+                why: format!("agent {agent} never becomes ready in memory"),
+            }
+        } else {
+            Readiness::Ready { waited_ms: 0 }
+        })
     }
 
     fn recent_output(&self, agent: &str, lines: usize) -> Result<String, TransportError> {

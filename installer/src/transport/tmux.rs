@@ -7,21 +7,33 @@
 //! default server is only ever read, by its explicit name `-L default`, to
 //! check that no agent session leaked onto it.
 //!
-//! Submitting (the reliable submit of `send-message.sh`) lives in `submit`.
+//! Delivering a message (the protocol `send-message.sh` shares): the
+//! agent's send queue in `send_lock`, the wait for the program to be ready
+//! in `ready`, what is read from the pane in `pane`, and each verified
+//! paste and Enter in `submit`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod launch;
+mod pane;
+mod ready;
+mod send_lock;
 mod submit;
 pub mod viewer;
 
 use crate::fleet::TmuxServer;
+use crate::profile::InputMode;
 
-use super::{Delivery, FleetView, Launch, SessionState, SubmitOptions, Transport, TransportError};
+use super::{
+    Delivery, DeliveryOptions, FleetView, Launch, Readiness, ReadyRule, SessionState, Transport,
+    TransportError,
+};
+use send_lock::LockWait;
+use submit::Submitted;
 
 const PANE_FORMAT: &str =
     "#{session_name}\t#{window_active}\t#{pane_active}\t#{pane_dead}\t#{window_activity}\t#{pane_current_command}";
@@ -177,19 +189,31 @@ impl Transport for TmuxTransport {
     fn deliver(
         &self,
         agent: &str,
-        text: &str,
-        options: SubmitOptions,
+        submissions: &[String],
+        options: &DeliveryOptions,
     ) -> Result<Delivery, TransportError> {
         let (socket, pane) = match self.pane(agent) {
             Ok(found) => found,
             Err(why) => return Ok(Delivery::Down { why }),
         };
-        match submit::submit(&socket, &pane, text, options) {
+        match deliver_locked(&socket, &pane, agent, submissions, options) {
             Err(err) => match self.pane(agent) {
                 Err(why) => Ok(Delivery::Down { why }),
                 Ok(_) => Err(err),
             },
             delivered => delivered,
+        }
+    }
+
+    fn wait_ready(
+        &self,
+        agent: &str,
+        rule: &ReadyRule,
+        timeout: Duration,
+    ) -> Result<Readiness, TransportError> {
+        match self.pane(agent) {
+            Ok((socket, pane)) => ready::wait_ready(&socket, &pane, rule, timeout),
+            Err(why) => Ok(Readiness::Down { why }),
         }
     }
 
@@ -262,20 +286,19 @@ impl Transport for TmuxTransport {
     }
 
     fn caller(&self) -> Option<String> {
-        if let Some(name) = std::env::var("MOSAIC_AGENT_NAME")
-            .ok()
-            .filter(|n| !n.is_empty())
-        {
-            return Some(name);
-        }
-        let socket = caller_socket_name()?;
+        let tmux = std::env::var("TMUX").ok()?;
+        let caller_socket = PathBuf::from(tmux.split(',').next()?);
+        let dir = send_lock::socket_dir();
+        let socket = std::iter::once(&self.default_socket)
+            .chain(self.sockets.values())
+            .find(|socket| same_file(&caller_socket, &dir.join(socket.as_str())))?;
         let mut args = vec!["display-message", "-p"];
         let pane = std::env::var("TMUX_PANE").unwrap_or_default();
         if !pane.is_empty() {
             args.extend(["-t", &pane]);
         }
         args.push("#S");
-        let name = Self::query(&socket, &args).ok()?;
+        let name = Self::query(socket, &args).ok()?;
         Some(name.trim().to_owned()).filter(|n| !n.is_empty())
     }
 
@@ -298,18 +321,76 @@ impl Transport for TmuxTransport {
     }
 }
 
-/// The `-L` name of the server the caller runs in, when `$TMUX` points at a
-/// socket in the standard directory (`${TMUX_TMPDIR:-/tmp}/tmux-<uid>/`).
-fn caller_socket_name() -> Option<String> {
-    let tmux = std::env::var("TMUX").ok()?;
-    let path = PathBuf::from(tmux.split(',').next()?);
-    let base = std::env::var_os("TMUX_TMPDIR")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-    // SAFETY: getuid cannot fail and has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    let dir = base.join(format!("tmux-{uid}"));
-    (path.parent() == Some(Path::new(&dir)))
-        .then(|| path.file_name()?.to_str().map(str::to_owned))
-        .flatten()
+/// Whether two paths name the same file (a socket reached through a
+/// symlinked temp directory is still the same socket).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Deliver every submission while holding the agent's send lock, once the
+/// program is ready.
+fn deliver_locked(
+    socket: &str,
+    pane: &str,
+    agent: &str,
+    submissions: &[String],
+    options: &DeliveryOptions,
+) -> Result<Delivery, TransportError> {
+    let queue = send_lock::queue_dir(socket, agent);
+    let _lock = match send_lock::acquire(&queue, options.lock_wait)? {
+        LockWait::Acquired(lock) => lock,
+        LockWait::TimedOut { ahead, holder } => {
+            return Ok(Delivery::Busy {
+                why: format!(
+                    "{ahead} sender(s) ahead after waiting {} s (the agent is held by `{holder}`; queue {}); nothing was typed",
+                    options.lock_wait.as_secs(),
+                    queue.display()
+                ),
+            })
+        }
+    };
+    match ready::wait_ready(socket, pane, &options.ready, options.ready_timeout)? {
+        Readiness::Ready { .. } => {}
+        Readiness::NotReady { why } => return Ok(Delivery::NotReady { why }),
+        Readiness::Down { why } => return Ok(Delivery::Down { why }),
+    }
+    let bracketed = options.input == InputMode::Paste;
+    let total = submissions.len();
+    let mut enters = 0;
+    for (index, text) in submissions.iter().enumerate() {
+        let which = if total > 1 {
+            format!("line {} of {total}: ", index + 1)
+        } else {
+            String::new()
+        };
+        match submit::submit(socket, pane, text, bracketed, options.attempts)? {
+            Submitted::Accepted { enters: n } => enters += n,
+            Submitted::Draft { enters: n } => {
+                return Ok(Delivery::Draft {
+                    enters: enters + n,
+                    why: format!(
+                        "{which}the text is still on the input line after {n} Enter presses; the program is not taking input"
+                    ),
+                })
+            }
+            Submitted::Unconfirmed { why } => {
+                return Ok(Delivery::Unconfirmed {
+                    why: format!("{which}{why}"),
+                })
+            }
+            Submitted::Gone => {
+                return Ok(Delivery::Down {
+                    why: format!("{which}pane {pane} of agent {agent} is gone"),
+                })
+            }
+        }
+    }
+    Ok(Delivery::Accepted {
+        enters,
+        submissions: u32::try_from(total).unwrap_or(u32::MAX),
+    })
 }

@@ -1,8 +1,10 @@
 //! The per-agent verbs: `roster`, `start`/`stop`/`restart` (the agent's unit,
-//! then a look at its session), `tail` (recent output), `attach` (the
-//! command to exec), `watch` (`attach --read-only`: a viewer that changes
-//! nothing) and `reset` (the runtime's reset command, or a restart and a
-//! kick-start message when the runtime has none). `agent status` is
+//! then a wait for its session and, when it runs, for its program to be
+//! ready for input), `tail` (recent output), `attach` (the command to exec),
+//! `watch` (`attach --read-only`: a viewer that changes nothing) and
+//! `reset` (the runtime's reset command, or a restart and a kick-start
+//! message when the runtime has none; either is delivered like `agent send`,
+//! so only once the program is ready). `agent status` is
 //! [`super::fleet::status`] for one agent; `send` has its own module.
 
 use std::ffi::OsString;
@@ -13,7 +15,7 @@ use serde::Serialize;
 use super::send::{source_label, with_preamble};
 use super::{AgentView, Fleet, FleetError};
 use crate::systemd::agent_unit;
-use crate::transport::{Delivery, SubmitOptions, Watched};
+use crate::transport::{Delivery, DeliveryOptions, Readiness, ReadyRule, Watched};
 
 /// The message a freshly restarted agent gets when its runtime has no reset
 /// command.
@@ -42,6 +44,15 @@ impl UnitAction {
     }
 }
 
+/// How long a verb waits for an agent's session, then for its program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// For the unit's session to come up or go away.
+    pub session: Duration,
+    /// For the program to be ready for input (start, restart, reset).
+    pub ready: Duration,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct UnitActionReport {
     pub agent: String,
@@ -49,17 +60,26 @@ pub struct UnitActionReport {
     pub action: UnitAction,
     /// Whether the session is alive once the action settled.
     pub session_alive: bool,
-    /// Whether the session ended up as the action wants it.
+    /// For start and restart: whether the program became ready for input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
+    /// Whether the session ended up as the action wants it (and, for start
+    /// and restart, its program ready).
     pub ok: bool,
 }
 
-/// Start, stop or restart one agent's unit, then wait (up to `timeout`) for
-/// its session to come up or go away.
+/// The readiness rule of an agent's runtime.
+fn ready_rule(fleet: &Fleet<'_>, runtime: &str) -> ReadyRule {
+    ReadyRule::for_runtime(&fleet.roster.profile.roster.runtime(runtime))
+}
+
+/// Start, stop or restart one agent's unit, then wait for its session to
+/// come up or go away, and (start, restart) for its program to be ready.
 pub fn unit_action(
     fleet: &Fleet<'_>,
     name: &str,
     action: UnitAction,
-    timeout: Duration,
+    waits: Waits,
 ) -> Result<UnitActionReport, FleetError> {
     let agent = fleet.local_agent(name)?;
     let unit = agent_unit(&agent.name);
@@ -71,13 +91,27 @@ pub fn unit_action(
         UnitAction::Restart => fleet.services.restart(&units)?,
     }
     let want_alive = action != UnitAction::Stop;
-    let ok = fleet.wait_session(&agent.name, want_alive, timeout);
+    let settled = fleet.wait_session(&agent.name, want_alive, waits.session);
+    let readiness = if want_alive && settled {
+        let rule = ready_rule(fleet, &agent.runtime);
+        Some(
+            fleet
+                .transport
+                .wait_ready(&agent.name, &rule, waits.ready)?,
+        )
+    } else {
+        None
+    };
+    let ready = readiness
+        .as_ref()
+        .is_none_or(|r| matches!(r, Readiness::Ready { .. }));
     Ok(UnitActionReport {
         agent: agent.name.clone(),
         unit,
         action,
-        session_alive: ok == want_alive,
-        ok,
+        session_alive: settled == want_alive,
+        readiness,
+        ok: settled && ready,
     })
 }
 
@@ -115,32 +149,35 @@ pub struct ResetReport {
     pub agent: String,
     #[serde(flatten)]
     pub method: ResetMethod,
-    /// `ACCEPTED`, `DRAFT` or `DOWN` for what was submitted.
+    /// `ACCEPTED`, `DRAFT`, `DOWN`, `UNCONFIRMED`, `NOT-READY` or `BUSY`
+    /// for what was submitted.
     pub outcome: &'static str,
     pub delivery: Delivery,
 }
 
 /// Clear an agent's conversation: its runtime's `reset_command` from the
 /// roster, or (no such command, or `new_process`) a unit restart followed by
-/// a kick-start message.
+/// a kick-start message. Whatever is submitted waits for the program to be
+/// ready, and for any other sender to finish.
 pub fn reset(
     fleet: &Fleet<'_>,
     name: &str,
     new_process: bool,
-    timeout: Duration,
+    waits: Waits,
 ) -> Result<ResetReport, FleetError> {
     let agent = fleet.local_agent(name)?;
-    let reset_command = fleet
-        .roster
-        .profile
-        .roster
-        .runtimes
-        .get(&agent.runtime)
-        .and_then(|r| r.reset_command.clone())
+    let settings = fleet.roster.profile.roster.runtime(&agent.runtime);
+    let reset_command = settings
+        .reset_command
+        .clone()
         .filter(|c| !c.trim().is_empty());
-    let options = SubmitOptions::default();
+    let mut options = DeliveryOptions::for_runtime(&settings);
+    options.ready_timeout = waits.ready;
     if let (Some(command), false) = (reset_command, new_process) {
-        let delivery = fleet.transport.deliver(&agent.name, &command, options)?;
+        let delivery =
+            fleet
+                .transport
+                .deliver(&agent.name, std::slice::from_ref(&command), &options)?;
         return Ok(ResetReport {
             agent: agent.name.clone(),
             method: ResetMethod::ResetCommand { command },
@@ -148,10 +185,19 @@ pub fn reset(
             delivery,
         });
     }
-    let restarted = unit_action(fleet, name, UnitAction::Restart, timeout)?;
-    let host = crate::host::short(&fleet.roster.host).to_owned();
-    let text = with_preamble(&source_label(fleet, &host), &host, &agent.name, KICK_START);
-    let delivery = fleet.transport.deliver(&agent.name, &text, options)?;
+    let restarted = unit_action(fleet, name, UnitAction::Restart, waits)?;
+    let delivery = match restarted.readiness {
+        Some(Readiness::NotReady { why }) => Delivery::NotReady {
+            why: format!("after the restart: {why}"),
+        },
+        Some(Readiness::Down { why }) => Delivery::Down { why },
+        _ => {
+            let host = crate::host::short(&fleet.roster.host).to_owned();
+            let source = source_label(fleet, &host);
+            let text = with_preamble(&source, &host, &agent.name, KICK_START);
+            fleet.transport.deliver(&agent.name, &[text], &options)?
+        }
+    };
     Ok(ResetReport {
         agent: agent.name.clone(),
         method: ResetMethod::Restart {

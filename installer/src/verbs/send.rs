@@ -1,19 +1,31 @@
 //! `agent send`: a message to one agent, or to every agent with `--all`,
 //! with the addressing preamble of `agent-send.sh`
-//! (`[<src_host>:<src_session> -> <dst_host>:<dst_session>] <message>`) and
-//! the reliable submit of `send-message.sh` (through the transport).
+//! (`[<src_host>:<src_session> -> <dst_host>:<dst_session>] <message>`),
+//! delivered by the transport exactly once, whole, as one submission, or
+//! with an outcome that says it was not.
 //!
-//! One submission carries at most [`MAX_MESSAGE_BYTES`] of message: a larger
-//! text is refused before anything is sent, because splitting it would turn
-//! one message into several submissions the agent reads as separate turns.
+//! Everything that can be refused is refused before anything is sent, for
+//! every recipient: control characters ([`super::message`]), an empty or
+//! oversized message, and, for a runtime whose program reads lines
+//! (`input: lines`), a multi-line message without `--lines` or a line over
+//! the terminal's limit. One submission carries at most
+//! [`MAX_MESSAGE_BYTES`] of message, because splitting it would turn one
+//! message into several submissions the agent reads as separate turns.
+
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::message;
 use super::{Fleet, FleetError};
-use crate::transport::{Delivery, SubmitOptions};
+use crate::profile::{InputMode, TERMINAL_LINE_MAX};
+use crate::transport::{Delivery, DeliveryOptions};
 
 /// The largest message body (64 KiB), preamble not counted.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The sender label of someone who is not an agent of the fleet.
+pub const OPERATOR: &str = "operator";
 
 /// Who gets the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,20 +35,47 @@ pub enum Recipients {
     All,
 }
 
+/// How to send, as the flags of `agent send` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Enter presses before giving up on a draft.
+    pub attempts: u32,
+    /// Longest wait for the agent's program to be ready.
+    pub ready_timeout: Duration,
+    /// Longest wait for the senders ahead in the agent's queue.
+    pub lock_wait: Duration,
+    /// Strip control characters instead of refusing the message.
+    pub sanitize: bool,
+    /// One submission per line of the message.
+    pub lines: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            attempts: DeliveryOptions::ATTEMPTS,
+            ready_timeout: DeliveryOptions::READY_TIMEOUT,
+            lock_wait: DeliveryOptions::LOCK_WAIT,
+            sanitize: false,
+            lines: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SendRequest {
     pub to: Recipients,
     pub body: String,
     /// Replaces `<src_host>:<src_session>` in the preamble.
     pub source: Option<String>,
-    pub options: SubmitOptions,
+    pub options: SendOptions,
 }
 
 /// What happened for one agent.
 #[derive(Debug, Clone, Serialize)]
 pub struct SendResult {
     pub agent: String,
-    /// `ACCEPTED`, `DRAFT` or `DOWN`.
+    /// `ACCEPTED`, `DRAFT`, `DOWN`, `UNCONFIRMED`, `NOT-READY` or `BUSY`.
     pub outcome: &'static str,
     pub delivery: Delivery,
 }
@@ -48,17 +87,14 @@ pub struct SendReport {
 }
 
 impl SendReport {
-    /// 0 when every agent accepted; 1 when one holds a draft; else 3 (down),
-    /// as send-message.sh exits.
+    /// 0 when every agent accepted; else the code of the outcome that
+    /// matters most, in this order: 1 (draft or unconfirmed: the text may
+    /// sit unsubmitted), 5 (not ready), 6 (busy), 3 (down).
     pub fn exit_code(&self) -> u8 {
-        let any = |word: &str| self.results.iter().any(|r| r.outcome == word);
-        if any("DRAFT") {
-            1
-        } else if any("DOWN") {
-            3
-        } else {
-            0
-        }
+        [1, 5, 6, 3]
+            .into_iter()
+            .find(|code| self.results.iter().any(|r| r.delivery.exit_code() == *code))
+            .unwrap_or(0)
     }
 }
 
@@ -67,10 +103,15 @@ pub fn with_preamble(source: &str, dst_host: &str, dst_session: &str, body: &str
     format!("[{source} -> {dst_host}:{dst_session}] {body}")
 }
 
-/// Trailing newlines dropped (Enter is what submits); empty and oversized
-/// messages refused.
-pub fn prepare_body(body: &str) -> Result<String, FleetError> {
-    let body = body.trim_end_matches(['\n', '\r']);
+/// The body as it will be sent: control characters refused (or stripped
+/// with `sanitize`), line endings made LF, trailing newlines dropped (Enter
+/// is what submits); empty and oversized messages refused.
+pub fn prepare_body(body: &str, sanitize: bool) -> Result<String, FleetError> {
+    let body = message::clean(body, sanitize).map_err(|found| FleetError::ControlCharacter {
+        what: "the message".into(),
+        found,
+    })?;
+    let body = body.trim_end_matches('\n');
     if body.trim().is_empty() {
         return Err(FleetError::EmptyMessage);
     }
@@ -83,20 +124,69 @@ pub fn prepare_body(body: &str) -> Result<String, FleetError> {
     Ok(body.to_owned())
 }
 
-/// This machine's short name (up to the first dot), as the scripts print it.
+/// The submissions one agent gets: the whole text as one; or, with
+/// `lines`, each non-blank line as one (the preamble on the first). For a
+/// program that reads lines, a multi-line text needs `lines`, and no line
+/// may pass the terminal's limit.
+pub fn submissions(
+    agent: &str,
+    preamble: &str,
+    body: &str,
+    input: InputMode,
+    lines: bool,
+) -> Result<Vec<String>, FleetError> {
+    let texts: Vec<String> = if lines {
+        body.split('\n')
+            .filter(|line| !line.trim().is_empty())
+            .enumerate()
+            .map(|(i, line)| {
+                if i == 0 {
+                    format!("{preamble}{line}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect()
+    } else {
+        vec![format!("{preamble}{body}")]
+    };
+    if input == InputMode::Lines {
+        let count = body.split('\n').count();
+        if !lines && count > 1 {
+            return Err(FleetError::MultiLineToLineReader {
+                agent: agent.to_owned(),
+                lines: count,
+            });
+        }
+        if let Some((index, text)) = texts
+            .iter()
+            .enumerate()
+            .find(|(_, text)| text.len() > TERMINAL_LINE_MAX)
+        {
+            return Err(FleetError::LineTooLong {
+                agent: agent.to_owned(),
+                line: index + 1,
+                bytes: text.len(),
+                limit: TERMINAL_LINE_MAX,
+            });
+        }
+    }
+    Ok(texts)
+}
+
+/// This host's short name (up to the first dot), as the scripts print it.
 pub fn short_hostname() -> String {
     crate::host::short(&crate::host::machine()).to_owned()
 }
 
-/// `<src_host>:<src_session>`: the caller's session on the transport when
-/// it runs in one, else the user's name.
+/// `<src_host>:<src_session>`: the agent the caller is, when it runs inside
+/// one of the fleet's agents, else `operator`, so that an operator never
+/// speaks as an agent.
 pub fn source_label(fleet: &Fleet<'_>, host: &str) -> String {
     let session = fleet
         .transport
         .caller()
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "shell".to_owned());
+        .unwrap_or_else(|| OPERATOR.to_owned());
     format!("{host}:{session}")
 }
 
@@ -105,19 +195,38 @@ pub fn send(fleet: &Fleet<'_>, request: &SendRequest) -> Result<SendReport, Flee
         Recipients::One(name) => vec![fleet.local_agent(name)?.name.clone()],
         Recipients::All => fleet.local_names(),
     };
-    let body = prepare_body(&request.body)?;
+    let options = request.options;
+    let body = prepare_body(&request.body, options.sanitize)?;
     let host = crate::host::short(&fleet.roster.host).to_owned();
-    let source = request
-        .source
-        .clone()
-        .unwrap_or_else(|| source_label(fleet, &host));
+    let source = match &request.source {
+        Some(label) => message::clean(label, options.sanitize)
+            .map_err(|found| FleetError::ControlCharacter {
+                what: "the --from label".into(),
+                found,
+            })?
+            .replace('\n', " "),
+        None => source_label(fleet, &host),
+    };
+    // Every refusal comes before the first agent is typed into.
+    let mut planned = Vec::new();
+    for agent in targets {
+        let view = fleet.agent(&agent)?;
+        let settings = fleet.roster.profile.roster.runtime(&view.runtime);
+        let mut delivery = DeliveryOptions::for_runtime(&settings);
+        delivery.attempts = options.attempts;
+        delivery.ready_timeout = options.ready_timeout;
+        delivery.lock_wait = options.lock_wait;
+        let preamble = with_preamble(&source, &host, &agent, "");
+        let texts = submissions(&agent, &preamble, &body, delivery.input, options.lines)?;
+        planned.push((agent, texts, delivery));
+    }
     // Broadcasts skip agents already known to be down instead of trying.
     let alive = match request.to {
-        Recipients::All => Some(fleet.transport.sessions(&targets)?),
+        Recipients::All => Some(fleet.transport.sessions(&planned_names(&planned))?),
         Recipients::One(_) => None,
     };
     let mut results = Vec::new();
-    for agent in targets {
+    for (agent, texts, delivery_options) in planned {
         let down = alive
             .as_ref()
             .and_then(|view| view.agents.get(&agent))
@@ -127,8 +236,7 @@ pub fn send(fleet: &Fleet<'_>, request: &SendRequest) -> Result<SendReport, Flee
                 why: format!("agent {agent} has no live session"),
             }
         } else {
-            let text = with_preamble(&source, &host, &agent, &body);
-            fleet.transport.deliver(&agent, &text, request.options)?
+            fleet.transport.deliver(&agent, &texts, &delivery_options)?
         };
         results.push(SendResult {
             agent,
@@ -137,6 +245,10 @@ pub fn send(fleet: &Fleet<'_>, request: &SendRequest) -> Result<SendReport, Flee
         });
     }
     Ok(SendReport { source, results })
+}
+
+fn planned_names(planned: &[(String, Vec<String>, DeliveryOptions)]) -> Vec<String> {
+    planned.iter().map(|(agent, _, _)| agent.clone()).collect()
 }
 
 #[cfg(test)]
@@ -153,18 +265,55 @@ mod tests {
 
     #[test]
     fn body_limits() {
-        assert_eq!(prepare_body("hi\n\n").unwrap(), "hi");
+        assert_eq!(prepare_body("hi\r\n\n", false).unwrap(), "hi");
         assert!(matches!(
-            prepare_body(" \n\t"),
+            prepare_body(" \n\t", false),
             Err(FleetError::EmptyMessage)
         ));
         let exact = "x".repeat(MAX_MESSAGE_BYTES);
-        assert_eq!(prepare_body(&exact).unwrap().len(), MAX_MESSAGE_BYTES);
+        assert_eq!(
+            prepare_body(&exact, false).unwrap().len(),
+            MAX_MESSAGE_BYTES
+        );
         let over = "é".repeat(MAX_MESSAGE_BYTES / 2 + 1);
         assert!(matches!(
-            prepare_body(&over),
+            prepare_body(&over, false),
             Err(FleetError::MessageTooLarge { bytes, .. }) if bytes == MAX_MESSAGE_BYTES + 2
         ));
+    }
+
+    #[test]
+    fn control_characters_are_refused_or_stripped() {
+        let err = prepare_body("ab\x1b[201~\r", false).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the message contains ESC (0x1b) at byte 2"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(prepare_body("ab\x1b[201~\r", true).unwrap(), "ab[201~");
+    }
+
+    #[test]
+    fn line_readers_get_lines() {
+        let one = submissions("q", "[p] ", "a\nb", InputMode::Paste, false).unwrap();
+        assert_eq!(one, ["[p] a\nb"]);
+        let err = submissions("q", "[p] ", "a\nb", InputMode::Lines, false).unwrap_err();
+        assert!(matches!(
+            err,
+            FleetError::MultiLineToLineReader { lines: 2, .. }
+        ));
+        let lines = submissions("q", "[p] ", "a\n\n  \nb", InputMode::Lines, true).unwrap();
+        assert_eq!(lines, ["[p] a", "b"]);
+        let long = "x".repeat(TERMINAL_LINE_MAX - 4);
+        assert!(submissions("q", "[p] ", &long, InputMode::Lines, false).is_ok());
+        let err =
+            submissions("q", "[p] ", &format!("{long}y"), InputMode::Lines, false).unwrap_err();
+        assert!(
+            matches!(err, FleetError::LineTooLong { line: 1, bytes, .. } if bytes == TERMINAL_LINE_MAX + 1)
+        );
+        // A paste program takes the long line whole.
+        assert!(submissions("q", "[p] ", &format!("{long}y"), InputMode::Paste, false).is_ok());
     }
 
     #[test]

@@ -36,18 +36,31 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// The test roster with its placeholders filled in for `home`.
 pub fn roster_text(home: &Path) -> String {
-    let text = std::fs::read_to_string(fixture("fleet/roster.yaml")).expect("read roster fixture");
+    fixture_roster_text("fleet/roster.yaml", home)
+}
+
+/// A roster fixture with `@SCRIPTS@`, `@HOME@` and `@BIN@` (where the
+/// workspace's binaries, `stand-in-tui` among them, are built) filled in.
+pub fn fixture_roster_text(rel: &str, home: &Path) -> String {
+    let text = std::fs::read_to_string(fixture(rel)).expect("read roster fixture");
+    let bin = workspace_bin("stand-in-tui");
     text.replace("@SCRIPTS@", &fixture("scripts").display().to_string())
         .replace("@HOME@", &home.display().to_string())
+        .replace("@BIN@", &bin.parent().unwrap().display().to_string())
 }
 
 impl FleetWorld {
     /// A world with the test roster installed; None (after a visible
     /// "skipped") without tmux.
     pub fn new() -> Option<FleetWorld> {
+        FleetWorld::with_roster("fleet/roster.yaml")
+    }
+
+    /// A world with the roster fixture `tests/fixtures/<rel>` installed.
+    pub fn with_roster(rel: &str) -> Option<FleetWorld> {
         let fleet = FleetWorld::bare()?;
         let roster = fleet.home().join("roster-fixture.yaml");
-        std::fs::write(&roster, roster_text(fleet.home())).expect("write roster");
+        std::fs::write(&roster, fixture_roster_text(rel, fleet.home())).expect("write roster");
         let out = mosaic_install(fleet.home(), &fleet.world)
             .args(["--no-systemctl", "--profile"])
             .arg(&roster)
@@ -135,6 +148,50 @@ impl FleetWorld {
         assert_ok(&self.tmux(&args), "start an agent session");
         let prompt = if agent == "sink" { "sink>" } else { "ready>" };
         self.wait_for_pane(agent, prompt);
+    }
+
+    /// The agent's session running the command the installed roster gives
+    /// it, as the unit would start it (not waiting for anything).
+    pub fn start_roster_agent(&self, agent: &str) {
+        let text = std::fs::read_to_string(self.roster_path()).expect("read the installed roster");
+        let profile = mosaic_install::profile::Profile::parse("installed", "roster", &text)
+            .expect("the installed roster parses");
+        let command = profile
+            .roster
+            .agents
+            .iter()
+            .find(|a| a.name == agent)
+            .and_then(|a| a.command.clone())
+            .unwrap_or_else(|| panic!("no command for {agent} in the roster"));
+        let mut args = NO_TMUX_CONFIG.to_vec();
+        args.extend(["new-session", "-d", "-s", agent, "-x", "120", "-y", "30"]);
+        args.push(&command);
+        assert_ok(&self.tmux(&args), "start an agent session");
+    }
+
+    /// What a stand-in TUI logged (`<agent>.log`, one JSON object per
+    /// submission): the submitted texts, in order.
+    pub fn submissions(&self, agent: &str) -> Vec<String> {
+        let path = self.home().join(format!("{agent}.log"));
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{agent}.log: not JSON ({e}): {line}"));
+                value["text"].as_str().expect("a text").to_owned()
+            })
+            .collect()
+    }
+
+    /// Lines a plain line reader logged (`<agent>.log`), empty ones included.
+    pub fn lines_read(&self, agent: &str) -> Vec<String> {
+        let path = self.home().join(format!("{agent}.log"));
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Holder and every agent of the test roster running.

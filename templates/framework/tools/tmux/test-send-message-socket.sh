@@ -13,6 +13,9 @@ export TMUX_TMPDIR=$work
 unset TMUX TMUX_PANE MOSAIC_TMUX_SOCKET
 socket="mosaic-test-$$"
 current=setup
+# The recorder's prompt: checks that are not about readiness wait for it
+# instead of for a still screen and a program 2 s old.
+ready=(-P '^ready> ')
 
 finish() {
     local status=$?
@@ -64,6 +67,21 @@ while IFS= read -r line; do
     printf 'ready> '
 done
 EOF
+# A recorder that loads for a second first, in line mode, then throws away
+# whatever was typed meanwhile, as programs that reset their terminal do.
+cat >"$work/slow-recorder" <<'EOF'
+#!/usr/bin/env bash
+sleep 1
+stty -icanon
+while IFS= read -r -s -t 0.2 -n 1 _; do :; done
+exec "${0%/*}/recorder" "$1"
+EOF
+# A program that never leaves line mode (never ready for a paste).
+cat >"$work/line-mode" <<'EOF'
+#!/usr/bin/env bash
+printf 'line mode> '
+while IFS= read -r line; do printf '%s\n' "$line" >>"$1"; done
+EOF
 # A program that shows what is typed but never accepts Enter.
 cat >"$work/sink" <<'EOF'
 #!/usr/bin/env bash
@@ -95,7 +113,7 @@ done
 shift
 exec sh -c "$*"
 EOF
-chmod +x "$work/recorder" "$work/sink" "$work/bin/ssh"
+chmod +x "$work/recorder" "$work/slow-recorder" "$work/line-mode" "$work/sink" "$work/bin/ssh"
 
 pane_shows() {
     tmux -L "$socket" capture-pane -p -t "$1" | grep -qF -- "$2"
@@ -117,7 +135,7 @@ recorded() {
 expect_record() {
     local session=$1 expected
     shift
-    "$here/send-message.sh" -L "$socket" -t "=$session" "end-of-test" ||
+    "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=$session" "end-of-test" ||
         fail "the end marker was not delivered to $session"
     wait_until grep -qx 'end-of-test' "$work/$session.rec" ||
         fail "the end marker never reached $session"
@@ -141,22 +159,22 @@ done
 
 t_quotes_unicode() {
     start_recorder rec1
-    "$here/send-message.sh" -L "$socket" -t "=rec1" "$tricky" || fail "send-message failed"
+    "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=rec1" "$tricky" || fail "send-message failed"
     expect_record rec1 "$tricky"
 }
 
 t_four_kib() {
     ((${#long} == 4096)) || fail "test message is ${#long} bytes"
     start_recorder rec2
-    "$here/send-message.sh" -L "$socket" -t "=rec2" "$long" || fail "send-message failed"
+    "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=rec2" "$long" || fail "send-message failed"
     expect_record rec2 "$long"
 }
 
 t_base64_and_stdin() {
     start_recorder rec3
-    "$here/send-message.sh" -L "$socket" -t "=rec3" -b "$(printf '%s' "$tricky" | base64 | tr -d '\n')" ||
+    "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=rec3" -b "$(printf '%s' "$tricky" | base64 | tr -d '\n')" ||
         fail "send-message -b failed"
-    printf '%s\n' "from stdin" | "$here/send-message.sh" -L "$socket" -t "=rec3" ||
+    printf '%s\n' "from stdin" | "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=rec3" ||
         fail "send-message from stdin failed"
     expect_record rec3 "$tricky" "from stdin"
 }
@@ -167,7 +185,7 @@ t_session_means_first_pane() {
     # The new pane becomes the active one: '=rec4' alone would mean it.
     tmux -L "$socket" split-window -t "=rec4:0.0" "$work/recorder" "$work/rec4-right.rec"
     wait_until pane_shows "=rec4:0.1" 'ready>' || fail "second recorder did not start"
-    "$here/send-message.sh" -L "$socket" -t "=rec4" "to the first pane" || fail "send-message failed"
+    "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=rec4" "to the first pane" || fail "send-message failed"
     expect_record rec4 "to the first pane"
     [[ ! -s $work/rec4-right.rec ]] || fail "the active pane =rec4:0.1 received: $(cat "$work/rec4-right.rec")"
 }
@@ -178,7 +196,7 @@ t_exact_match() {
     "$here/send-message.sh" -L "$socket" -t "=agent-1" "for agent-1" 2>/dev/null || status=$?
     ((status == 3)) || fail "sending to missing =agent-1 exited $status, expected 3"
     start_recorder agent-1
-    "$here/send-message.sh" -L "$socket" -t "=agent-1" "for agent-1" || fail "send-message failed"
+    "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=agent-1" "for agent-1" || fail "send-message failed"
     expect_record agent-1 "for agent-1"
     expect_record agent-10
 }
@@ -207,7 +225,7 @@ t_draft_detected() {
 t_agent_send_inside_tmux() {
     start_recorder rec5
     tmux -L "$socket" -f /dev/null new-session -d -s sender \
-        "$here/agent-send.sh" -L "$socket" -s rec5 -n far -m "hello from inside"
+        "$here/agent-send.sh" -L "$socket" "${ready[@]}" -s rec5 -n far -m "hello from inside"
     # It runs on its own: let it finish before the end marker goes in.
     wait_until grep -qF 'hello from inside' "$work/rec5.rec" ||
         fail "nothing arrived from the sender session"
@@ -216,18 +234,111 @@ t_agent_send_inside_tmux() {
 
 t_agent_send_outside_tmux() {
     start_recorder rec6
-    USER=alice "$here/agent-send.sh" -L "$socket" -s rec6 -m "plain shell" ||
+    USER=alice "$here/agent-send.sh" -L "$socket" "${ready[@]}" -s rec6 -m "- plain shell" ||
         fail "agent-send failed"
-    "$here/agent-send.sh" -L "$socket" -s rec6 -S "ops:console" -n far -m "$tricky" ||
+    "$here/agent-send.sh" -L "$socket" "${ready[@]}" -s rec6 -S "ops:console" -n far -m "$tricky" ||
         fail "agent-send -S failed"
-    expect_record rec6 "[$(this_host):alice -> $(this_host):rec6] plain shell" \
+    expect_record rec6 "[$(this_host):operator -> $(this_host):rec6] - plain shell" \
         "[ops:console -> far:rec6] $tricky"
+}
+
+t_control_characters() {
+    start_recorder rec8
+    local status=0 err
+    err=$("$here/send-message.sh" -L "$socket" -t "=rec8" $'ok\e[201~\rrm -rf ~' 2>&1) || status=$?
+    ((status == 2)) || fail "exit $status, expected 2"
+    [[ $err == *"contains ESC (0x1b) at byte 2"* ]] || fail "unexpected error: $err"
+    status=0
+    err=$(printf 'a\0b' | "$here/send-message.sh" -L "$socket" -t "=rec8" 2>&1) || status=$?
+    ((status == 2)) || fail "NUL: exit $status, expected 2"
+    [[ $err == *"contains NUL (0x00) at byte 1"* ]] || fail "unexpected error: $err"
+    "$here/send-message.sh" -L "$socket" "${ready[@]}" -x -t "=rec8" $'ok\e[201~ and\r\nmore' ||
+        fail "send-message -x failed"
+    expect_record rec8 "ok[201~ and" "more"
+}
+
+t_concurrent_senders() {
+    start_recorder rec9
+    local n pids=()
+    for n in 1 2 3 4; do
+        "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=rec9" "sender $n, one whole line" &
+        pids+=($!)
+    done
+    for n in "${pids[@]}"; do
+        wait "$n" || fail "a concurrent sender failed"
+    done
+    "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=rec9" "end-of-test" || fail "end marker"
+    wait_until grep -qx 'end-of-test' "$work/rec9.rec" || fail "the end marker never arrived"
+    [[ $(sort "$work/rec9.rec") == "$({
+        printf 'sender %s, one whole line\n' 1 2 3 4
+        echo end-of-test
+    } | sort)" ]] ||
+        fail "rec9 recorded:"$'\n'"$(cat "$work/rec9.rec")"
+}
+
+t_waits_for_a_slow_start() {
+    : >"$work/rec10.rec"
+    tmux -L "$socket" -f /dev/null new-session -d -s rec10 -x 120 -y 30 \
+        "$work/slow-recorder" "$work/rec10.rec"
+    "$here/send-message.sh" -L "$socket" -t "=rec10" "typed once it reads keys" ||
+        fail "send-message to a starting program failed"
+    # Typed while it was loading, the text would have been thrown away.
+    expect_record rec10 "typed once it reads keys"
+}
+
+t_line_reader() {
+    : >"$work/reader.rec"
+    tmux -L "$socket" -f /dev/null new-session -d -s reader -x 120 -y 30 \
+        "$work/line-mode" "$work/reader.rec"
+    wait_until pane_shows "=reader:0.0" 'line mode>' || fail "the line-mode program did not start"
+    "$here/send-message.sh" -L "$socket" -l -t "=reader" "one line" || fail "send-message -l failed"
+    local status=0 err
+    err=$("$here/send-message.sh" -L "$socket" -l -t "=reader" $'two\nlines' 2>&1) || status=$?
+    ((status == 2)) || fail "several lines: exit $status, expected 2"
+    [[ $err == *"line reader (-l)"* ]] || fail "unexpected error: $err"
+    "$here/send-message.sh" -L "$socket" -l -t "=reader" "end-of-test" || fail "end marker"
+    wait_until grep -qx 'end-of-test' "$work/reader.rec" || fail "the end marker never arrived"
+    [[ $(cat "$work/reader.rec") == $'one line\nend-of-test' ]] ||
+        fail "reader recorded:"$'\n'"$(cat "$work/reader.rec")"
+}
+
+t_not_ready_and_busy() {
+    : >"$work/lines.rec"
+    tmux -L "$socket" -f /dev/null new-session -d -s lines -x 120 -y 30 \
+        "$work/line-mode" "$work/lines.rec"
+    wait_until pane_shows "=lines:0.0" 'line mode>' || fail "the line-mode program did not start"
+    local status=0 err
+    err=$("$here/send-message.sh" -L "$socket" -R 3 -t "=lines" "never typed" 2>&1) || status=$?
+    ((status == 5)) || fail "exit $status, expected 5 (not ready)"
+    [[ $err == *"NOT-READY"*"line mode"* ]] || fail "unexpected error: $err"
+    ! pane_shows "=lines:0.0" "never typed" || fail "the text was typed into a program that was not ready"
+    start_recorder rec11
+    local queue
+    queue="$TMUX_TMPDIR/tmux-$(id -u)/mosaic-send.$socket/rec11"
+    mkdir -p "$queue"
+    # A sender that holds the queue: a process with the first file locked.
+    (
+        exec {fd}>"$queue/w.00000000000000000000"
+        flock -x "$fd"
+        echo "$BASHPID test-holder" >&"$fd"
+        exec sleep 30
+    ) </dev/null >/dev/null 2>&1 &
+    local holder=$!
+    wait_until grep -q test-holder "$queue/w.00000000000000000000" || fail "no holder"
+    status=0
+    err=$("$here/send-message.sh" -L "$socket" -w 1 -t "=rec11" "behind the holder" 2>&1) || status=$?
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    ((status == 6)) || fail "exit $status, expected 6 (busy)"
+    [[ $err == *"BUSY: 1 sender(s) ahead"*"test-holder"* ]] || fail "unexpected error: $err"
+    rm -f -- "$queue/w.00000000000000000000"
+    expect_record rec11
 }
 
 t_agent_send_remote() {
     start_recorder rec7
     printf '%s' "$tricky" >"$work/body"
-    PATH="$work/bin:$PATH" "$here/agent-send.sh" -H bob@remote.example -L "$socket" \
+    PATH="$work/bin:$PATH" "$here/agent-send.sh" -H bob@remote.example -L "$socket" "${ready[@]}" \
         -s rec7 -S "me:here" -f "$work/body" || fail "agent-send -H failed"
     expect_record rec7 "[me:here -> remote.example:rec7] $tricky"
     grep -qx 'bob@remote.example' "$work/ssh-args" || fail "ssh was not aimed at bob@remote.example"
@@ -242,5 +353,10 @@ check "=agent-1 never reaches agent-10" t_exact_match
 check "a missing pane or server exits 3" t_missing_target
 check "a message left as a draft exits 1" t_draft_detected
 check "agent-send preamble names the sender's own tmux session" t_agent_send_inside_tmux
-check "agent-send outside tmux uses the user name; -S overrides the source" t_agent_send_outside_tmux
+check "agent-send outside tmux is the operator; -S overrides the source" t_agent_send_outside_tmux
 check "agent-send -H ships send-message.sh over ssh" t_agent_send_remote
+check "control characters are refused with exit 2; -x strips them" t_control_characters
+check "concurrent senders take turns: every message whole, once" t_concurrent_senders
+check "a program still starting is typed into only once it is ready" t_waits_for_a_slow_start
+check "not ready exits 5 and types nothing; a held queue exits 6" t_not_ready_and_busy
+check "-l: a line reader gets one line, never several" t_line_reader
