@@ -16,50 +16,20 @@ set -euo pipefail
 unit_dir=${1:-${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user}
 holder="$unit_dir/mosaic-tmux-holder.service"
 agent="$unit_dir/mosaic-agent@.service"
-work=$(mktemp -d "${TMUX_TMPDIR:-/tmp}/mosaic-test.XXXXXX")
-export TMUX_TMPDIR=$work
-unset TMUX TMUX_PANE
-socket="mosaic-test-$$"
+# The self-tests' harness, in the tools/selftest/ of the same tree.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/../../tools/selftest/lib.sh
+source "$here/../../tools/selftest/lib.sh"
+selftest_begin
 runtime_dir="$work/run"
 mkdir -m 0700 "$runtime_dir"
 declare -A supervisor=()
-current=setup
 
-finish() {
-    local status=$? pid
+selftest_cleanup() {
+    local pid
     for pid in "${supervisor[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
-    tmux -L "$socket" kill-server >/dev/null 2>&1 || true
-    rm -rf -- "$work"
-    if ((status != 0)); then
-        printf 'not ok - %s\n' "$current"
-    fi
-    exit "$status"
-}
-trap finish EXIT
-
-fail() {
-    printf '%s\n' "$*" >&2
-    exit 1
-}
-
-check() {
-    current=$1
-    "$2"
-    printf 'ok - %s\n' "$1"
-}
-
-# Poll a condition for up to ten seconds.
-wait_until() {
-    local tick
-    for ((tick = 0; tick < 100; tick++)); do
-        if "$@"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
 }
 
 # The values of `key=` in a unit file, one per line, in order.

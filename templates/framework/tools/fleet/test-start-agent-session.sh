@@ -10,61 +10,20 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 start="$here/start-agent-session.sh"
-work=$(mktemp -d "${TMUX_TMPDIR:-/tmp}/mosaic-test.XXXXXX")
-export TMUX_TMPDIR=$work
-unset TMUX TMUX_PANE MOSAIC_AGENT_NAME MOSAIC_AGENT_RUNTIME MOSAIC_AGENT_MODEL \
-    MOSAIC_AGENT_CLASS MOSAIC_AGENT_WORKDIR MOSAIC_AGENT_COMMAND MOSAIC_RUNTIME_PATH \
-    MOSAIC_RUNTIME_BIN XDG_CONFIG_HOME
+stand_ins="$here/../selftest"
+# shellcheck source=SCRIPTDIR/../selftest/lib.sh
+source "$stand_ins/lib.sh"
+selftest_begin
+unset MOSAIC_AGENT_NAME MOSAIC_AGENT_RUNTIME MOSAIC_AGENT_MODEL MOSAIC_AGENT_CLASS \
+    MOSAIC_AGENT_WORKDIR MOSAIC_AGENT_COMMAND MOSAIC_RUNTIME_PATH MOSAIC_RUNTIME_BIN \
+    XDG_CONFIG_HOME
 export HOME="$work/home" MOSAIC_HOME="$work/home/mosaic-home"
-export MOSAIC_TMUX_SOCKET="mosaic-test-$$"
-socket=$MOSAIC_TMUX_SOCKET
+export MOSAIC_TMUX_SOCKET=$socket
 mkdir -p "$HOME" "$MOSAIC_HOME/fleet/agents" "$work/bin"
-current=setup
 
-finish() {
-    local status=$?
-    tmux -L "$socket" kill-server >/dev/null 2>&1 || true
-    rm -rf -- "$work"
-    if ((status != 0)); then
-        printf 'not ok - %s\n' "$current"
-    fi
-    exit "$status"
-}
-trap finish EXIT
-
-fail() {
-    printf '%s\n' "$*" >&2
-    exit 1
-}
-
-check() {
-    current=$1
-    "$2"
-    printf 'ok - %s\n' "$1"
-}
-
-# Poll a condition for up to ten seconds.
-wait_until() {
-    local tick
-    for ((tick = 0; tick < 100; tick++)); do
-        if "$@"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# A stand-in for the mosaic CLI where npm would put it, off this PATH:
-# records its arguments and the pane's environment, then idles.
+# The mosaic CLI's stand-in where npm would put it, off this PATH.
 mkdir -p "$work/npm-prefix/bin"
-cat >"$work/npm-prefix/bin/mosaic" <<'EOF'
-#!/usr/bin/env bash
-env >"$HOME/mosaic-env"
-printf '%s\n' "$@" >"$HOME/mosaic-args"
-exec sleep 3600
-EOF
-chmod +x "$work/npm-prefix/bin/mosaic"
+cp "$stand_ins/mosaic.sh" "$work/npm-prefix/bin/mosaic"
 
 sessions() {
     tmux -L "$socket" list-sessions -F '#{session_name}' 2>/dev/null | sort | tr '\n' ' '
@@ -114,20 +73,20 @@ EOF
     run_start agent-1
     ((status == 0)) || fail "exit $status: $out"
     [[ $out == started* ]] || fail "expected 'started': $out"
-    wait_until test -s "$HOME/mosaic-args" || fail "mosaic was not launched"
+    wait_until test -s "$HOME/mosaic-argv.rec" || fail "mosaic was not launched"
     local expected
     expected=$(printf '%s\n' yolo claude --model "opus \"4\" \$x")
-    [[ $(cat "$HOME/mosaic-args") == "$expected" ]] || fail "mosaic got: $(cat "$HOME/mosaic-args")"
+    [[ $(cat "$HOME/mosaic-argv.rec") == "$expected" ]] || fail "mosaic got: $(cat "$HOME/mosaic-argv.rec")"
     [[ $(tmux -L "$socket" display-message -p -t "=agent-1:0.0" '#{pane_current_path}') == "$HOME/work dir" ]] ||
         fail "the session does not run in ~/work dir"
-    wait_until test -s "$HOME/mosaic-env" || fail "mosaic recorded no environment"
+    wait_until test -s "$HOME/mosaic-env.rec" || fail "mosaic recorded no environment"
     local line
     for line in MOSAIC_AGENT_NAME=agent-1 MOSAIC_AGENT_RUNTIME=claude MOSAIC_AGENT_CLASS=reviewer \
         "MOSAIC_AGENT_MODEL=opus \"4\" \$x" "MOSAIC_TMUX_SOCKET=$socket" "MOSAIC_HOME=$MOSAIC_HOME"; do
-        grep -qxF -- "$line" "$HOME/mosaic-env" || fail "the pane's environment lacks $line: $(cat "$HOME/mosaic-env")"
+        grep -qxF -- "$line" "$HOME/mosaic-env.rec" || fail "the pane's environment lacks $line: $(cat "$HOME/mosaic-env.rec")"
     done
     # The runtime directory first; the one that does not exist left out.
-    line=$(grep '^PATH=' "$HOME/mosaic-env")
+    line=$(grep '^PATH=' "$HOME/mosaic-env.rec")
     [[ $line == "PATH=$work/npm-prefix/bin:"* && $line != *"$work/gone"* ]] || fail "the pane's $line"
 }
 

@@ -8,120 +8,25 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-work=$(mktemp -d "${TMUX_TMPDIR:-/tmp}/mosaic-test.XXXXXX")
-export TMUX_TMPDIR=$work
-unset TMUX TMUX_PANE MOSAIC_TMUX_SOCKET
-socket="mosaic-test-$$"
-current=setup
+stand_ins="$here/../selftest"
+# shellcheck source=SCRIPTDIR/../selftest/lib.sh
+source "$stand_ins/lib.sh"
+selftest_begin
+unset MOSAIC_TMUX_SOCKET
 # The recorder's prompt: checks that are not about readiness wait for it
 # instead of for a still screen and a program 2 s old.
 ready=(-P '^ready> ')
-
-finish() {
-    local status=$?
-    tmux -L "$socket" kill-server >/dev/null 2>&1 || true
-    rm -rf -- "$work"
-    if ((status != 0)); then
-        printf 'not ok - %s\n' "$current"
-    fi
-    exit "$status"
-}
-trap finish EXIT
-
-fail() {
-    printf '%s\n' "$*" >&2
-    exit 1
-}
-
-check() {
-    current=$1
-    "$2"
-    printf 'ok - %s\n' "$1"
-}
-
-# Poll a condition for up to ten seconds.
-wait_until() {
-    local tick
-    for ((tick = 0; tick < 100; tick++)); do
-        if "$@"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# A stand-in REPL: asks for bracketed paste like a real agent REPL, reads
-# with canonical mode off (no 4 KiB line limit) and appends each submitted
-# line to the file $1.
-cat >"$work/recorder" <<'EOF'
-#!/usr/bin/env bash
-set -euo pipefail
-stty -icanon -echoctl
-printf '\e[?2004h'
-printf 'ready> '
-while IFS= read -r line; do
-    line=${line//$'\e[200~'/}
-    line=${line//$'\e[201~'/}
-    printf '%s\n' "$line" >>"$1"
-    printf 'ready> '
-done
-EOF
-# A recorder that loads for a second first, in line mode, then throws away
-# whatever was typed meanwhile, as programs that reset their terminal do.
-cat >"$work/slow-recorder" <<'EOF'
-#!/usr/bin/env bash
-sleep 1
-stty -icanon
-while IFS= read -r -s -t 0.2 -n 1 _; do :; done
-exec "${0%/*}/recorder" "$1"
-EOF
-# A program that never leaves line mode (never ready for a paste).
-cat >"$work/line-mode" <<'EOF'
-#!/usr/bin/env bash
-printf 'line mode> '
-while IFS= read -r line; do printf '%s\n' "$line" >>"$1"; done
-EOF
-# A program that shows what is typed but never accepts Enter.
-cat >"$work/sink" <<'EOF'
-#!/usr/bin/env bash
-set -euo pipefail
-stty -icanon -echo -icrnl
-printf 'sink> '
-while IFS= read -r -d '' -n 1 char; do
-    case $char in
-    $'\r' | $'\n') ;;
-    *) printf '%s' "$char" ;;
-    esac
-done
-EOF
-# ssh stand-in for the remote path: records its arguments, then runs the
-# remote command here with sh, as sshd would run it with the login shell.
+# ssh, for the remote path: the stand-in, first on PATH.
 mkdir -p "$work/bin"
-cat >"$work/bin/ssh" <<'EOF'
-#!/usr/bin/env bash
-set -euo pipefail
-printf '%s\n' "$@" >"$TMUX_TMPDIR/ssh-args"
-while (($# > 0)); do
-    case $1 in
-    -o) shift 2 ;;
-    --) shift; break ;;
-    -*) shift ;;
-    *) break ;;
-    esac
-done
-shift
-exec sh -c "$*"
-EOF
-chmod +x "$work/recorder" "$work/slow-recorder" "$work/line-mode" "$work/sink" "$work/bin/ssh"
+ln -s "$stand_ins/ssh.sh" "$work/bin/ssh"
+export SSH_STAND_IN_LOG="$work/ssh-args"
 
 pane_shows() {
     tmux -L "$socket" capture-pane -p -t "$1" | grep -qF -- "$2"
 }
 
 start_recorder() {
-    : >"$work/$1.rec"
-    tmux -L "$socket" -f /dev/null new-session -d -s "$1" -x 120 -y 30 "$work/recorder" "$work/$1.rec"
+    tmux -L "$socket" -f /dev/null new-session -d -s "$1" -x 120 -y 30 "$stand_ins/recorder.sh" "$work/$1.rec"
     wait_until pane_shows "=$1:0.0" 'ready>' || fail "recorder in session $1 did not start"
 }
 
@@ -183,7 +88,7 @@ t_session_means_first_pane() {
     start_recorder rec4
     : >"$work/rec4-right.rec"
     # The new pane becomes the active one: '=rec4' alone would mean it.
-    tmux -L "$socket" split-window -t "=rec4:0.0" "$work/recorder" "$work/rec4-right.rec"
+    tmux -L "$socket" split-window -t "=rec4:0.0" "$stand_ins/recorder.sh" "$work/rec4-right.rec"
     wait_until pane_shows "=rec4:0.1" 'ready>' || fail "second recorder did not start"
     "$here/send-message.sh" -L "$socket" "${ready[@]}" -t "=rec4" "to the first pane" || fail "send-message failed"
     expect_record rec4 "to the first pane"
@@ -213,7 +118,7 @@ t_missing_target() {
 }
 
 t_draft_detected() {
-    tmux -L "$socket" -f /dev/null new-session -d -s sink -x 120 -y 30 "$work/sink"
+    tmux -L "$socket" -f /dev/null new-session -d -s sink -x 120 -y 30 "$stand_ins/sink.sh"
     wait_until pane_shows "=sink:0.0" 'sink>' || fail "sink did not start"
     local status=0 err
     err=$("$here/send-message.sh" -L "$socket" -r 2 -t "=sink" "never submitted" 2>&1) || status=$?
@@ -277,9 +182,8 @@ t_concurrent_senders() {
 }
 
 t_waits_for_a_slow_start() {
-    : >"$work/rec10.rec"
     tmux -L "$socket" -f /dev/null new-session -d -s rec10 -x 120 -y 30 \
-        "$work/slow-recorder" "$work/rec10.rec"
+        "$stand_ins/slow-recorder.sh" "$work/rec10.rec"
     "$here/send-message.sh" -L "$socket" -t "=rec10" "typed once it reads keys" ||
         fail "send-message to a starting program failed"
     # Typed while it was loading, the text would have been thrown away.
@@ -289,7 +193,7 @@ t_waits_for_a_slow_start() {
 t_line_reader() {
     : >"$work/reader.rec"
     tmux -L "$socket" -f /dev/null new-session -d -s reader -x 120 -y 30 \
-        "$work/line-mode" "$work/reader.rec"
+        "$stand_ins/line-reader.sh" "$work/reader.rec" 'line mode> '
     wait_until pane_shows "=reader:0.0" 'line mode>' || fail "the line-mode program did not start"
     "$here/send-message.sh" -L "$socket" -l -t "=reader" "one line" || fail "send-message -l failed"
     local status=0 err
@@ -305,7 +209,7 @@ t_line_reader() {
 t_not_ready_and_busy() {
     : >"$work/lines.rec"
     tmux -L "$socket" -f /dev/null new-session -d -s lines -x 120 -y 30 \
-        "$work/line-mode" "$work/lines.rec"
+        "$stand_ins/line-reader.sh" "$work/lines.rec" 'line mode> '
     wait_until pane_shows "=lines:0.0" 'line mode>' || fail "the line-mode program did not start"
     local status=0 err
     err=$("$here/send-message.sh" -L "$socket" -R 3 -t "=lines" "never typed" 2>&1) || status=$?
