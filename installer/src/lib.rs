@@ -1,38 +1,38 @@
-//! mosaic-install: renders the embedded fleet bundle for a roster profile and
-//! installs it safely into a home directory.
+//! mosaic-install: installs Mosaic's durable tmux agent fleet (`mosaic-install`)
+//! and operates it (`mosaic-fleet`). Two binaries over one library, in three
+//! parts (see ARCHITECTURE.md at the repository root):
 //!
-//! Data flows one way: [`profile`] → [`render`] → [`plan`] → [`apply`] →
-//! [`receipt`]. See ARCHITECTURE.md at the repository root.
+//! - [`shared`]: what both binaries stand on — the layout of a home, the
+//!   roster model, the bundle and its rendering, the journaled transaction,
+//!   receipts and generations, tmux and systemd.
+//! - [`install`]: `mosaic-install` — plan, apply, status, uninstall,
+//!   rollback, the reconcile of the units and the rollout.
+//! - [`fleet`]: `mosaic-fleet` — the verbs over the transport and
+//!   service-manager traits, remote agents.
+//!
+//! Data flows one way: roster → rendered tree → plan → transaction →
+//! receipt → activation.
 
-pub mod activate;
-pub mod apply;
-pub mod bundle;
-pub mod cli;
-pub mod confine;
-pub mod envfile;
-pub mod fleet;
-pub mod fleet_cli;
-pub mod generation;
-pub mod host;
-pub mod install;
-pub mod layout;
-pub mod legacy;
-pub mod lock;
-pub mod output;
-pub mod plan;
-pub mod profile;
-pub mod receipt;
-pub mod reconcile;
-pub mod remote;
-pub mod render;
-pub mod report;
-pub mod rollback;
-pub mod rollout;
-pub mod runtime_path;
-pub mod snapshot;
-pub mod statedir;
-pub mod status;
-pub mod systemd;
-pub mod transport;
-pub mod uninstall;
-pub mod verbs;
+mod fleet;
+mod install;
+mod shared;
+
+/// `mosaic-install`'s whole `main`.
+pub fn install_main() -> std::process::ExitCode {
+    install::cli::main()
+}
+
+/// `mosaic-fleet`'s whole `main`.
+pub fn fleet_main() -> std::process::ExitCode {
+    fleet::cli::main()
+}
+
+/// `mosaic-install`'s command line (for completions and man pages).
+pub fn install_command() -> clap::Command {
+    <install::cli::Cli as clap::CommandFactory>::command()
+}
+
+/// `mosaic-fleet`'s command line (for completions and man pages).
+pub fn fleet_command() -> clap::Command {
+    <fleet::cli::Cli as clap::CommandFactory>::command()
+}

@@ -1,4 +1,4 @@
 //! `mosaic-install`: parses arguments and calls the library.
 fn main() -> std::process::ExitCode {
-    mosaic_install::cli::main()
+    mosaic_install::install_main()
 }

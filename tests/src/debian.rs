@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{require_tool, workspace_bin};
+use crate::require_tool;
 
 pub const PACKAGE: &str = "mosaic-install";
 
@@ -22,13 +22,13 @@ pub fn can_build() -> bool {
 
 /// Build the package from private copies of the debug binaries (other
 /// builds may replace target/debug meanwhile) into `out_dir`.
-pub fn build(out_dir: &Path) -> PathBuf {
+pub fn build(out_dir: &Path, product: crate::Product) -> PathBuf {
     let bins = out_dir.join("bin");
     std::fs::create_dir_all(&bins).expect("create a bin dir");
-    for tool in ["mosaic-install", "mosaic-fleet"] {
-        std::fs::copy(workspace_bin(tool), bins.join(tool)).expect("copy a binary");
+    for (tool, built) in product.binaries() {
+        std::fs::copy(built, bins.join(tool)).expect("copy a binary");
     }
-    let out = Command::new(workspace_bin("xtask"))
+    let out = Command::new(crate::xtask())
         .args(["deb", "--binary"])
         .arg(bins.join("mosaic-install"))
         .arg("--out-dir")

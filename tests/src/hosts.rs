@@ -21,10 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{require_tool, which, workspace_bin};
-
-/// Upper bound for anything these tests wait for; reached only when broken.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+use crate::{require_tool, which, PATIENCE};
 
 /// The lock file: where lock files live (FHS `/run/lock`); like every lock
 /// file there it outlives its holders, and holds no data.
@@ -169,7 +166,7 @@ static MACHINES: AtomicU32 = AtomicU32::new(0);
 impl Machine {
     /// Hosts named `names`, each a fresh user with its own sshd; None
     /// (after a visible "skipped") where the tests cannot run.
-    pub fn new(names: &[&str]) -> Option<Machine> {
+    pub fn new(names: &[&str], product: crate::Product) -> Option<Machine> {
         if !available() {
             return None;
         }
@@ -195,13 +192,13 @@ impl Machine {
         let bin = machine.bin();
         std::fs::create_dir_all(&bin).expect("create bin/");
         set_mode(&bin, 0o755);
-        for tool in ["mosaic-install", "mosaic-fleet"] {
-            std::fs::copy(workspace_bin(tool), bin.join(tool)).expect("copy a binary");
+        for (tool, built) in product.binaries() {
+            std::fs::copy(built, bin.join(tool)).expect("copy a binary");
             set_mode(&bin.join(tool), 0o755);
         }
-        for script in ["recorder.sh", "draft-sink.sh"] {
-            let from = crate::fixtures_dir().join("scripts").join(script);
-            std::fs::copy(from, bin.join(script)).expect("copy a fixture script");
+        for script in ["recorder.sh", "sink.sh"] {
+            let from = crate::stand_ins_dir().join(script);
+            std::fs::copy(from, bin.join(script)).expect("copy a stand-in");
             set_mode(&bin.join(script), 0o755);
         }
         let controller = machine.root.path().join("controller");
@@ -526,13 +523,4 @@ fn write_owned(path: &Path, text: &str, mode: u32, host: &Host) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     set_mode(path, mode);
     chown(path, Some(host.uid), Some(host.gid)).expect("chown a file");
-}
-
-/// Poll `done` until it holds; panic naming `what` after [`PATIENCE`].
-pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

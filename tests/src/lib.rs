@@ -4,11 +4,15 @@
 //! Everything here keeps tests away from the real machine: homes are temp
 //! dirs, and tmux always runs with its own `TMUX_TMPDIR` and a named socket.
 
+// Test support drives the real programs (tmux, sshd, systemd, dpkg) as a user would.
+#![allow(clippy::disallowed_types)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod debian;
 pub mod hosts;
+pub mod live;
 pub mod sandbox;
 
 /// The workspace root (parent of this package).
@@ -27,6 +31,13 @@ pub fn templates_dir() -> PathBuf {
 /// `tests/fixtures/` in the source tree.
 pub fn fixtures_dir() -> PathBuf {
     workspace_root().join("tests").join("fixtures")
+}
+
+/// The stand-in programs the bundle's self-tests drive (a recorder REPL, a
+/// sink, a line reader, ssh, mosaic, ...), shipped in
+/// `templates/framework/tools/selftest/`: the tests here drive the same ones.
+pub fn stand_ins_dir() -> PathBuf {
+    templates_dir().join("framework/tools/selftest")
 }
 
 /// Whether a test that needs `tool` may run. A missing tool fails the test
@@ -76,42 +87,97 @@ pub fn python_tool(tool: &str, why: &str) -> Option<PathBuf> {
     None
 }
 
-/// Path of a binary built from this workspace (`mosaic-install`, ...), built
-/// on demand so that `cargo test -p mosaic-tests` works on its own.
-pub fn workspace_bin(name: &str) -> PathBuf {
-    let bin = target_dir().join("debug").join(name);
+/// The product's two binaries, as the integration-test binary knows them
+/// (`env!("CARGO_BIN_EXE_mosaic-install")`, ...): what the helpers here that
+/// run or copy them are given.
+#[derive(Debug, Clone, Copy)]
+pub struct Product {
+    pub install: &'static str,
+    pub fleet: &'static str,
+}
+
+impl Product {
+    /// Both binaries, by the name they are installed under.
+    pub fn binaries(&self) -> [(&'static str, &'static Path); 2] {
+        [
+            ("mosaic-install", Path::new(self.install)),
+            ("mosaic-fleet", Path::new(self.fleet)),
+        ]
+    }
+}
+
+/// `cargo xtask`'s binary, built once per test process.
+pub fn xtask() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--workspace", "--bins"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build --workspace --bins failed");
-    });
+    program(&BUILD, "xtask", "xtask")
+}
+
+/// The stand-in TUI of the delivery tests (`src/bin/stand-in-tui.rs`),
+/// built once per test process.
+pub fn stand_in_tui() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    program(&BUILD, "mosaic-tests", "stand-in-tui")
+}
+
+/// A program of this workspace that is not one of the product's binaries
+/// (those come from `CARGO_BIN_EXE_*`): `cargo build -p PACKAGE --bin NAME`
+/// once, except inside the systemd sandbox, where `HOME` is not the user's
+/// and the outer run has built it already.
+fn program(once: &std::sync::Once, package: &str, name: &str) -> PathBuf {
+    let bin = target_dir().join("debug").join(name);
+    if std::env::var("MOSAIC_SANDBOX").as_deref() != Ok("1") {
+        once.call_once(|| {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", package, "--bin", name])
+                .current_dir(workspace_root())
+                .status()
+                .expect("run cargo build");
+            assert!(
+                status.success(),
+                "cargo build -p {package} --bin {name} failed"
+            );
+        });
+    }
     assert!(bin.is_file(), "{} was not built", bin.display());
     bin
 }
 
-/// `mosaic-install` kept away from the machine's real state: `HOME` is
-/// `home` (so even a run without `--home` stays inside it), the XDG base
-/// directory variables, `MOSAIC_HOME` and `MOSAIC_RUNTIME_BIN` are unset, `XDG_RUNTIME_DIR` is an empty directory of
-/// `world` and the session bus is unset (so no `systemctl --user` reaches a
-/// real manager), and `TMUX_TMPDIR` is `world`'s (so the read-only listing of
-/// the "default" tmux server only ever sees that world).
-pub fn mosaic_install(home: &Path, world: &TmuxWorld) -> Command {
-    let runtime = world.tmpdir().join("xdg-runtime");
-    std::fs::create_dir_all(&runtime).expect("create XDG_RUNTIME_DIR");
-    let mut cmd = world.command(workspace_bin("mosaic-install"));
-    cmd.env("HOME", home)
-        .env("XDG_RUNTIME_DIR", runtime)
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("XDG_STATE_HOME")
-        .env_remove("XDG_DATA_HOME")
-        .env_remove("MOSAIC_HOME")
-        .env_remove("MOSAIC_RUNTIME_BIN")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS");
-    cmd
+/// Upper bound for anything a test waits for; reached only when something
+/// is broken.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Polls `done` every 25 ms until it holds; panics naming `what` after
+/// [`PATIENCE`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// Asserts that a command exited 0, showing its output when it did not.
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what} failed: {}", describe(out));
+}
+
+/// A command's stdout as text (lossy).
+pub fn stdout(out: &Output) -> String {
+    text(&out.stdout)
+}
+
+/// A command's stderr as text (lossy).
+pub fn stderr(out: &Output) -> String {
+    text(&out.stderr)
+}
+
+/// A command's stdout parsed as JSON (`--json`), or a panic showing it.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {}", describe(out)))
 }
 
 /// Output bytes as text (lossy), for assertions.
@@ -323,7 +389,8 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
     lines
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// Lowercase hex SHA-256, as receipts record file contents.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     use std::fmt::Write;
     sha2::Sha256::digest(bytes)
@@ -418,4 +485,38 @@ pub fn bundle_copy(version: &str) -> tempfile::TempDir {
     );
     std::fs::write(&manifest, lines.join("\n") + "\n").expect("write package.json");
     dir
+}
+
+/// This machine's short host name (up to the first dot), read from the
+/// kernel as `hostname -s` would: what mosaic-fleet and the scripts print.
+pub fn short_hostname() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("read the host name");
+    let name = name.trim();
+    name.split('.').next().unwrap_or(name).to_owned()
+}
+
+/// The values an env file holds, as bash reads them (`set -a; source`), the
+/// way the agent session script sources it: an oracle independent of the
+/// installer's own quoting.
+pub fn env_file_values(path: &Path) -> std::collections::BTreeMap<String, String> {
+    let output = Command::new("env")
+        .args(["-i", "bash", "-c", r#"set -a; source "$1"; env -0"#, "bash"])
+        .arg(path)
+        .output()
+        .expect("run bash");
+    assert!(
+        output.status.success(),
+        "bash could not source {}: {}",
+        path.display(),
+        describe(&output)
+    );
+    output
+        .stdout
+        .split(|byte| *byte == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            let (key, value) = entry.split_once('=')?;
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect()
 }

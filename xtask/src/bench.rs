@@ -11,7 +11,7 @@ mod send;
 mod upgrade;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     task: Task,
 }
@@ -30,7 +30,7 @@ enum Task {
     Fleet(fleet::Args),
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.task {
         Task::Pack(args) => pack::run(args),
         Task::Install(args) => install::run(args),

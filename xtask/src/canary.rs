@@ -15,7 +15,6 @@
 //! says why, and fails under `CI=true`.
 
 mod bundle;
-mod fleet;
 mod live;
 mod report;
 mod steps;
@@ -28,11 +27,11 @@ use anyhow::{bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::sandbox::{self, Sandbox};
-use fleet::Fleet;
+use mosaic_tests::live::LiveFleet;
 use steps::Target;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Run against your own systemd user manager (throwaway tmux socket;
     /// refuses when a Mosaic fleet is installed) instead of the sandbox.
     #[arg(long)]
@@ -45,7 +44,7 @@ pub struct Args {
     inside: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     if args.inside {
         return inside();
     }
@@ -78,7 +77,7 @@ fn inside() -> Result<()> {
     let home = std::env::var("HOME").context("HOME is unset")?;
     let tmux_tmpdir = std::env::var("TMUX_TMPDIR").context("TMUX_TMPDIR is unset")?;
     let target = target("usc".to_owned(), true);
-    let mut fleet = Fleet::new(&installer_path()?, "mosaic-fleet", Some(&tmux_tmpdir))?;
+    let mut fleet = LiveFleet::new(&installer_path()?, "mosaic-fleet", Some(&tmux_tmpdir))?;
     println!(
         "canary: sandboxed systemd user manager; HOME={home}, TMUX_TMPDIR={tmux_tmpdir}, profile usc"
     );

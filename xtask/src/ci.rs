@@ -11,9 +11,9 @@ use anyhow::Context;
 use xshell::{cmd, Shell};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub(crate) struct Args {}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(crate::project_root());
     crate::deps::ensure(&sh).context("installing the tools the tests drive")?;

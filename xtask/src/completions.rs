@@ -12,17 +12,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 use clap_complete::Shell;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Directory to write the `share/` tree into [default: target/completions].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| crate::project_root().join("target/completions"));
@@ -35,8 +34,8 @@ pub fn run(args: Args) -> Result<()> {
 /// Both binaries' clap commands, by binary name.
 fn commands() -> [clap::Command; 2] {
     [
-        mosaic_install::cli::Cli::command(),
-        mosaic_install::fleet_cli::Cli::command(),
+        mosaic_install::install_command(),
+        mosaic_install::fleet_command(),
     ]
 }
 
@@ -53,7 +52,7 @@ fn completion_path(shell: Shell, bin: &str) -> PathBuf {
 
 /// Write every completion script and man page under `out`; returns their
 /// paths relative to `out`, sorted.
-pub fn generate(out: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn generate(out: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for command in commands() {
         let bin = command.get_name().to_owned();

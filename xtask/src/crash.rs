@@ -45,7 +45,7 @@ const SYSCALLS: &[&str] = &[
 ];
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Run every kill point (the full sweep; slow).
     #[arg(long, conflicts_with = "sample")]
     all: bool,
@@ -225,7 +225,7 @@ struct References {
     status_after: String,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(crate::project_root());
     if crate::deps::which("strace").is_none() {

@@ -27,7 +27,7 @@ use xshell::{cmd, Shell};
 
 use crate::dist::{Build, CargoMetadata};
 
-pub const PACKAGE: &str = "mosaic-install";
+pub(crate) const PACKAGE: &str = "mosaic-install";
 /// The Debian revision of every build: the package is built from the
 /// upstream tree as it is, never patched.
 const REVISION: &str = "1";
@@ -35,7 +35,7 @@ const MAINTAINER: &str = "The Mosaic fleet installer authors <fleet-installer@ex
 const DOC_DIR: &str = "usr/share/doc/mosaic-install";
 
 /// `cargo xtask deb`: the package alone, as `dist` builds it.
-pub fn run(args: Build) -> Result<()> {
+pub(crate) fn run(args: Build) -> Result<()> {
     let root = crate::project_root();
     let (out_dir, sh, metadata) = args.start()?;
     let (installer, fleet) = crate::dist::binaries(&sh, &metadata, args.binary.clone())?;
@@ -53,19 +53,19 @@ pub fn run(args: Build) -> Result<()> {
 }
 
 /// What goes into the package.
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     /// Version (`0.1.0`) and repository (the Homepage).
-    pub metadata: &'a CargoMetadata,
+    pub(crate) metadata: &'a CargoMetadata,
     /// The `mosaic-install` and `mosaic-fleet` binaries.
-    pub binaries: [&'a Path; 2],
+    pub(crate) binaries: [&'a Path; 2],
     /// The `share/` tree `completions::generate` wrote, and its files.
-    pub share: &'a Path,
-    pub share_files: &'a [PathBuf],
-    pub license: &'a Path,
+    pub(crate) share: &'a Path,
+    pub(crate) share_files: &'a [PathBuf],
+    pub(crate) license: &'a Path,
 }
 
 /// Build the package into `out_dir`; returns its path.
-pub fn build(sh: &Shell, inputs: &Inputs<'_>, out_dir: &Path) -> Result<PathBuf> {
+pub(crate) fn build(sh: &Shell, inputs: &Inputs<'_>, out_dir: &Path) -> Result<PathBuf> {
     for tool in ["dpkg-deb", "dpkg-shlibdeps", "strip", "md5sum"] {
         if cmd!(sh, "sh -c 'command -v \"$1\"' sh {tool}")
             .quiet()

@@ -46,14 +46,14 @@ const TOOLS: &[(&str, &str)] = &[
 const LIBRARIES: &[&str] = &["python3-venv", "python3-apt"];
 
 /// The Python tools, pinned: the versions CI tests the role with.
-pub const PYTHON_TOOLS: &[&str] = &["ansible-core==2.19.14", "ansible-lint==26.10.1"];
+pub(crate) const PYTHON_TOOLS: &[&str] = &["ansible-core==2.19.14", "ansible-lint==26.10.1"];
 
 fn on_path(tool: &str) -> bool {
     which(tool).is_some()
 }
 
 /// Where `tool` is on PATH.
-pub fn which(tool: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn which(tool: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(tool))
@@ -68,7 +68,7 @@ fn installed(package: &str) -> bool {
 }
 
 /// Debian packages whose commands are missing, deduplicated.
-pub fn missing_packages() -> Vec<&'static str> {
+pub(crate) fn missing_packages() -> Vec<&'static str> {
     let mut packages: Vec<&str> = TOOLS
         .iter()
         .filter(|(tool, _)| !on_path(tool))
@@ -84,7 +84,7 @@ pub fn missing_packages() -> Vec<&'static str> {
 }
 
 /// Install what is missing (root with apt-get), or fail naming the command.
-pub fn ensure(sh: &Shell) -> anyhow::Result<()> {
+pub(crate) fn ensure(sh: &Shell) -> anyhow::Result<()> {
     let root = cmd!(sh, "id -u")
         .quiet()
         .read()
@@ -194,7 +194,7 @@ impl Drop for NoServiceStarts {
 
 /// The venv of [`PYTHON_TOOLS`] under `target/python-tools`, created or
 /// updated when its pins differ; returns its `bin/`.
-pub fn python_tools(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn python_tools(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
     let venv = target_dir.join("python-tools");
     let stamp = venv.join("pins.txt");
     let pins = PYTHON_TOOLS.join("\n") + "\n";

@@ -16,19 +16,19 @@ use xshell::{cmd, Shell};
 
 /// Where artifacts go and which binaries they carry (`dist` and `deb`).
 #[derive(clap::Args)]
-pub struct Build {
+pub(crate) struct Build {
     /// Where the artifacts go [default: dist/].
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// Package this already-built `mosaic-install` (and the `mosaic-fleet`
     /// beside it) instead of running `cargo build --release -p mosaic-install`.
     #[arg(long, value_name = "FILE")]
-    pub binary: Option<PathBuf>,
+    pub(crate) binary: Option<PathBuf>,
 }
 
 impl Build {
     /// The output directory, a shell in the workspace root and its metadata.
-    pub fn start(&self) -> Result<(PathBuf, Shell, CargoMetadata)> {
+    pub(crate) fn start(&self) -> Result<(PathBuf, Shell, CargoMetadata)> {
         let root = crate::project_root();
         let out_dir = self.out_dir.clone().unwrap_or_else(|| root.join("dist"));
         let sh = Shell::new().context("create a shell")?;
@@ -39,7 +39,7 @@ impl Build {
 }
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     build: Build,
     /// Skip the Debian package (for machines without dpkg-dev).
@@ -47,7 +47,7 @@ pub struct Args {
     no_deb: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     let root = crate::project_root();
     let (out_dir, sh, metadata) = args.build.start()?;
 
@@ -102,7 +102,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// `mosaic-install` and the `mosaic-fleet` beside it: `given`, else the
 /// release build (built now).
-pub fn binaries(
+pub(crate) fn binaries(
     sh: &Shell,
     metadata: &CargoMetadata,
     given: Option<PathBuf>,
@@ -130,14 +130,14 @@ pub fn binaries(
 }
 
 /// What `cargo metadata` says about the workspace.
-pub struct CargoMetadata {
-    pub installer_version: String,
-    pub repository: String,
+pub(crate) struct CargoMetadata {
+    pub(crate) installer_version: String,
+    pub(crate) repository: String,
     target_directory: PathBuf,
 }
 
 impl CargoMetadata {
-    pub fn read(sh: &Shell) -> Result<CargoMetadata> {
+    pub(crate) fn read(sh: &Shell) -> Result<CargoMetadata> {
         let json = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
             .quiet()
             .read()

@@ -3,30 +3,29 @@
 //! tree (what `mosaic update` syncs into `~/.config/mosaic`: a release's
 //! `framework/` directory). Every file there at a path where we install one
 //! of ours, with bytes other than ours, is Mosaic's copy: its sha256 joins
-//! `installer/src/legacy/known-hashes.tsv` as `Mosaic VERSION`, so that
+//! `installer/src/install/legacy/known-hashes.tsv` as `Mosaic VERSION`, so that
 //! `status` can say "replaced by Mosaic's copy" and the next install restores
 //! ours without calling it an edit. Rows already there are not repeated.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use mosaic_install::bundle::{Bundle, TEMPLATE_SUFFIX};
-use mosaic_install::receipt::sha256_hex;
+use anyhow::{bail, Context, Result};
+use sha2::Digest;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// A Mosaic framework tree: what installs into ~/.config/mosaic.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The Mosaic release the tree is, e.g. 0.0.32 (recorded as "Mosaic 0.0.32").
     #[arg(long, value_name = "VERSION")]
-    pub release: String,
-    /// The table to update (default: installer/src/legacy/known-hashes.tsv).
+    pub(crate) release: String,
+    /// The table to update (default: installer/src/install/legacy/known-hashes.tsv).
     #[arg(long, value_name = "FILE")]
-    pub table: Option<PathBuf>,
+    pub(crate) table: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let release = args.release.trim_start_matches('v');
     if release.is_empty() || release.contains(char::is_whitespace) {
         bail!(
@@ -43,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let root = crate::project_root();
     let table = args
         .table
-        .unwrap_or_else(|| root.join("installer/src/legacy/known-hashes.tsv"));
+        .unwrap_or_else(|| root.join("installer/src/install/legacy/known-hashes.tsv"));
     let text = std::fs::read_to_string(&table)
         .with_context(|| format!("reading the table {}", table.display()))?;
     let known: BTreeSet<(String, String)> = text
@@ -54,11 +53,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Some((cols.next()?.to_owned(), cols.next()?.to_owned()))
         })
         .collect();
-    let bundle = Bundle::from_dir(&root.join("templates")).context("reading templates/")?;
+    let ours_root = root.join("templates/framework");
 
     let (mut found, mut same, mut already) = (0, 0, 0);
     let mut rows = Vec::new();
-    for (rel, ours) in framework_files(&bundle) {
+    for (rel, ours) in framework_files(&ours_root)? {
         let Ok(theirs) = std::fs::read(args.dir.join(&rel)) else {
             continue;
         };
@@ -98,16 +97,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The bundle files installed verbatim into the Mosaic tree, by their path
-/// in it (templates are rendered per install, so no copy can match them).
-fn framework_files(bundle: &Bundle) -> Vec<(String, Vec<u8>)> {
-    bundle
-        .files()
+/// The bundle files installed verbatim into the Mosaic tree (those under
+/// `templates/framework/` but the `.j2` templates, which are rendered per
+/// install, so no copy can match them), by their path in it.
+fn framework_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&current).with_context(|| format!("reading {}", current.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_none_or(|e| e != "j2") {
+                let rel = path
+                    .strip_prefix(dir)
+                    .expect("below dir")
+                    .display()
+                    .to_string();
+                out.push((rel, std::fs::read(&path)?));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Lowercase hex sha256.
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
         .iter()
-        .filter(|file| !file.path.ends_with(TEMPLATE_SUFFIX))
-        .filter_map(|file| {
-            let rel = file.path.strip_prefix("framework/")?;
-            Some((rel.to_owned(), file.contents.clone()))
-        })
+        .map(|b| format!("{b:02x}"))
         .collect()
 }

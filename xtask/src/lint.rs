@@ -11,18 +11,18 @@ use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 /// The Prettier release the format check runs (Mosaic's CI runs Prettier 3).
-pub const PRETTIER: &str = "prettier@3.10.1";
+pub(crate) const PRETTIER: &str = "prettier@3.10.1";
 /// Our own docs, beside every Markdown, JSON and YAML file of `templates/`.
 const DOCS: [&str; 3] = ["README.md", "ARCHITECTURE.md", "dist/README.md"];
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Only lint scripts and formatting (skip systemd-analyze).
     #[arg(long)]
-    pub scripts_only: bool,
+    pub(crate) scripts_only: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     let root = crate::project_root();
     let scripts = scripts(&root.join("templates"))?;
@@ -33,7 +33,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("bash -n {}", script.display()))?;
     }
     let script_args = &scripts;
-    cmd!(sh, "shellcheck --severity=style {script_args...}")
+    // -x: follow `source`, so the self-tests are checked with the harness
+    // they source (tools/selftest/lib.sh) in view.
+    cmd!(sh, "shellcheck -x --severity=style {script_args...}")
         .quiet()
         .run()
         .context("shellcheck found problems (see above); fix them or install shellcheck if it is missing")?;

@@ -1,6 +1,9 @@
 //! `cargo xtask`: the project's tasks as a plain binary, one module per task
 //! (the rust-analyzer pattern). Shell work goes through `xshell`'s `cmd!`.
 
+// Tasks run tools through xshell's cmd!; the few std Commands (timing a child process exactly, the sandbox's pid 1) need what cmd! does not give.
+#![allow(clippy::disallowed_types)]
+
 use clap::{Parser, Subcommand};
 
 mod bench;
@@ -77,7 +80,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The workspace root, from this crate's manifest directory.
-pub fn project_root() -> std::path::PathBuf {
+pub(crate) fn project_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask/ sits in the workspace root")

@@ -23,19 +23,19 @@ mod report;
 mod segment;
 mod select;
 
-pub use archive::{hex, integrity_of, LEVEL as GZIP_LEVEL};
-pub use header::NPM_MTIME;
-pub use npm::{
+pub(crate) use archive::{hex, integrity_of, LEVEL as GZIP_LEVEL};
+pub(crate) use header::NPM_MTIME;
+pub(crate) use npm::{
     compare as compare_with_npm, dry_run as npm_dry_run, pack as npm_pack, pinned as pinned_npm,
     reference as npm_reference,
 };
-pub use report::PackReport;
+pub(crate) use report::PackReport;
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print what would be packed and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -60,7 +60,7 @@ pub struct Args {
     out_dir: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     let root = crate::project_root();
     if args.check {
         let manifest = match (&args.package_dir, args.manifest) {
@@ -91,14 +91,14 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// A package selected and archived in memory.
-pub struct Packed {
+pub(crate) struct Packed {
     package: package::Package,
     files: Vec<String>,
     archive: archive::Archive,
 }
 
 impl Packed {
-    pub fn new(dir: &Path) -> Result<Packed> {
+    pub(crate) fn new(dir: &Path) -> Result<Packed> {
         let package = package::Package::load(dir)?;
         let files = select::select(&package)?;
         let archive = archive::Archive::build(dir, &files, &package.bin_targets())?;
@@ -109,12 +109,12 @@ impl Packed {
         })
     }
 
-    pub fn report(&self) -> PackReport {
+    pub(crate) fn report(&self) -> PackReport {
         PackReport::new(&self.package, &self.archive)
     }
 
     /// Writes `<name>-<version>.tgz` into `out_dir` and returns its path.
-    pub fn write(&self, out_dir: &Path) -> Result<PathBuf> {
+    pub(crate) fn write(&self, out_dir: &Path) -> Result<PathBuf> {
         archive::write(
             out_dir,
             &self.package.tarball_file_name(),

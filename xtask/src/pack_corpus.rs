@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Only the packages with this name (repeatable), e.g. to rerun a failure.
     #[arg(long, value_name = "NAME")]
     only: Vec<String>,
@@ -36,7 +36,7 @@ struct Pinned {
     integrity: String,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     let root = crate::project_root();
     let cache = args
         .cache
@@ -266,7 +266,7 @@ impl Store {
 /// The tree of the registry package `spec` (`name@version`), fetched once
 /// into the pack-corpus cache, verified against `integrity` and unpacked
 /// afresh: a real package for benchmarks.
-pub fn registry_tree(spec: &str, integrity: &str) -> Result<PathBuf> {
+pub(crate) fn registry_tree(spec: &str, integrity: &str) -> Result<PathBuf> {
     let store = Store::new(&crate::project_root().join("target").join("pack-corpus"))?;
     let name = spec.rsplit_once('@').map(|(n, _)| n).unwrap_or(spec);
     store.tree(&Pinned {

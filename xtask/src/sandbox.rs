@@ -51,7 +51,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use cgroups::ChildCgroups;
-pub use inside::{inside, InsideArgs};
+pub(crate) use inside::{inside, InsideArgs};
 use signals::{Event, SignalWatch};
 
 /// The systemd binary that runs as the user manager.
@@ -66,7 +66,7 @@ const MANAGER_LOG: &str = "manager.log";
 const TMUX_DIR: &str = "tmux";
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Use DIR as the sandbox's $HOME (created if missing, never removed).
     #[arg(long, value_name = "DIR")]
     home: Option<PathBuf>,
@@ -78,7 +78,7 @@ pub struct Args {
     command: Vec<OsString>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     let sandbox = Sandbox {
         home: args.home,
         keep_home: args.keep_home,
@@ -89,11 +89,11 @@ pub fn run(args: Args) -> Result<()> {
 
 /// One sandbox run: a systemd user manager in throwaway namespaces, and a
 /// command that talks to it (`systemctl --user` works as usual inside).
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     /// `$HOME` inside; a temp dir when `None`.
-    pub home: Option<PathBuf>,
+    pub(crate) home: Option<PathBuf>,
     /// Keep the temp `$HOME` (ignored when `home` is given: that one is kept).
-    pub keep_home: bool,
+    pub(crate) keep_home: bool,
 }
 
 impl Sandbox {
@@ -101,7 +101,7 @@ impl Sandbox {
     /// status. Errors when the sandbox cannot run here or did not come up;
     /// the child cgroups are removed in every case. Call it from the main
     /// thread: it blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD there meanwhile.
-    pub fn run(&self, command: &[OsString]) -> Result<ExitStatus> {
+    pub(crate) fn run(&self, command: &[OsString]) -> Result<ExitStatus> {
         if let Some(reason) = unavailable_reason() {
             bail!("cannot run the systemd sandbox: {reason}");
         }
@@ -157,7 +157,7 @@ impl Sandbox {
 }
 
 /// Why the sandbox cannot run on this machine, if it cannot.
-pub fn unavailable_reason() -> Option<String> {
+pub(crate) fn unavailable_reason() -> Option<String> {
     let euid = nix::unistd::geteuid();
     if !euid.is_root() {
         return Some(format!(

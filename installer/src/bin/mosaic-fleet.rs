@@ -1,4 +1,4 @@
 //! `mosaic-fleet`: parses arguments and calls the library.
 fn main() -> std::process::ExitCode {
-    mosaic_install::fleet_cli::main()
+    mosaic_install::fleet_main()
 }

@@ -1,5 +1,5 @@
 //! Command-line interface of `mosaic-fleet`: argument parsing (clap derive)
-//! and dispatch to [`crate::verbs`]. The verbs and flags are the ones the
+//! and dispatch to [`crate::fleet::verbs`]. The verbs and flags are the ones the
 //! Mosaic CLI teaches (`fleet …`, `agent …`); output lives in
 //! [`print`], and this module only wires flags to verbs and reports to exit
 //! codes: 0 done or healthy, 1 a check failed or a message stayed a draft
@@ -17,22 +17,21 @@ use std::time::Duration;
 
 use clap::Parser;
 
-pub use args::{
-    AddArgs, AgentVerb, Command, FleetVerb, ReadyArgs, ReadyUnitArgs, SendArgs, UnitArgs, WaitArgs,
-};
+pub(crate) use args::{AgentVerb, Command, FleetVerb, SendArgs, UnitArgs};
 
-use crate::cli::GlobalArgs;
-use crate::layout::Layout;
-use crate::output;
-use crate::remote::{self, RemoteSend, Sent};
-use crate::rollout::SystemClock;
-use crate::systemd::SystemctlUser;
-use crate::transport::tmux::TmuxTransport;
-use crate::verbs::agent::{self, UnitAction, Waits};
-use crate::verbs::roster_edit::NewAgent;
-use crate::verbs::send::{self, Recipients, SendOptions, SendRequest};
-use crate::verbs::units::{DetachedServices, FleetServices};
-use crate::verbs::{fleet, fleet_host, membership, AgentView, Fleet, FleetError, InstalledRoster};
+use crate::fleet::remote::{self, RemoteSend, Sent};
+use crate::fleet::verbs::agent::{self, UnitAction, Waits};
+use crate::fleet::verbs::roster_edit::NewAgent;
+use crate::fleet::verbs::send::{self, Recipients, SendOptions, SendRequest};
+use crate::fleet::verbs::{
+    fleet_host, fleet_wide, membership, AgentView, Fleet, FleetError, InstalledRoster,
+};
+use crate::shared::clock::SystemClock;
+use crate::shared::command::{self, GlobalArgs};
+use crate::shared::output;
+use crate::shared::systemd::units::{DetachedServices, FleetServices};
+use crate::shared::systemd::SystemctlUser;
+use crate::shared::transport::tmux::TmuxTransport;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,57 +39,41 @@ use crate::verbs::{fleet, fleet_host, membership, AgentView, Fleet, FleetError, 
     version,
     about = "Operate Mosaic's agent fleet: the fleet and agent verbs over the installed roster (tmux -L <socket>, systemd user units)"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// The host this run acts for: roster agents whose `host:` names it are local, the others are reached over ssh. Default: the host of the last install here, else this machine's hostname.
     #[arg(long, global = true, value_name = "HOST")]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
 }
 
 /// Parse the process arguments and run; the binary's whole `main`.
-/// SIGPIPE stays ignored, as in `mosaic-install` (see [`crate::output`]).
-pub fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            output::to_stderr(format_args!("mosaic-fleet: error: {err}"));
-            ExitCode::from(err.exit_code())
-        }
-    }
+/// SIGPIPE stays ignored, as in `mosaic-install` (see [`crate::shared::output`]).
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    let known: [command::Classify; 2] = [
+        command::code_of::<FleetError>,
+        command::code_of::<crate::install::pipeline::InstallError>,
+    ];
+    command::finish(TOOL, json, run(cli).map_err(anyhow::Error::new), &known)
 }
 
-/// Print a report to stdout and return `code`, the command's own result,
-/// whether or not stdout took the report (a lost one is said on stderr).
+const TOOL: &str = "mosaic-fleet";
+
 fn show(code: u8, print: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> u8 {
-    if let Err(cause) = output::to_stdout(print) {
-        output::report_lost("mosaic-fleet", &cause);
-    }
-    code
-}
-
-fn layout(global: &GlobalArgs) -> Result<Layout, FleetError> {
-    Ok(match &global.home {
-        Some(home) => Layout::for_home(home)?,
-        None => Layout::from_env()?,
-    })
+    command::show(TOOL, code, print)
 }
 
 /// `systemctl --user`, unless `--home` names a home that is not `$HOME`:
 /// the user manager only reads units from `$HOME`, so it is not asked.
 fn services(global: &GlobalArgs) -> Box<dyn FleetServices> {
-    let foreign = global.home.as_ref().is_some_and(|given| {
-        let real = std::env::var_os("HOME").map(PathBuf::from);
-        real.and_then(|r| r.canonicalize().ok()) != given.canonicalize().ok()
-    });
-    if foreign {
-        return Box::new(DetachedServices {
-            reason: "--home is not $HOME, and the user manager only reads units from $HOME".into(),
-        });
+    match global.foreign_home() {
+        Some(reason) => Box::new(DetachedServices { reason }),
+        None => Box::new(SystemctlUser),
     }
-    Box::new(SystemctlUser)
 }
 
 fn transport(roster: &InstalledRoster) -> TmuxTransport {
@@ -101,12 +84,12 @@ fn transport(roster: &InstalledRoster) -> TmuxTransport {
     )
 }
 
-pub fn run(cli: Cli) -> Result<u8, FleetError> {
+pub(crate) fn run(cli: Cli) -> Result<u8, FleetError> {
     let global = cli.global;
-    let layout = layout(&global)?;
+    let layout = global.layout()?;
     // An interrupted install or roster edit is finished or undone before
     // any verb reads the roster.
-    crate::report::print_recovered(&crate::statedir::recover_if_pending(&layout)?);
+    crate::install::report::print_recovered(&crate::shared::statedir::recover_if_pending(&layout)?);
     let host = fleet_host(&layout, cli.host.as_deref())?;
     if let Command::Fleet(FleetVerb::Init { profile, force }) = &cli.command {
         let services = services(&global);
@@ -139,18 +122,18 @@ fn run_fleet(fleet: &Fleet<'_>, verb: FleetVerb, json: bool) -> Result<u8, Fleet
             settle,
             wait,
         } => {
-            let options = fleet::StartOptions {
+            let options = fleet_wide::StartOptions {
                 canary,
                 wave: wave as usize,
                 timeout: Duration::from_secs(wait.timeout),
                 settle: Duration::from_secs(settle),
             };
-            let report = fleet::start(fleet, &options, &SystemClock)?;
+            let report = fleet_wide::start(fleet, &options, &SystemClock)?;
             let code = if report.ok { 0 } else { 1 };
             Ok(show(code, |out| print::rollout(out, &report, json)))
         }
         FleetVerb::Stop => {
-            let report = fleet::stop(fleet)?;
+            let report = fleet_wide::stop(fleet)?;
             let code = if report.sessions_left.is_empty() {
                 0
             } else {
@@ -159,7 +142,7 @@ fn run_fleet(fleet: &Fleet<'_>, verb: FleetVerb, json: bool) -> Result<u8, Fleet
             Ok(show(code, |out| print::stop(out, &report, json)))
         }
         FleetVerb::Verify => {
-            let report = fleet::verify(fleet)?;
+            let report = fleet_wide::verify(fleet)?;
             let code = if report.ok { 0 } else { 1 };
             Ok(show(code, |out| print::verify(out, &report, json)))
         }
@@ -169,12 +152,12 @@ fn run_fleet(fleet: &Fleet<'_>, verb: FleetVerb, json: bool) -> Result<u8, Fleet
             Ok(show(code, |out| print::hosts_status(out, &report, json)))
         }
         FleetVerb::Status { watch: false, .. } => {
-            let report = fleet::status(fleet, None)?;
+            let report = fleet_wide::status(fleet, None)?;
             let code = if report.healthy() { 0 } else { 1 };
             Ok(show(code, |out| print::status(out, &report, json)))
         }
         FleetVerb::Status { watch: true, .. } => loop {
-            let report = fleet::status(fleet, None)?;
+            let report = fleet_wide::status(fleet, None)?;
             // Nobody is watching once stdout is gone: stop with the last state.
             if let Err(cause) = output::to_stdout(|out| print::status_frame(out, &report, json)) {
                 output::report_lost("mosaic-fleet", &cause);
@@ -205,7 +188,7 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
             Ok(print::verbatim(&remote::relay(agent, &verb, json)?))
         }
         AgentVerb::Status { name } => {
-            let report = fleet::status(fleet, name.as_deref())?;
+            let report = fleet_wide::status(fleet, name.as_deref())?;
             let code = if report.healthy() { 0 } else { 1 };
             Ok(show(code, |out| print::status(out, &report, json)))
         }
@@ -271,6 +254,9 @@ fn run_agent(fleet: &Fleet<'_>, verb: AgentVerb, json: bool) -> Result<u8, Fleet
         }
         AgentVerb::Attach { name, .. } => {
             let argv = agent::attach(fleet, &name)?;
+            // The transport's own attach command (tmux's, built by
+            // shared::tmux), run in place of this process.
+            #[allow(clippy::disallowed_types)]
             let err = std::process::Command::new(&argv[0])
                 .args(&argv[1..])
                 .env_remove("TMUX")
@@ -301,7 +287,7 @@ fn run_send(fleet: &Fleet<'_>, args: SendArgs, json: bool) -> Result<u8, FleetEr
     };
     if let Some(agent) = args.name.as_deref().and_then(|n| remote_agent(fleet, n)) {
         let body = send::prepare_body(&body, args.sanitize)?;
-        let host = crate::host::short(&fleet.roster.host).to_owned();
+        let host = crate::shared::host::short(&fleet.roster.host).to_owned();
         let request = RemoteSend {
             body: &body,
             source: args

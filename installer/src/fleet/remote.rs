@@ -17,18 +17,18 @@
 //! other host. A connection lost after the remote command started leaves
 //! the outcome unknown, and the error says so rather than guessing.
 
-pub mod ssh;
+pub(crate) mod ssh;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::bundle::Bundle;
-use crate::render::shell_quote;
-use crate::transport::Delivery;
-use crate::verbs::fleet::{self, StatusReport};
-use crate::verbs::send::{SendReport, SendResult};
-use crate::verbs::{AgentView, Fleet, FleetError};
+use crate::fleet::verbs::fleet_wide::{self, StatusReport};
+use crate::fleet::verbs::send::{SendReport, SendResult};
+use crate::fleet::verbs::{AgentView, Fleet, FleetError};
+use crate::shared::bundle::Bundle;
+use crate::shared::render::shell_quote;
+use crate::shared::transport::Delivery;
 use ssh::{Destination, RemoteRun};
 
 /// The send script shipped to hosts without `mosaic-fleet`.
@@ -37,7 +37,7 @@ const SEND_SCRIPT: &str = "framework/tools/tmux/send-message.sh";
 const SUBMITTED_LOG: &str = "accepted (Enter pressed ";
 
 #[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
+pub(crate) enum RemoteError {
     #[error("agent `{agent}` has ssh destination `{value}`, which {why}: give `ssh: user@host` in the roster")]
     BadDestination {
         agent: String,
@@ -73,7 +73,7 @@ pub enum RemoteError {
 
 impl RemoteError {
     /// 2 for a roster value the operator must fix, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             RemoteError::BadDestination { .. } => 2,
             _ => 1,
@@ -84,13 +84,13 @@ impl RemoteError {
 /// Where a remote agent is reached: its host and the ssh destination (the
 /// roster's `ssh:`, else the host name itself, as `ssh <host>` would).
 #[derive(Debug, Clone)]
-pub struct Reach {
-    pub host: String,
-    pub dest: Destination,
+pub(crate) struct Reach {
+    pub(crate) host: String,
+    pub(crate) dest: Destination,
 }
 
 impl Reach {
-    pub fn of(agent: &AgentView) -> Result<Reach, RemoteError> {
+    pub(crate) fn of(agent: &AgentView) -> Result<Reach, RemoteError> {
         let host = agent.host.clone().unwrap_or_default();
         let value = agent.ssh.clone().unwrap_or_else(|| host.clone());
         let dest = Destination::parse(&value).map_err(|why| RemoteError::BadDestination {
@@ -135,15 +135,15 @@ impl Reach {
 
 /// The remote `mosaic-fleet`'s output and exit code, to be passed on as is.
 #[derive(Debug, Clone)]
-pub struct Verbatim {
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    pub code: u8,
+pub(crate) struct Verbatim {
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+    pub(crate) code: u8,
 }
 
 /// How a remote send ended.
 #[derive(Debug, Clone)]
-pub enum Sent {
+pub(crate) enum Sent {
     /// The remote `mosaic-fleet agent send` ran: its own words and exit code.
     Verbatim(Verbatim),
     /// Decided here: the host was not reached (`DOWN`), or the shipped
@@ -153,22 +153,22 @@ pub enum Sent {
 
 /// A send to one agent on another host.
 #[derive(Debug, Clone)]
-pub struct RemoteSend<'a> {
-    /// The message, already checked by [`crate::verbs::send::prepare_body`].
-    pub body: &'a str,
+pub(crate) struct RemoteSend<'a> {
+    /// The message, already checked by [`crate::fleet::verbs::send::prepare_body`].
+    pub(crate) body: &'a str,
     /// `<src_host>:<src_session>` of this side.
-    pub source: String,
-    pub attempts: u32,
-    pub verify: bool,
-    pub json: bool,
+    pub(crate) source: String,
+    pub(crate) attempts: u32,
+    pub(crate) verify: bool,
+    pub(crate) json: bool,
     /// Seconds to wait for the program to be ready (`--ready-timeout`).
-    pub ready_timeout: u64,
+    pub(crate) ready_timeout: u64,
     /// Seconds to wait for other senders to the agent (`--wait`).
-    pub lock_wait: u64,
+    pub(crate) lock_wait: u64,
     /// Strip control characters instead of refusing (`--sanitize`).
-    pub sanitize: bool,
+    pub(crate) sanitize: bool,
     /// One submission per line (`--lines`).
-    pub lines: bool,
+    pub(crate) lines: bool,
 }
 
 /// Runner names the remote command announces.
@@ -179,7 +179,7 @@ const NO_FLEET: &str = "none";
 /// `agent send` to a remote agent: the host's own `mosaic-fleet agent send`
 /// (the message on its stdin, our sender label as `--from`), or else the
 /// shipped `send-message.sh` with the preamble added here.
-pub fn send(agent: &AgentView, request: &RemoteSend<'_>) -> Result<Sent, FleetError> {
+pub(crate) fn send(agent: &AgentView, request: &RemoteSend<'_>) -> Result<Sent, FleetError> {
     let reach = Reach::of(agent)?;
     let mut verb = vec![
         "agent".to_owned(),
@@ -203,9 +203,9 @@ pub fn send(agent: &AgentView, request: &RemoteSend<'_>) -> Result<Sent, FleetEr
             verb.push(flag.to_owned());
         }
     }
-    let preamble = crate::verbs::send::with_preamble(
+    let preamble = crate::fleet::verbs::send::with_preamble(
         &request.source,
-        crate::host::short(&reach.host),
+        crate::shared::host::short(&reach.host),
         &agent.name,
         "",
     );
@@ -293,7 +293,11 @@ fn enters_logged(stderr: &[u8]) -> Option<u32> {
 
 /// `agent status NAME` or `agent tail NAME` of a remote agent: the host's
 /// own `mosaic-fleet` verb, verbatim.
-pub fn relay(agent: &AgentView, verb: &[String], json: bool) -> Result<Verbatim, FleetError> {
+pub(crate) fn relay(
+    agent: &AgentView,
+    verb: &[String],
+    json: bool,
+) -> Result<Verbatim, FleetError> {
     let reach = Reach::of(agent)?;
     let fallback = no_fleet();
     let script = remote_script(&reach.host, json, verb, &fallback);
@@ -338,32 +342,32 @@ fn no_fleet() -> String {
 
 /// One host's part of `fleet status --hosts`.
 #[derive(Debug, Clone, Serialize)]
-pub struct HostStatus {
-    pub host: String,
+pub(crate) struct HostStatus {
+    pub(crate) host: String,
     /// The ssh destination; None for this host (asked directly).
-    pub ssh: Option<String>,
+    pub(crate) ssh: Option<String>,
     /// The host's own `fleet status`; None when it did not answer.
-    pub status: Option<StatusReport>,
+    pub(crate) status: Option<StatusReport>,
     /// ssh could not reach the host.
-    pub unreachable: bool,
+    pub(crate) unreachable: bool,
     /// Why there is no status.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl HostStatus {
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.status.as_ref().is_some_and(StatusReport::healthy)
     }
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct HostsReport {
-    pub hosts: Vec<HostStatus>,
+pub(crate) struct HostsReport {
+    pub(crate) hosts: Vec<HostStatus>,
 }
 
 impl HostsReport {
     /// Every host answered and every agent is up.
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.hosts.iter().all(HostStatus::healthy)
     }
 }
@@ -379,7 +383,7 @@ fn roster_hosts(fleet: &Fleet<'_>) -> Vec<(String, Option<Result<Reach, RemoteEr
         };
         if hosts
             .iter()
-            .any(|(known, _)| crate::host::same_host(known, &host))
+            .any(|(known, _)| crate::shared::host::same_host(known, &host))
         {
             continue;
         }
@@ -392,7 +396,7 @@ fn roster_hosts(fleet: &Fleet<'_>) -> Vec<(String, Option<Result<Reach, RemoteEr
 /// `fleet status --hosts`: every host's `fleet status`, asked in parallel
 /// (this host directly, the others over ssh); a host that does not answer
 /// is reported as such, the others regardless.
-pub fn hosts_status(fleet: &Fleet<'_>) -> Result<HostsReport, FleetError> {
+pub(crate) fn hosts_status(fleet: &Fleet<'_>) -> Result<HostsReport, FleetError> {
     let hosts = roster_hosts(fleet);
     let verb = ["fleet".to_owned(), "status".to_owned()];
     let (local, remote) = std::thread::scope(|scope| {
@@ -413,7 +417,7 @@ pub fn hosts_status(fleet: &Fleet<'_>) -> Result<HostsReport, FleetError> {
                 })
             })
             .collect();
-        let local = fleet::status(fleet, None);
+        let local = fleet_wide::status(fleet, None);
         let remote: Vec<Option<HostStatus>> = handles
             .into_iter()
             .map(|h| h.join().expect("a status thread panicked"))
@@ -490,6 +494,7 @@ mod tests {
     }
 
     /// Run a remote command line here, with `sh` as the login shell.
+    #[allow(clippy::disallowed_types)]
     fn run_here(command: &str, path: &str) -> String {
         let out = std::process::Command::new("sh")
             .args(["-c", command])

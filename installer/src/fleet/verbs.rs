@@ -8,83 +8,83 @@
 //! replace tmux without changing them. Each verb returns a report (for text
 //! or `--json`); printing is the CLI's.
 //!
-//! One module per verb group: [`fleet`] (init, start, stop, verify, status),
+//! One module per verb group: [`fleet_wide`] (init, start, stop, verify, status),
 //! [`agent`] (roster, status, start/stop/restart, tail, attach, reset),
 //! [`send`] (send with the addressing preamble) over the hygiene rules of
 //! [`message`], [`membership`] (add,
-//! remove) over the text edits of [`roster_edit`], and [`units`] (unit
-//! states in one query).
+//! remove) over the text edits of [`roster_edit`]; unit states come in one
+//! query from [`crate::shared::systemd::units`].
 
-pub mod agent;
-pub mod fleet;
-pub mod membership;
-pub mod message;
-pub mod roster_edit;
-pub mod send;
-pub mod units;
+pub(crate) mod agent;
+pub(crate) mod fleet_wide;
+pub(crate) mod membership;
+pub(crate) mod message;
+pub(crate) mod roster_edit;
+pub(crate) mod send;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::envfile;
-use crate::install::ROSTER_PATH;
-use crate::layout::{Layout, LayoutError};
-use crate::lock::LockError;
-use crate::profile::{Profile, ProfileError};
-use crate::render::{agent_env_path, shell_quote, AgentSettings, RenderError};
-use crate::rollout::UnknownCanary;
-use crate::systemd::SystemdError;
-use crate::transport::{Transport, TransportError};
-use units::FleetServices;
+use crate::install::rollout::UnknownCanary;
+use crate::shared::command::ExitStatus;
+use crate::shared::envfile;
+use crate::shared::layout::{Layout, LayoutError};
+use crate::shared::lock::LockError;
+use crate::shared::profile::ROSTER_PATH;
+use crate::shared::profile::{Profile, ProfileError};
+use crate::shared::render::{agent_env_path, shell_quote, AgentSettings, RenderError};
+use crate::shared::systemd::units::FleetServices;
+use crate::shared::systemd::SystemdError;
+use crate::shared::transport::{Transport, TransportError};
 
 /// One agent as the fleet runs it: the roster's entry with the settings of
 /// its env file (the operator's edits win, as they do for the unit).
 #[derive(Debug, Clone, Serialize)]
-pub struct AgentView {
-    pub name: String,
-    pub runtime: String,
-    pub class: Option<String>,
-    pub model: Option<String>,
+pub(crate) struct AgentView {
+    pub(crate) name: String,
+    pub(crate) runtime: String,
+    pub(crate) class: Option<String>,
+    pub(crate) model: Option<String>,
     /// None for an agent on another host.
-    pub workdir: Option<String>,
-    pub socket: String,
+    pub(crate) workdir: Option<String>,
+    pub(crate) socket: String,
     /// The command its pane runs.
-    pub command: String,
+    pub(crate) command: String,
     /// The runtime directories its env file puts first on the pane's PATH;
     /// None without an env file (another host, or not installed).
-    pub runtime_path: Option<String>,
+    pub(crate) runtime_path: Option<String>,
     /// None (or localhost) for this machine.
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// The roster's ssh destination (user@host) for an agent elsewhere.
-    pub ssh: Option<String>,
+    pub(crate) ssh: Option<String>,
     /// Whether it runs on the host this roster is viewed from.
-    pub local: bool,
+    pub(crate) local: bool,
 }
 
 impl AgentView {
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         self.local
     }
 }
 
 /// The roster at `~/.config/mosaic/fleet/roster.yaml`, validated.
 #[derive(Debug, Clone)]
-pub struct InstalledRoster {
-    pub path: PathBuf,
-    pub profile: Profile,
-    pub agents: Vec<AgentView>,
+pub(crate) struct InstalledRoster {
+    pub(crate) path: PathBuf,
+    pub(crate) profile: Profile,
+    pub(crate) agents: Vec<AgentView>,
     /// The host this roster is viewed from: its agents are local, the rest
     /// are reached over ssh.
-    pub host: String,
+    pub(crate) host: String,
 }
 
 /// The host a `mosaic-fleet` run acts for: `--host`, else the host the last
 /// install in this home was for (its receipt), else this machine's hostname.
-pub fn fleet_host(layout: &Layout, flag: Option<&str>) -> Result<String, FleetError> {
+pub(crate) fn fleet_host(layout: &Layout, flag: Option<&str>) -> Result<String, FleetError> {
     if let Some(host) = flag {
-        if let Some(problem) = crate::host::name_problem(host) {
+        if let Some(problem) = crate::shared::host::name_problem(host) {
             return Err(ProfileError::BadHost {
                 host: host.to_owned(),
                 problem,
@@ -93,30 +93,19 @@ pub fn fleet_host(layout: &Layout, flag: Option<&str>) -> Result<String, FleetEr
         }
         return Ok(host.to_owned());
     }
-    let installed = crate::receipt::Receipt::load(&layout.receipt())
+    let installed = crate::shared::receipt::Receipt::load(&layout.receipt())
         .ok()
         .flatten()
         .and_then(|receipt| receipt.host);
-    Ok(installed.unwrap_or_else(crate::host::machine))
+    Ok(installed.unwrap_or_else(crate::shared::host::machine))
 }
 
 impl InstalledRoster {
-    /// The installed roster as seen from [`fleet_host`] without `--host`.
-    pub fn load(layout: &Layout) -> Result<InstalledRoster, FleetError> {
-        let host = fleet_host(layout, None)?;
-        InstalledRoster::load_for(layout, &host)
-    }
-
     /// The installed roster as seen from `host`.
-    pub fn load_for(layout: &Layout, host: &str) -> Result<InstalledRoster, FleetError> {
+    pub(crate) fn load_for(layout: &Layout, host: &str) -> Result<InstalledRoster, FleetError> {
         let path = layout.target(Path::new(ROSTER_PATH));
-        if !path.is_file() {
-            return Err(FleetError::NoRoster { path });
-        }
-        let origin = path.display().to_string();
-        let text = crate::profile::read_roster(&path)?;
-        let mut profile = Profile::parse("installed", &origin, &text)?;
-        profile.host = host.to_owned();
+        let profile = Profile::installed(layout, host)?
+            .ok_or_else(|| FleetError::NoRoster { path: path.clone() })?;
         let settings = AgentSettings::of(&profile);
         let agents = profile
             .roster
@@ -138,7 +127,7 @@ impl InstalledRoster {
 }
 
 fn view(
-    agent: &crate::profile::Agent,
+    agent: &crate::shared::profile::Agent,
     local: Option<&AgentSettings>,
     env_file: &Path,
     default_socket: &str,
@@ -174,8 +163,11 @@ fn view(
     // sources it alone), so when it exists its values are the truth.
     if let Ok(text) = std::fs::read_to_string(env_file) {
         let vars = envfile::parse(&text);
-        let expect =
-            crate::rollout::AgentExpectation::from_env_file(env_file, &agent.name, default_socket);
+        let expect = crate::install::rollout::AgentExpectation::from_env_file(
+            env_file,
+            &agent.name,
+            default_socket,
+        );
         out.socket = expect.socket;
         out.command = expect.command;
         out.runtime = vars
@@ -184,27 +176,27 @@ fn view(
             .unwrap_or(out.runtime);
         out.model = vars.get("MOSAIC_AGENT_MODEL").cloned();
         out.class = vars.get("MOSAIC_AGENT_CLASS").cloned();
-        out.runtime_path = Some(crate::rollout::runtime_dirs(&vars));
+        out.runtime_path = Some(crate::install::rollout::runtime_dirs(&vars));
         out.workdir = Some(
             vars.get("MOSAIC_AGENT_WORKDIR")
                 .cloned()
-                .unwrap_or_else(|| crate::profile::DEFAULT_WORKDIR.to_owned()),
+                .unwrap_or_else(|| crate::shared::profile::DEFAULT_WORKDIR.to_owned()),
         );
     }
     out
 }
 
 /// What every verb works on.
-pub struct Fleet<'a> {
-    pub layout: Layout,
-    pub roster: InstalledRoster,
-    pub transport: &'a dyn Transport,
-    pub services: &'a dyn FleetServices,
+pub(crate) struct Fleet<'a> {
+    pub(crate) layout: Layout,
+    pub(crate) roster: InstalledRoster,
+    pub(crate) transport: &'a dyn Transport,
+    pub(crate) services: &'a dyn FleetServices,
 }
 
 impl Fleet<'_> {
     /// The agent called exactly `name`, or an error listing the known ones.
-    pub fn agent(&self, name: &str) -> Result<&AgentView, FleetError> {
+    pub(crate) fn agent(&self, name: &str) -> Result<&AgentView, FleetError> {
         self.roster
             .agents
             .iter()
@@ -216,7 +208,7 @@ impl Fleet<'_> {
     }
 
     /// The agent called `name` when it runs on this machine.
-    pub fn local_agent(&self, name: &str) -> Result<&AgentView, FleetError> {
+    pub(crate) fn local_agent(&self, name: &str) -> Result<&AgentView, FleetError> {
         let agent = self.agent(name)?;
         if !agent.is_local() {
             return Err(FleetError::RemoteAgent {
@@ -228,7 +220,7 @@ impl Fleet<'_> {
     }
 
     /// Names of the agents on this machine, in roster order.
-    pub fn local_names(&self) -> Vec<String> {
+    pub(crate) fn local_names(&self) -> Vec<String> {
         self.roster
             .agents
             .iter()
@@ -272,7 +264,7 @@ impl Fleet<'_> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FleetError {
+pub(crate) enum FleetError {
     #[error("no roster at {}: install the fleet first (mosaic-install) or write one with `mosaic-fleet fleet init --profile minimal`", path.display())]
     NoRoster { path: PathBuf },
     #[error(transparent)]
@@ -322,7 +314,7 @@ pub enum FleetError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]
-    Remote(#[from] crate::remote::RemoteError),
+    Remote(#[from] crate::fleet::remote::RemoteError),
     #[error(transparent)]
     Systemd(#[from] SystemdError),
     #[error("no systemd user manager is reachable ({why}); run later:\n  {}", commands.join("\n  "))]
@@ -336,11 +328,11 @@ pub enum FleetError {
     #[error("{0}")]
     Refused(String),
     #[error(transparent)]
-    Activate(Box<crate::activate::ActivateError>),
+    Activate(Box<crate::install::activate::ActivateError>),
     #[error(transparent)]
-    Install(Box<crate::install::InstallError>),
+    Install(Box<crate::install::pipeline::InstallError>),
     #[error(transparent)]
-    State(#[from] crate::statedir::RecoverError),
+    State(#[from] crate::shared::statedir::RecoverError),
     #[error("{cause}\nnothing was changed: the roster and env files were restored{}", if problems.is_empty() { String::new() } else { format!(", except:\n  {}", problems.join("\n  ")) })]
     Undone {
         cause: Box<FleetError>,
@@ -348,9 +340,9 @@ pub enum FleetError {
     },
 }
 
-impl FleetError {
-    /// Exit status: 2 for input the operator must fix, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
+impl ExitStatus for FleetError {
+    /// 2 for input the operator must fix, 1 otherwise.
+    fn exit_code(&self) -> u8 {
         match self {
             FleetError::Profile(_)
             | FleetError::Layout(_)
@@ -367,7 +359,7 @@ impl FleetError {
             | FleetError::MultiLineToLineReader { .. }
             | FleetError::LineTooLong { .. }
             | FleetError::Canary(_) => 2,
-            FleetError::Install(err) => err.exit_code() as u8,
+            FleetError::Install(err) => err.exit_code(),
             FleetError::Remote(err) => err.exit_code(),
             _ => 1,
         }
@@ -381,3 +373,6 @@ fn more_controls(count: usize) -> String {
         n => format!(" (and {} more)", n - 1),
     }
 }
+
+#[cfg(test)]
+mod memory_tests;

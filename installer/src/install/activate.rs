@@ -1,5 +1,5 @@
 //! Activation: what follows a successful apply — the reconcile of the units
-//! with the roster just installed ([`crate::reconcile`] decides, this module
+//! with the roster just installed ([`crate::install::reconcile`] decides, this module
 //! gathers the facts and carries the actions out): `daemon-reload`, stop
 //! and disable agents that left, enable the holder and every roster agent,
 //! restart what changed (`--restart-changed`), and start canary-first
@@ -13,49 +13,49 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::envfile;
-use crate::install::InstallReport;
-use crate::layout::Layout;
-use crate::plan::Action;
-use crate::reconcile::{self, Actions, Facts, Options, UnitFacts};
-use crate::render::{agent_env_path, local_env_path};
-use crate::rollout::{
+use crate::install::pipeline::InstallReport;
+use crate::install::plan::Action;
+use crate::install::reconcile::{self, Actions, Facts, Options, UnitFacts};
+use crate::install::rollout::{
     self, AgentExpectation, RolloutPlan, RolloutReport, SystemClock, UnknownCanary,
 };
-use crate::systemd::{self, SystemdError, AGENT_TEMPLATE, HOLDER_UNIT};
-use crate::transport::tmux::TmuxTransport;
-use crate::verbs::units::{FleetServices, UnitState};
+use crate::shared::envfile;
+use crate::shared::layout::Layout;
+use crate::shared::render::{agent_env_path, local_env_path};
+use crate::shared::systemd::units::{FleetServices, UnitState};
+use crate::shared::systemd::{self, SystemdError, AGENT_TEMPLATE, HOLDER_UNIT};
+use crate::shared::transport::tmux::TmuxTransport;
 
 #[derive(Debug, Clone)]
-pub struct ActivateOptions {
-    pub start: bool,
-    pub canary: Option<String>,
-    pub wave: usize,
-    pub restart_changed: bool,
-    pub timeout: Duration,
+pub(crate) struct ActivateOptions {
+    pub(crate) start: bool,
+    pub(crate) canary: Option<String>,
+    pub(crate) wave: usize,
+    pub(crate) restart_changed: bool,
+    pub(crate) timeout: Duration,
     /// How long each freshly started agent must keep running.
-    pub settle: Duration,
+    pub(crate) settle: Duration,
 }
 
 /// What the units follow: the roster a run installed (or restored) and
 /// what it changed on disk that a running unit reads.
 #[derive(Debug, Clone, Default)]
-pub struct Changeset {
-    pub agents: Vec<String>,
-    pub previous_agents: Vec<String>,
-    pub socket: String,
-    pub holder_session: String,
+pub(crate) struct Changeset {
+    pub(crate) agents: Vec<String>,
+    pub(crate) previous_agents: Vec<String>,
+    pub(crate) socket: String,
+    pub(crate) holder_session: String,
     /// What systemd reads from the holder unit changed.
-    pub holder_changed: bool,
+    pub(crate) holder_changed: bool,
     /// What systemd reads from the agent template changed.
-    pub template_changed: bool,
+    pub(crate) template_changed: bool,
     /// Agents whose env file variables changed.
-    pub env_changed: Vec<String>,
+    pub(crate) env_changed: Vec<String>,
 }
 
 impl Changeset {
     /// From an install's plan (what it writes or would write).
-    pub fn of_install(report: &InstallReport) -> Changeset {
+    pub(crate) fn of_install(report: &InstallReport) -> Changeset {
         Changeset {
             agents: report.agents.clone(),
             previous_agents: report.previous_agents.clone(),
@@ -75,7 +75,7 @@ impl Changeset {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Reloaded and enabled (and started, with --start).
     Done,
     /// Not attempted (`--no-systemctl`, or a --home that is not $HOME).
@@ -89,25 +89,25 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ActivationReport {
-    pub outcome: Outcome,
+pub(crate) struct ActivationReport {
+    pub(crate) outcome: Outcome,
     /// Why it was skipped or unreachable.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Commands to run by hand (when skipped or unreachable).
-    pub commands: Vec<String>,
+    pub(crate) commands: Vec<String>,
     /// What the run did (or, not run, would do) to the units, and why.
-    pub actions: Actions,
+    pub(crate) actions: Actions,
     /// Units enabled (the holder and every roster agent).
-    pub enabled: Vec<String>,
+    pub(crate) enabled: Vec<String>,
     /// Units stopped (when running) and disabled.
-    pub disabled: Vec<String>,
+    pub(crate) disabled: Vec<String>,
     /// Units restarted.
-    pub restarted: Vec<String>,
+    pub(crate) restarted: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<RolloutReport>,
+    pub(crate) rollout: Option<RolloutReport>,
     /// None when it cannot be told.
-    pub linger: Option<bool>,
+    pub(crate) linger: Option<bool>,
 }
 
 impl ActivationReport {
@@ -152,13 +152,13 @@ impl ActivationReport {
     }
 
     /// Skipped on purpose (`--no-systemctl`, a --home that is not $HOME).
-    pub fn skipped(report: &Changeset, reason: String) -> ActivationReport {
+    pub(crate) fn skipped(report: &Changeset, reason: String) -> ActivationReport {
         ActivationReport::not_run(report, Outcome::Skipped, reason)
     }
 
     /// Whether a unit changed state: one disabled, restarted, or started by
     /// the rollout (enabling what is enabled already changes nothing).
-    pub fn changed(&self) -> bool {
+    pub(crate) fn changed(&self) -> bool {
         !self.disabled.is_empty()
             || !self.restarted.is_empty()
             || self.rollout.as_ref().is_some_and(|r| !r.started.is_empty())
@@ -167,7 +167,7 @@ impl ActivationReport {
 
 /// `--dry-run`: the actions a run would take, from the same facts (the
 /// manager is only asked, never told; without one, from the receipts).
-pub fn preview(
+pub(crate) fn preview(
     mgr: Option<&dyn FleetServices>,
     layout: &Layout,
     report: &Changeset,
@@ -190,7 +190,7 @@ pub fn preview(
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ActivateError {
+pub(crate) enum ActivateError {
     #[error(transparent)]
     Systemd(#[from] systemd::SystemdError),
     #[error(transparent)]
@@ -201,7 +201,7 @@ pub enum ActivateError {
 /// decide ([`reconcile`]), then reload, stop and disable what left,
 /// enable what is new, restart what changed, and start (canary-first,
 /// verified) what should run.
-pub fn activate(
+pub(crate) fn activate(
     mgr: &dyn FleetServices,
     layout: &Layout,
     report: &Changeset,
@@ -353,7 +353,7 @@ fn gather(
 }
 
 /// Agent instances enabled in the user manager's config (`*.wants/` links).
-pub fn enabled_instances(layout: &Layout) -> Vec<String> {
+pub(crate) fn enabled_instances(layout: &Layout) -> Vec<String> {
     let dir = layout.target(Path::new("systemd/user"));
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
@@ -432,23 +432,23 @@ fn directives(bytes: Option<&[u8]>) -> Vec<String> {
 
 /// What `uninstall` did to the running fleet.
 #[derive(Debug, Clone, Serialize)]
-pub struct DeactivationReport {
+pub(crate) struct DeactivationReport {
     /// `Done`, `Skipped` or `Unreachable` (then `commands` are to run by
     /// hand), or `Preview` (`--dry-run`).
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// The systemctl commands run, in order; or, not run, the ones to run.
-    pub commands: Vec<String>,
+    pub(crate) commands: Vec<String>,
     /// Units that were running and were stopped (or would be).
-    pub stopped: Vec<String>,
+    pub(crate) stopped: Vec<String>,
     /// Units disabled (agents first, the holder last).
-    pub units: Vec<String>,
+    pub(crate) units: Vec<String>,
 }
 
 /// The fleet's units as `uninstall` takes them down: every agent the
 /// receipt installed or a `.wants/` link enables, then the holder.
-pub fn fleet_units_to_remove(layout: &Layout, agents: &[String]) -> Vec<String> {
+pub(crate) fn fleet_units_to_remove(layout: &Layout, agents: &[String]) -> Vec<String> {
     let mut names = agents.to_vec();
     for agent in enabled_instances(layout) {
         if !names.contains(&agent) {
@@ -462,9 +462,9 @@ pub fn fleet_units_to_remove(layout: &Layout, agents: &[String]) -> Vec<String> 
 
 /// Before `uninstall` removes the unit files: stop and disable the agents'
 /// units and the holder (systemd cannot disable a unit whose file is gone).
-/// Run [`crate::systemd::ServiceManager::daemon_reload`] once the files are removed, so that
+/// Run [`crate::shared::systemd::ServiceManager::daemon_reload`] once the files are removed, so that
 /// the manager forgets the units (and add it to `commands`).
-pub fn deactivate(
+pub(crate) fn deactivate(
     mgr: &dyn FleetServices,
     layout: &Layout,
     agents: &[String],
@@ -503,7 +503,7 @@ pub fn deactivate(
 
 /// `uninstall` without touching the manager (`--no-systemctl`, a foreign
 /// `--home`, `--dry-run`): what would be stopped and the commands to run.
-pub fn deactivation_not_run(
+pub(crate) fn deactivation_not_run(
     mgr: Option<&dyn FleetServices>,
     layout: &Layout,
     agents: &[String],

@@ -1,6 +1,6 @@
 //! Command-line interface of `mosaic-install`: argument parsing (clap
 //! derive) and dispatch to the library. Output formatting lives in
-//! [`crate::report`]; this module only wires flags to options.
+//! [`crate::install::report`]; this module only wires flags to options.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -11,15 +11,17 @@ use clap::{Args, Parser, Subcommand};
 
 use std::time::Duration;
 
-use crate::activate::{self, ActivateOptions, ActivationReport, Changeset};
-use crate::bundle::Bundle;
-use crate::install::{self, InstallOptions};
-use crate::layout::Layout;
-use crate::profile::{self, Profile};
-use crate::runtime_path::RuntimePath;
-use crate::systemd::{ServiceManager, SystemctlUser};
-use crate::verbs::units::FleetServices;
-use crate::{output, render, report};
+use crate::install::activate::{self, ActivateOptions, ActivationReport, Changeset};
+use crate::install::pipeline::{self, InstallOptions};
+use crate::install::report;
+use crate::shared::bundle::Bundle;
+use crate::shared::command::{self, GlobalArgs};
+use crate::shared::layout::Layout;
+use crate::shared::profile::{self, Profile};
+use crate::shared::render;
+use crate::shared::runtime_path::RuntimePath;
+use crate::shared::systemd::units::FleetServices;
+use crate::shared::systemd::{ServiceManager, SystemctlUser};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,27 +29,17 @@ use crate::{output, render, report};
     version,
     about = "Install or upgrade Mosaic's durable tmux agent fleet (systemd user units, tmux and fleet scripts, roster and per-agent settings)"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     #[command(flatten)]
-    pub install: InstallArgs,
+    pub(crate) install: InstallArgs,
     #[command(flatten)]
-    pub global: GlobalArgs,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct GlobalArgs {
-    /// Act as if $HOME were DIR (every installed path moves with it; XDG variables are ignored).
-    #[arg(long, global = true, value_name = "DIR")]
-    pub home: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) global: GlobalArgs,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Install or upgrade (the default command).
     Install(InstallArgs),
     /// Compare the installed files with the receipt: ok, modified, missing; exit 1 on drift.
@@ -63,83 +55,83 @@ pub enum Command {
 }
 
 #[derive(Args, Debug, Clone, Default)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     /// Embedded profile name (see `profiles`) or path of a roster file. Default: the installed roster, else `minimal`.
     #[arg(long, value_name = "NAME|PATH")]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// Install from an unpacked templates package instead of the embedded bundle.
     #[arg(long, value_name = "DIR")]
-    pub bundle: Option<PathBuf>,
+    pub(crate) bundle: Option<PathBuf>,
     /// Install the agents whose roster `host:` names HOST (and those without one). Default: the host of the last install here, else this machine's hostname.
     #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// Print the plan and a unified diff per changed file; write nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Overwrite managed files the operator changed (after backing them up).
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Generations (receipts and backups) to keep for rollback.
-    #[arg(long, value_name = "N", default_value_t = crate::generation::KEEP)]
-    pub keep: u64,
+    #[arg(long, value_name = "N", default_value_t = crate::shared::generation::KEEP)]
+    pub(crate) keep: u64,
     /// Do not run systemctl; print the commands to run instead.
     #[arg(long)]
-    pub no_systemctl: bool,
+    pub(crate) no_systemctl: bool,
     /// Start the fleet canary-first: holder, canary, verify, then waves, verifying each.
     #[arg(long)]
-    pub start: bool,
+    pub(crate) start: bool,
     /// Agent to start first with --start (default: the roster's first agent).
     #[arg(long, value_name = "NAME", requires = "start")]
-    pub canary: Option<String>,
+    pub(crate) canary: Option<String>,
     /// Agents per wave after the canary, with --start.
     #[arg(long, value_name = "N", default_value_t = 4, requires = "start", value_parser = clap::value_parser!(u64).range(1..))]
-    pub wave: u64,
+    pub(crate) wave: u64,
     /// Restart running units whose unit files this upgrade changed (default: reload only, sessions keep running).
     #[arg(long)]
-    pub restart_changed: bool,
+    pub(crate) restart_changed: bool,
     /// Seconds one rollout verification may wait for a unit and its session.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
-    pub verify_timeout: u64,
+    pub(crate) verify_timeout: u64,
     /// Seconds each agent this run starts (--start, or a new agent on a running fleet) must then keep running (same session, no unit restart) before the next wave.
-    #[arg(long, value_name = "SECS", default_value_t = crate::rollout::SETTLE.as_secs())]
-    pub settle: u64,
+    #[arg(long, value_name = "SECS", default_value_t = crate::install::rollout::SETTLE.as_secs())]
+    pub(crate) settle: u64,
 }
 
 #[derive(Args, Debug)]
-pub struct UninstallArgs {
+pub(crate) struct UninstallArgs {
     /// Show what would be removed and kept; change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Also remove the fleet's configuration (roster, generated env files)
     /// and the installer's state; your `.local.env` files and edited files stay.
     #[arg(long)]
-    pub purge: bool,
+    pub(crate) purge: bool,
     /// Do not stop and disable the units first; print the commands instead.
     #[arg(long)]
-    pub no_systemctl: bool,
+    pub(crate) no_systemctl: bool,
 }
 
 #[derive(Args, Debug)]
-pub struct RollbackArgs {
+pub(crate) struct RollbackArgs {
     /// Do not run systemctl; print the commands instead.
     #[arg(long)]
-    pub no_systemctl: bool,
+    pub(crate) no_systemctl: bool,
     /// Restart running agents whose settings the rollback changed.
     #[arg(long)]
-    pub restart_changed: bool,
+    pub(crate) restart_changed: bool,
 }
 
 #[derive(Args, Debug)]
-pub struct RenderArgs {
+pub(crate) struct RenderArgs {
     /// Embedded profile name or roster file path.
-    #[arg(long, value_name = "NAME|PATH", default_value = install::DEFAULT_PROFILE)]
-    pub profile: String,
+    #[arg(long, value_name = "NAME|PATH", default_value = pipeline::DEFAULT_PROFILE)]
+    pub(crate) profile: String,
     /// Directory to write the rendered tree into (paths relative to ~/.config).
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Render from an unpacked templates package instead of the embedded bundle.
     #[arg(long, value_name = "DIR")]
-    pub bundle: Option<PathBuf>,
+    pub(crate) bundle: Option<PathBuf>,
 }
 
 /// Parse the process arguments and run; the binary's whole `main`.
@@ -147,47 +139,22 @@ pub struct RenderArgs {
 /// SIGPIPE stays ignored (Rust's default): a closed stdout is a write error
 /// the printers return, so an install that already committed still exits
 /// with its own result instead of dying of the signal.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.global.json;
-    match run(cli) {
-        Ok(code) => code,
-        Err(err) => {
-            let code = err
-                .downcast_ref::<install::InstallError>()
-                .map(|e| e.exit_code())
-                .or_else(|| err.downcast_ref::<profile::ProfileError>().map(|_| 2))
-                .or_else(|| err.downcast_ref::<crate::layout::LayoutError>().map(|_| 2))
-                .unwrap_or(1);
-            output::to_stderr(format_args!("mosaic-install: error: {err:#}"));
-            if json {
-                // Orchestrators read stdout: give them the failure there too
-                // (it is on stderr already should stdout not take it).
-                let failure = serde_json::json!({
-                    "error": format!("{err:#}"),
-                    "exit_code": code,
-                });
-                let _ = output::to_stdout(|out| report::print_json(out, &failure));
-            }
-            ExitCode::from(code as u8)
-        }
-    }
+    let known: [command::Classify; 1] =
+        [command::code_of::<crate::install::pipeline::InstallError>];
+    command::finish(TOOL, json, run(cli), &known)
 }
 
-/// Print a report to stdout and return `code`, the command's own result,
-/// whether or not stdout took the report (a lost one is said on stderr).
-fn show(code: ExitCode, print: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> ExitCode {
-    if let Err(cause) = output::to_stdout(print) {
-        output::report_lost("mosaic-install", &cause);
-    }
-    code
+const TOOL: &str = "mosaic-install";
+
+fn show(code: u8, print: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> u8 {
+    command::show(TOOL, code, print)
 }
 
 fn layout(global: &GlobalArgs) -> anyhow::Result<Layout> {
-    Ok(match &global.home {
-        Some(home) => Layout::for_home(home)?,
-        None => Layout::from_env()?,
-    })
+    Ok(global.layout()?)
 }
 
 fn bundle(dir: Option<&PathBuf>) -> anyhow::Result<Bundle> {
@@ -199,7 +166,7 @@ fn bundle(dir: Option<&PathBuf>) -> anyhow::Result<Bundle> {
     }
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
     let global = cli.global;
     let install_flags = cli.install.profile.is_some()
         || cli.install.bundle.is_some()
@@ -215,15 +182,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => run_install(&global, cli.install),
         Some(Command::Install(args)) => run_install(&global, args),
         Some(Command::Status) => {
-            let services = foreign_home(&global)
+            let services = global
+                .foreign_home()
                 .is_none()
                 .then_some(&SystemctlUser as &dyn FleetServices);
-            let report = crate::status::status(&layout(&global)?, services)?;
-            let code = if report.drift() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            };
+            let report = crate::install::status::status(&layout(&global)?, services)?;
+            let code = if report.drift() { 1 } else { 0 };
             Ok(show(code, |out| {
                 report::print_status(out, &report, global.json)
             }))
@@ -231,7 +195,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Uninstall(args)) => run_uninstall(&global, &args),
         Some(Command::Rollback(args)) => {
             let layout = layout(&global)?;
-            let mut report = crate::rollback::rollback(&layout)?;
+            let mut report = crate::install::rollback::rollback(&layout)?;
             let changes = report.changes();
             report.systemd = Some(match rollback_skip(&global, &args) {
                 Some(why) => ActivationReport::skipped(&changes, why),
@@ -245,12 +209,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         wave: 4,
                         restart_changed: args.restart_changed,
                         timeout: Duration::from_secs(20),
-                        settle: crate::rollout::SETTLE,
+                        settle: crate::install::rollout::SETTLE,
                     },
                 )
                 .context("the files are rolled back, but the systemd step failed")?,
             });
-            Ok(show(ExitCode::SUCCESS, |out| {
+            Ok(show(0, |out| {
                 report::print_rollback(out, &report, global.json)
             }))
         }
@@ -265,8 +229,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     (name, description)
                 })
                 .collect();
-            Ok(show(ExitCode::SUCCESS, |out| {
-                report::print_profiles(out, &rows, install::DEFAULT_PROFILE, global.json)
+            Ok(show(0, |out| {
+                report::print_profiles(out, &rows, pipeline::DEFAULT_PROFILE, global.json)
             }))
         }
         Some(Command::Render(args)) => {
@@ -283,9 +247,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 format!("writing the rendered tree into {}", args.out.display())
             })?;
             if global.json {
-                return Ok(ExitCode::SUCCESS);
+                return Ok(0);
             }
-            Ok(show(ExitCode::SUCCESS, |out| {
+            Ok(show(0, |out| {
                 writeln!(
                     out,
                     "rendered {} files for profile {} into {}",
@@ -298,14 +262,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCode> {
+fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<u8> {
     let mut opts = InstallOptions::new(layout(global)?).with_profile(args.profile.as_deref());
     opts.bundle_dir = args.bundle;
     opts.host = args.host;
     opts.dry_run = args.dry_run;
     opts.force = args.force;
     opts.keep = args.keep;
-    let mut report = install::install(&opts)?;
+    let mut report = pipeline::install(&opts)?;
     let activate_opts = ActivateOptions {
         start: args.start,
         canary: args.canary,
@@ -317,7 +281,7 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
     let skip = if args.no_systemctl {
         Some("--no-systemctl".to_owned())
     } else {
-        foreign_home(global)
+        global.foreign_home()
     };
     let changes = Changeset::of_install(&report);
     let activation = match (opts.dry_run, skip) {
@@ -335,7 +299,7 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
     report.systemd = Some(activation);
     report::print_recovered(&report.recovered);
     if let Some(unfinished) = &report.unfinished {
-        crate::output::to_stderr(format_args!(
+        crate::shared::output::to_stderr(format_args!(
             "mosaic-install: warning: the install is committed, but {unfinished}; the next command finishes it"
         ));
     }
@@ -343,11 +307,7 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
         .systemd
         .as_ref()
         .is_some_and(|s| s.outcome == activate::Outcome::RolloutFailed);
-    let code = if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    };
+    let code = if failed { 1 } else { 0 };
     Ok(show(code, |out| {
         if global.json {
             report::print_install_json(out, &report)
@@ -360,15 +320,15 @@ fn run_install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCod
 /// Stop and disable the fleet's units while their files still exist
 /// (systemd cannot disable a unit whose file is gone), remove the files,
 /// then reload so the manager forgets the units.
-fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<ExitCode> {
+fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<u8> {
     let layout = layout(global)?;
     // Nothing installed: say so before any systemctl call touches a unit.
-    crate::statedir::recover_if_pending(&layout)?;
-    let agents = crate::status::installed_receipt(&layout)?.agents;
+    crate::shared::statedir::recover_if_pending(&layout)?;
+    let agents = crate::install::status::installed_receipt(&layout)?.agents;
     let skip = if args.no_systemctl {
         Some("--no-systemctl".to_owned())
     } else {
-        foreign_home(global)
+        global.foreign_home()
     };
     let down = match (&skip, args.dry_run) {
         (skip, true) => {
@@ -393,7 +353,7 @@ fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<Ex
         (None, false) => activate::deactivate(&SystemctlUser, &layout, &agents)
             .context("stopping the fleet before uninstalling; nothing was removed")?,
     };
-    let mut report = crate::uninstall::uninstall(&layout, args.dry_run, args.purge)?;
+    let mut report = crate::install::uninstall::uninstall(&layout, args.dry_run, args.purge)?;
     let mut down = down;
     if down.outcome == activate::Outcome::Done {
         SystemctlUser
@@ -402,7 +362,7 @@ fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<Ex
         down.commands.push("systemctl --user daemon-reload".into());
     }
     report.systemd = Some(down);
-    Ok(show(ExitCode::SUCCESS, |out| {
+    Ok(show(0, |out| {
         report::print_uninstall(out, &report, global.json)
     }))
 }
@@ -411,22 +371,6 @@ fn rollback_skip(global: &GlobalArgs, args: &RollbackArgs) -> Option<String> {
     if args.no_systemctl {
         Some("--no-systemctl".to_owned())
     } else {
-        foreign_home(global)
+        global.foreign_home()
     }
-}
-
-/// Why systemctl must not run for this --home: the user manager only reads
-/// units from the real $HOME.
-fn foreign_home(global: &GlobalArgs) -> Option<String> {
-    let given = global.home.as_ref()?;
-    let real = std::env::var_os("HOME").map(PathBuf::from);
-    let same = real
-        .as_ref()
-        .is_some_and(|real| given.canonicalize().ok() == real.canonicalize().ok());
-    (!same).then(|| {
-        format!(
-            "--home {} is not $HOME, and the user manager only reads units from $HOME/.config/systemd/user; run these as the owner of that home",
-            given.display()
-        )
-    })
 }

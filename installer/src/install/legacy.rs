@@ -1,5 +1,5 @@
 //! Mosaic 0.0.31 trees: finding an existing Mosaic tree that no receipt
-//! accounts for, what Mosaic's own markers ([`markers`]) say about it, and
+//! accounts for, what Mosaic's own markers ([`crate::shared::mosaic`]) say about it, and
 //! the table of hashes of files Mosaic shipped: copies of ours its updater
 //! may put in place, and pristine copies from before this installer.
 //!
@@ -7,30 +7,28 @@
 //! table. Existing sessions on the operator's default tmux server are listed
 //! for the report, read-only (`tmux -L default list-sessions`), never touched.
 
-pub mod markers;
-
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::fleet::TmuxServer;
-use markers::MosaicMarkers;
+use crate::shared::mosaic::MosaicMarkers;
+use crate::shared::tmux::TmuxServer;
 
 const KNOWN_HASHES: &str = include_str!("legacy/known-hashes.tsv");
 
 /// Pristine hashes of earlier shipped versions, by config-relative path.
 #[derive(Debug, Clone, Default)]
-pub struct KnownHashes {
+pub(crate) struct KnownHashes {
     entries: Vec<(PathBuf, String, String)>,
 }
 
 impl KnownHashes {
     /// The table compiled into the installer.
-    pub fn shipped() -> KnownHashes {
+    pub(crate) fn shipped() -> KnownHashes {
         KnownHashes::parse(KNOWN_HASHES)
     }
 
-    fn parse(text: &str) -> KnownHashes {
+    pub(super) fn parse(text: &str) -> KnownHashes {
         let entries = text
             .lines()
             .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
@@ -47,7 +45,7 @@ impl KnownHashes {
     }
 
     /// The release a pristine copy came from, if `sha256` is one.
-    pub fn is_pristine(&self, path: &Path, sha256: &str) -> Option<&str> {
+    pub(crate) fn is_pristine(&self, path: &Path, sha256: &str) -> Option<&str> {
         self.entries
             .iter()
             .find(|(p, hash, _)| p == path && hash == sha256)
@@ -57,29 +55,29 @@ impl KnownHashes {
 
 /// An existing Mosaic tree without a receipt.
 #[derive(Debug, Clone, Serialize)]
-pub struct LegacyInstall {
-    pub mosaic_dir: PathBuf,
+pub(crate) struct LegacyInstall {
+    pub(crate) mosaic_dir: PathBuf,
     /// The Mosaic release that installed it, e.g. "0.0.31"; None when no
     /// marker says.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// What Mosaic's markers say.
-    pub markers: MosaicMarkers,
+    pub(crate) markers: MosaicMarkers,
     /// Regular files found in the tree (all of them the operator's).
-    pub files: usize,
+    pub(crate) files: usize,
     /// Sessions on the operator's default tmux server (listed, untouched).
-    pub default_sessions: Vec<String>,
+    pub(crate) default_sessions: Vec<String>,
 }
 
 impl LegacyInstall {
     /// "Mosaic 0.0.31 (CLI 0.0.31, framework schema 2)".
-    pub fn version_label(&self) -> String {
+    pub(crate) fn version_label(&self) -> String {
         self.markers.label()
     }
 }
 
 /// Look for a Mosaic tree at `mosaic_dir` (its CLI below `npm_prefixes`);
 /// call only without a receipt.
-pub fn detect(mosaic_dir: &Path, npm_prefixes: &[PathBuf]) -> Option<LegacyInstall> {
+pub(crate) fn detect(mosaic_dir: &Path, npm_prefixes: &[PathBuf]) -> Option<LegacyInstall> {
     if !mosaic_dir.is_dir() {
         return None;
     }

@@ -7,31 +7,31 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::apply::{ApplyError, Transaction, TxError, TxSpec};
-use crate::bundle::{Bundle, BundleError};
-use crate::confine::ConfineError;
-use crate::generation::{Generations, KEEP};
-use crate::layout::Layout;
-use crate::legacy::{self, KnownHashes, LegacyInstall};
-use crate::lock::InstallLock;
-use crate::plan::{self, Action, Plan, PlanInput, Snapshot};
-use crate::profile::{Profile, ProfileError, ProfileLabel};
-use crate::receipt::{
+use crate::install::legacy::{self, KnownHashes, LegacyInstall};
+use crate::install::plan::{self, Action, Plan, PlanInput, Snapshot};
+use crate::shared::bundle::{Bundle, BundleError};
+use crate::shared::command::ExitStatus;
+use crate::shared::confine::ConfineError;
+use crate::shared::generation::{Generations, KEEP};
+use crate::shared::layout::Layout;
+use crate::shared::lock::InstallLock;
+use crate::shared::profile::ROSTER_PATH;
+use crate::shared::profile::{Profile, ProfileError, ProfileLabel};
+use crate::shared::receipt::{
     mode_string, sha256_hex, FileRecord, ProfileRecord, Receipt, ReceiptError, TOOL,
 };
-use crate::render::{self, Host, RenderError, RenderedTree};
-use crate::runtime_path::RuntimePath;
-use crate::statedir::{self, RecoverError, Recovery};
+use crate::shared::render::{self, Host, RenderError, RenderedTree};
+use crate::shared::runtime_path::RuntimePath;
+use crate::shared::statedir::{self, RecoverError, Recovery};
+use crate::shared::transaction::{ApplyError, Transaction, TxError, TxSpec};
 
 /// Profile used when none is given and no roster is installed yet.
-pub const DEFAULT_PROFILE: &str = "minimal";
-/// Where the installed roster lives, config-relative.
-pub const ROSTER_PATH: &str = "mosaic/fleet/roster.yaml";
+pub(crate) const DEFAULT_PROFILE: &str = "minimal";
 
 /// Where the roster this run installs comes from. The installed roster is
 /// the single source of truth for env files, units and sessions.
 #[derive(Clone, Default)]
-pub enum RosterSource {
+pub(crate) enum RosterSource {
     /// No `--profile`: the installed roster, else [`DEFAULT_PROFILE`].
     #[default]
     Installed,
@@ -46,15 +46,15 @@ pub enum RosterSource {
 /// A roster edit: what the operator ran, and how the new text is made from
 /// the installed roster (None when none is installed).
 /// Makes the edited roster text from the installed roster.
-pub type EditFn = dyn Fn(Option<&Profile>) -> Result<String, EditRefused> + Send + Sync;
+pub(crate) type EditFn = dyn Fn(Option<&Profile>) -> Result<String, EditRefused> + Send + Sync;
 
 #[derive(Clone)]
-pub struct RosterEdit {
-    pub command: String,
+pub(crate) struct RosterEdit {
+    pub(crate) command: String,
     /// Further config-relative paths the edit replaces or removes even where
     /// the operator changed them (`agent remove --purge`: the env file).
-    pub also_replace: Vec<PathBuf>,
-    pub edit: std::sync::Arc<EditFn>,
+    pub(crate) also_replace: Vec<PathBuf>,
+    pub(crate) edit: std::sync::Arc<EditFn>,
 }
 
 impl std::fmt::Debug for RosterSource {
@@ -70,28 +70,28 @@ impl std::fmt::Debug for RosterSource {
 /// A roster edit that cannot be made (an input problem: exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct EditRefused(pub String);
+pub(crate) struct EditRefused(pub(crate) String);
 
 #[derive(Debug, Clone)]
-pub struct InstallOptions {
-    pub layout: Layout,
-    pub roster: RosterSource,
+pub(crate) struct InstallOptions {
+    pub(crate) layout: Layout,
+    pub(crate) roster: RosterSource,
     /// `--bundle DIR` instead of the embedded templates.
-    pub bundle_dir: Option<PathBuf>,
+    pub(crate) bundle_dir: Option<PathBuf>,
     /// `--host`: whose agents to install; None means the host of the last
     /// install here, else this machine's hostname.
-    pub host: Option<String>,
-    pub dry_run: bool,
-    pub force: bool,
+    pub(crate) host: Option<String>,
+    pub(crate) dry_run: bool,
+    pub(crate) force: bool,
     /// Generations to keep.
-    pub keep: u64,
+    pub(crate) keep: u64,
     /// Fault injection: fail after this many filesystem operations.
-    #[cfg(feature = "fault-injection")]
-    pub fail_after: Option<usize>,
+    #[cfg(test)]
+    pub(crate) fail_after: Option<usize>,
 }
 
 impl InstallOptions {
-    pub fn new(layout: Layout) -> Self {
+    pub(crate) fn new(layout: Layout) -> Self {
         InstallOptions {
             layout,
             roster: RosterSource::Installed,
@@ -100,13 +100,13 @@ impl InstallOptions {
             dry_run: false,
             force: false,
             keep: KEEP,
-            #[cfg(feature = "fault-injection")]
+            #[cfg(test)]
             fail_after: None,
         }
     }
 
     /// `--profile spec` (None: the installed roster).
-    pub fn with_profile(mut self, spec: Option<&str>) -> Self {
+    pub(crate) fn with_profile(mut self, spec: Option<&str>) -> Self {
         self.roster = match spec {
             Some(spec) => RosterSource::Profile(spec.to_owned()),
             None => RosterSource::Installed,
@@ -124,7 +124,7 @@ impl InstallOptions {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum InstallError {
+pub(crate) enum InstallError {
     #[error(transparent)]
     Profile(#[from] ProfileError),
     #[error(transparent)]
@@ -132,7 +132,7 @@ pub enum InstallError {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
-    Layout(#[from] crate::layout::LayoutError),
+    Layout(#[from] crate::shared::layout::LayoutError),
     #[error(transparent)]
     Receipt(#[from] ReceiptError),
     #[error(transparent)]
@@ -147,9 +147,9 @@ pub enum InstallError {
     Apply(Box<TxError>),
 }
 
-impl InstallError {
-    /// Exit status: 2 for bad input the operator must fix, 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
+impl ExitStatus for InstallError {
+    /// 2 for bad input the operator must fix, 1 otherwise.
+    fn exit_code(&self) -> u8 {
         match self {
             InstallError::Profile(_)
             | InstallError::Layout(_)
@@ -162,68 +162,68 @@ impl InstallError {
 
 /// Everything the command decided and did, for humans and `--json`.
 #[derive(Debug, Serialize)]
-pub struct InstallReport {
-    pub dry_run: bool,
-    pub profile: ProfileRecord,
+pub(crate) struct InstallReport {
+    pub(crate) dry_run: bool,
+    pub(crate) profile: ProfileRecord,
     /// The host whose agents were installed.
-    pub host: String,
-    pub bundle_version: String,
-    pub config_dir: PathBuf,
+    pub(crate) host: String,
+    pub(crate) bundle_version: String,
+    pub(crate) config_dir: PathBuf,
     /// The generation written; None for dry runs and no-ops.
-    pub generation: Option<u64>,
-    pub legacy: Option<LegacyInstall>,
-    pub files: Vec<FileReport>,
-    pub created_dirs: Vec<PathBuf>,
-    pub agents: Vec<String>,
+    pub(crate) generation: Option<u64>,
+    pub(crate) legacy: Option<LegacyInstall>,
+    pub(crate) files: Vec<FileReport>,
+    pub(crate) created_dirs: Vec<PathBuf>,
+    pub(crate) agents: Vec<String>,
     /// Agents the previous install had that this profile no longer has.
-    pub removed_agents: Vec<String>,
+    pub(crate) removed_agents: Vec<String>,
     /// The agents the previous install had (empty on a first install).
-    pub previous_agents: Vec<String>,
-    pub socket: String,
-    pub holder_session: String,
+    pub(crate) previous_agents: Vec<String>,
+    pub(crate) socket: String,
+    pub(crate) holder_session: String,
     /// The directories put first on every agent pane's PATH.
-    pub runtime_path: RuntimePath,
+    pub(crate) runtime_path: RuntimePath,
     /// Filesystem operations performed (0 for dry runs and no-ops).
-    pub operations: usize,
+    pub(crate) operations: usize,
     /// Interrupted runs this run finished or undid first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub recovered: Vec<Recovery>,
+    pub(crate) recovered: Vec<Recovery>,
     /// A finishing step after the commit point that failed (the next run
     /// completes it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub unfinished: Option<String>,
+    pub(crate) unfinished: Option<String>,
     /// What the systemd step did; filled in after the files are installed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub systemd: Option<crate::activate::ActivationReport>,
+    pub(crate) systemd: Option<crate::install::activate::ActivationReport>,
     #[serde(skip)]
-    pub plan: Plan,
+    pub(crate) plan: Plan,
 }
 
 #[derive(Debug, Serialize)]
-pub struct FileReport {
-    pub path: PathBuf,
-    pub action: Action,
-    pub ownership: render::Ownership,
-    pub mode: String,
+pub(crate) struct FileReport {
+    pub(crate) path: PathBuf,
+    pub(crate) action: Action,
+    pub(crate) ownership: render::Ownership,
+    pub(crate) mode: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Where our version waits, for conflicts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub new_version: Option<PathBuf>,
+    pub(crate) new_version: Option<PathBuf>,
 }
 
 impl InstallReport {
-    pub fn changed(&self) -> bool {
+    pub(crate) fn changed(&self) -> bool {
         !self.plan.is_noop()
     }
 
-    pub fn conflicts(&self) -> impl Iterator<Item = &FileReport> {
+    pub(crate) fn conflicts(&self) -> impl Iterator<Item = &FileReport> {
         self.files.iter().filter(|f| f.action == Action::Conflict)
     }
 }
 
 /// Run an install or upgrade.
-pub fn install(opts: &InstallOptions) -> Result<InstallReport, InstallError> {
+pub(crate) fn install(opts: &InstallOptions) -> Result<InstallReport, InstallError> {
     let layout = &opts.layout;
     let bundle = match &opts.bundle_dir {
         Some(dir) => Bundle::from_dir(dir)?,
@@ -308,7 +308,7 @@ fn choose_roster(
         .host
         .clone()
         .or_else(|| receipt.and_then(|r| r.host.clone()))
-        .unwrap_or_else(crate::host::machine);
+        .unwrap_or_else(crate::shared::host::machine);
     let parse_installed =
         |text: &str| Profile::parse(&installed_name, &origin, text)?.on_host(&host);
     match &opts.roster {
@@ -485,7 +485,7 @@ fn plan_and_apply(
     };
     let roots = layout.write_roots();
     let committed = Transaction::run(lock, &layout.state, roots, spec, |tx| {
-        #[cfg(feature = "fault-injection")]
+        #[cfg(test)]
         tx.fail_after(opts.fail_after);
         apply_plan(tx, layout, &report.plan)?;
         // Every file durable before the receipt that vouches for them.
@@ -617,3 +617,6 @@ fn file_report(layout: &Layout, file: &plan::PlannedFile) -> FileReport {
         new_version: (file.action == Action::Conflict).then(|| layout.target(&file.new_beside())),
     }
 }
+
+#[cfg(test)]
+mod fault_tests;

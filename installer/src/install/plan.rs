@@ -15,37 +15,37 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::legacy::KnownHashes;
-use crate::receipt::{sha256_hex, Receipt};
-use crate::render::{Ownership, RenderedFile, RenderedTree};
+use crate::install::legacy::KnownHashes;
+use crate::shared::receipt::{sha256_hex, Receipt};
+use crate::shared::render::{Ownership, RenderedFile, RenderedTree};
 
 /// Suffix of our version of a file the operator changed.
-pub const NEW_SUFFIX: &str = ".mosaic-new";
+pub(crate) const NEW_SUFFIX: &str = ".mosaic-new";
 
 /// What is on disk at one config-relative path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiskFile {
-    pub bytes: Vec<u8>,
-    pub mode: u32,
+pub(crate) struct DiskFile {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) mode: u32,
 }
 
 impl DiskFile {
-    pub fn sha256(&self) -> String {
+    pub(crate) fn sha256(&self) -> String {
         sha256_hex(&self.bytes)
     }
 }
 
 /// The part of the disk the plan looks at, read up front.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub files: BTreeMap<PathBuf, DiskFile>,
+pub(crate) struct Snapshot {
+    pub(crate) files: BTreeMap<PathBuf, DiskFile>,
     /// Config-relative directories that exist.
-    pub dirs: BTreeSet<PathBuf>,
+    pub(crate) dirs: BTreeSet<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     /// Absent: write it.
     Create,
     /// Still what we shipped (or a known pristine version): replace it.
@@ -66,32 +66,32 @@ pub enum Action {
 
 /// One decision.
 #[derive(Debug, Clone)]
-pub struct PlannedFile {
-    pub path: PathBuf,
-    pub action: Action,
-    pub ownership: Ownership,
+pub(crate) struct PlannedFile {
+    pub(crate) path: PathBuf,
+    pub(crate) action: Action,
+    pub(crate) ownership: Ownership,
     /// Desired mode (for writes).
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// Desired bytes; None for removals and kept leftovers.
-    pub desired: Option<Vec<u8>>,
+    pub(crate) desired: Option<Vec<u8>>,
     /// What is on disk now, for diffs and backups.
-    pub current: Option<DiskFile>,
+    pub(crate) current: Option<DiskFile>,
     /// Why, in a few words, when it is not obvious.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// For conflicts: whether `<file>.mosaic-new` must be (re)written.
-    pub write_new_beside: bool,
+    pub(crate) write_new_beside: bool,
     /// The file existed before mosaic-install first wrote it.
-    pub preexisting: bool,
+    pub(crate) preexisting: bool,
 }
 
 impl PlannedFile {
-    pub fn new_beside(&self) -> PathBuf {
+    pub(crate) fn new_beside(&self) -> PathBuf {
         beside(&self.path)
     }
 
     /// Does applying this decision write or remove anything? A conflict
     /// whose `.mosaic-new` already waits, as it would be written, does not.
-    pub fn changes_disk(&self) -> bool {
+    pub(crate) fn changes_disk(&self) -> bool {
         match self.action {
             Action::Create
             | Action::Update
@@ -105,41 +105,41 @@ impl PlannedFile {
 }
 
 /// `<path>.mosaic-new`.
-pub fn beside(path: &Path) -> PathBuf {
+pub(crate) fn beside(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(NEW_SUFFIX);
     PathBuf::from(name)
 }
 
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub files: Vec<PlannedFile>,
+pub(crate) struct Plan {
+    pub(crate) files: Vec<PlannedFile>,
     /// Directories to create, parents first, with their modes.
-    pub dirs: Vec<(PathBuf, u32)>,
+    pub(crate) dirs: Vec<(PathBuf, u32)>,
 }
 
 impl Plan {
-    pub fn is_noop(&self) -> bool {
+    pub(crate) fn is_noop(&self) -> bool {
         self.dirs.is_empty() && self.files.iter().all(|f| !f.changes_disk())
     }
 
-    pub fn count(&self, action: Action) -> usize {
+    pub(crate) fn count(&self, action: Action) -> usize {
         self.files.iter().filter(|f| f.action == action).count()
     }
 }
 
-pub struct PlanInput<'a> {
-    pub tree: &'a RenderedTree,
-    pub receipt: Option<&'a Receipt>,
-    pub known: &'a KnownHashes,
-    pub force: bool,
+pub(crate) struct PlanInput<'a> {
+    pub(crate) tree: &'a RenderedTree,
+    pub(crate) receipt: Option<&'a Receipt>,
+    pub(crate) known: &'a KnownHashes,
+    pub(crate) force: bool,
     /// Paths replaced even when the operator changed them: a roster edit
     /// made by `mosaic-fleet` on the operator's own text.
-    pub replace: &'a BTreeSet<PathBuf>,
+    pub(crate) replace: &'a BTreeSet<PathBuf>,
 }
 
 /// Paths the planner needs to see on disk.
-pub fn paths_to_read(tree: &RenderedTree, receipt: Option<&Receipt>) -> BTreeSet<PathBuf> {
+pub(crate) fn paths_to_read(tree: &RenderedTree, receipt: Option<&Receipt>) -> BTreeSet<PathBuf> {
     let mut paths = BTreeSet::new();
     for file in &tree.files {
         paths.insert(file.path.clone());
@@ -152,7 +152,7 @@ pub fn paths_to_read(tree: &RenderedTree, receipt: Option<&Receipt>) -> BTreeSet
 }
 
 /// Directories that must exist for `tree`, parents first.
-pub fn dirs_needed(tree: &RenderedTree) -> BTreeSet<PathBuf> {
+pub(crate) fn dirs_needed(tree: &RenderedTree) -> BTreeSet<PathBuf> {
     let mut dirs = BTreeSet::new();
     for file in &tree.files {
         let mut dir = file.path.parent();
@@ -165,7 +165,7 @@ pub fn dirs_needed(tree: &RenderedTree) -> BTreeSet<PathBuf> {
 }
 
 /// Mode for a directory we create: agent env files are private.
-pub fn dir_mode(dir: &Path) -> u32 {
+pub(crate) fn dir_mode(dir: &Path) -> u32 {
     if dir == Path::new("mosaic/fleet/agents") {
         0o700
     } else {
@@ -173,7 +173,7 @@ pub fn dir_mode(dir: &Path) -> u32 {
     }
 }
 
-pub fn plan(input: &PlanInput, disk: &Snapshot) -> Plan {
+pub(crate) fn plan(input: &PlanInput, disk: &Snapshot) -> Plan {
     let mut files = Vec::new();
     let desired_paths: BTreeSet<&Path> =
         input.tree.files.iter().map(|f| f.path.as_path()).collect();
@@ -305,10 +305,362 @@ fn conflict_reason(file: &RenderedFile, recorded: bool) -> String {
 }
 
 /// `<agent>.local.env` beside `<agent>.env`: the operator's overrides.
-pub fn local_env_name(env: &Path) -> String {
+pub(crate) fn local_env_name(env: &Path) -> String {
     let stem = env
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!("{stem}.local.env")
+}
+
+/// The planner as a decision table: one row per situation a file can be in
+/// (on disk, in the last receipt, in the desired tree, with `--force` or a
+/// mosaic-fleet edit), and the one decision each gets.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::receipt::{mode_string, FileRecord, ProfileRecord};
+
+    const PATH: &str = "mosaic/tools/x.sh";
+    const ENV: &str = "mosaic/fleet/agents/a.env";
+    const ROSTER: &str = "mosaic/fleet/roster.yaml";
+    /// What the last install wrote, and what this one ships.
+    const OLD: &[u8] = b"old\n";
+    const NEW: &[u8] = b"new\n";
+    const EDITED: &[u8] = b"the operator's\n";
+    /// A copy Mosaic 0.0.31 shipped before this installer existed.
+    const PRISTINE: &[u8] = b"pristine 0.0.31\n";
+
+    /// One situation of one file.
+    struct Row {
+        what: &'static str,
+        path: &'static str,
+        /// On disk now (bytes, mode).
+        disk: Option<(&'static [u8], u32)>,
+        /// `<path>.mosaic-new` on disk now.
+        beside: Option<&'static [u8]>,
+        /// The last receipt's record (bytes it vouches for, mode, preexisting).
+        record: Option<(&'static [u8], u32, bool)>,
+        /// Shipped by this install, at 0644 (config files as config).
+        desired: bool,
+        force: bool,
+        /// Edited through mosaic-fleet.
+        replace: bool,
+        /// The decision, its reason (a part of it), and whether
+        /// `.mosaic-new` is written.
+        action: Option<Action>,
+        reason: Option<&'static str>,
+        writes_beside: bool,
+    }
+
+    const BASE: Row = Row {
+        what: "",
+        path: PATH,
+        disk: None,
+        beside: None,
+        record: None,
+        desired: true,
+        force: false,
+        replace: false,
+        action: None,
+        reason: None,
+        writes_beside: false,
+    };
+
+    fn rows() -> Vec<Row> {
+        vec![
+            Row {
+                what: "absent, never installed",
+                action: Some(Action::Create),
+                ..BASE
+            },
+            Row {
+                what: "absent, but installed before",
+                record: Some((OLD, 0o644, false)),
+                action: Some(Action::Create),
+                reason: Some("removed since mosaic-install wrote it; restored"),
+                ..BASE
+            },
+            Row {
+                what: "already as desired",
+                disk: Some((NEW, 0o644)),
+                record: Some((NEW, 0o644, false)),
+                action: Some(Action::Unchanged),
+                ..BASE
+            },
+            Row {
+                what: "as desired, our old mode",
+                disk: Some((NEW, 0o755)),
+                record: Some((NEW, 0o755, false)),
+                action: Some(Action::Chmod),
+                ..BASE
+            },
+            Row {
+                what: "as desired, a mode the operator chose",
+                disk: Some((NEW, 0o600)),
+                record: Some((NEW, 0o644 | 0o111, false)),
+                action: Some(Action::Unchanged),
+                ..BASE
+            },
+            Row {
+                what: "what we wrote last time",
+                disk: Some((OLD, 0o644)),
+                record: Some((OLD, 0o644, false)),
+                action: Some(Action::Update),
+                ..BASE
+            },
+            Row {
+                what: "a pristine 0.0.31 copy, no receipt",
+                disk: Some((PRISTINE, 0o644)),
+                action: Some(Action::Update),
+                reason: Some("pristine copy of the 0.0.31 version"),
+                ..BASE
+            },
+            Row {
+                what: "put back by Mosaic's updater over ours",
+                disk: Some((PRISTINE, 0o644)),
+                record: Some((OLD, 0o644, false)),
+                action: Some(Action::Update),
+                reason: Some("replaced by Mosaic's copy (0.0.31); ours restored"),
+                ..BASE
+            },
+            Row {
+                what: "edited since we wrote it",
+                disk: Some((EDITED, 0o644)),
+                record: Some((OLD, 0o644, false)),
+                action: Some(Action::Conflict),
+                reason: Some("changed since mosaic-install wrote it; kept"),
+                writes_beside: true,
+                ..BASE
+            },
+            Row {
+                what: "edited, ours already waiting beside it",
+                disk: Some((EDITED, 0o644)),
+                beside: Some(NEW),
+                record: Some((OLD, 0o644, false)),
+                action: Some(Action::Conflict),
+                reason: Some("changed since mosaic-install wrote it; kept"),
+                ..BASE
+            },
+            Row {
+                what: "edited, an older version of ours beside it",
+                disk: Some((EDITED, 0o644)),
+                beside: Some(OLD),
+                record: Some((OLD, 0o644, false)),
+                action: Some(Action::Conflict),
+                writes_beside: true,
+                ..BASE
+            },
+            Row {
+                what: "someone else's file where ours goes",
+                disk: Some((EDITED, 0o644)),
+                action: Some(Action::Conflict),
+                reason: Some("existing file is not a known shipped version; kept"),
+                writes_beside: true,
+                ..BASE
+            },
+            Row {
+                what: "edited, --force",
+                disk: Some((EDITED, 0o644)),
+                record: Some((OLD, 0o644, false)),
+                force: true,
+                action: Some(Action::Overwrite),
+                reason: Some("--force (backed up)"),
+                ..BASE
+            },
+            Row {
+                what: "the roster, edited through mosaic-fleet",
+                path: ROSTER,
+                disk: Some((EDITED, 0o644)),
+                record: Some((OLD, 0o644, false)),
+                replace: true,
+                action: Some(Action::Overwrite),
+                reason: Some("made through mosaic-fleet (backed up)"),
+                ..BASE
+            },
+            Row {
+                what: "the roster, edited by hand",
+                path: ROSTER,
+                disk: Some((EDITED, 0o644)),
+                record: Some((OLD, 0o644, false)),
+                action: Some(Action::Conflict),
+                reason: Some("your roster stays in effect"),
+                writes_beside: true,
+                ..BASE
+            },
+            Row {
+                what: "an env file, edited by hand",
+                path: ENV,
+                disk: Some((EDITED, 0o600)),
+                record: Some((OLD, 0o600, false)),
+                action: Some(Action::Conflict),
+                reason: Some("Move your own settings into a.local.env"),
+                writes_beside: true,
+                ..BASE
+            },
+            Row {
+                what: "no longer shipped, as we wrote it",
+                disk: Some((OLD, 0o644)),
+                record: Some((OLD, 0o644, false)),
+                desired: false,
+                action: Some(Action::Remove),
+                reason: Some("no longer shipped"),
+                ..BASE
+            },
+            Row {
+                what: "no longer shipped, edited",
+                disk: Some((EDITED, 0o644)),
+                record: Some((OLD, 0o644, false)),
+                desired: false,
+                action: Some(Action::KeepModified),
+                reason: Some("no longer shipped but changed; kept"),
+                ..BASE
+            },
+            Row {
+                what: "no longer shipped, there before we were",
+                disk: Some((OLD, 0o644)),
+                record: Some((OLD, 0o644, true)),
+                desired: false,
+                action: Some(Action::KeepModified),
+                reason: Some("existed before, kept"),
+                ..BASE
+            },
+            Row {
+                what: "no longer shipped, edited through mosaic-fleet",
+                path: ENV,
+                disk: Some((EDITED, 0o600)),
+                record: Some((OLD, 0o600, false)),
+                desired: false,
+                replace: true,
+                action: Some(Action::Remove),
+                ..BASE
+            },
+            Row {
+                what: "no longer shipped and already gone",
+                record: Some((OLD, 0o644, false)),
+                desired: false,
+                action: None,
+                ..BASE
+            },
+        ]
+    }
+
+    fn decide(row: &Row) -> Option<PlannedFile> {
+        let path = PathBuf::from(row.path);
+        let ownership = if row.path.starts_with("mosaic/fleet/") {
+            Ownership::Config
+        } else {
+            Ownership::Managed
+        };
+        let tree = RenderedTree {
+            files: row
+                .desired
+                .then(|| RenderedFile {
+                    path: path.clone(),
+                    contents: NEW.to_vec(),
+                    mode: 0o644,
+                    ownership,
+                })
+                .into_iter()
+                .collect(),
+        };
+        let receipt = row.record.map(|(bytes, mode, preexisting)| Receipt {
+            tool: "mosaic-install".into(),
+            version: "0.1.0".into(),
+            bundle_version: "0.1.0".into(),
+            generation: 1,
+            profile: ProfileRecord {
+                name: "minimal".into(),
+                origin: "embedded".into(),
+                sha256: sha256_hex(b"roster"),
+            },
+            config_dir: "/h/.config".into(),
+            files: vec![FileRecord {
+                path: path.clone(),
+                mode: mode_string(mode),
+                sha256: sha256_hex(bytes),
+                ownership,
+                preexisting,
+                conflict_since: None,
+            }],
+            created_dirs: Vec::new(),
+            agents: vec!["a".into()],
+            socket: "mosaic-fleet".into(),
+            created_state_dirs: Vec::new(),
+            host: None,
+        });
+        let mut disk = Snapshot::default();
+        if let Some((bytes, mode)) = row.disk {
+            disk.files.insert(
+                path.clone(),
+                DiskFile {
+                    bytes: bytes.to_vec(),
+                    mode,
+                },
+            );
+        }
+        if let Some(bytes) = row.beside {
+            disk.files.insert(
+                beside(&path),
+                DiskFile {
+                    bytes: bytes.to_vec(),
+                    mode: 0o644,
+                },
+            );
+        }
+        let known =
+            KnownHashes::parse(&format!("{}\t{}\t0.0.31\n", row.path, sha256_hex(PRISTINE)));
+        let replace: BTreeSet<PathBuf> = row.replace.then(|| path.clone()).into_iter().collect();
+        let input = PlanInput {
+            tree: &tree,
+            receipt: receipt.as_ref(),
+            known: &known,
+            force: row.force,
+            replace: &replace,
+        };
+        plan(&input, &disk)
+            .files
+            .into_iter()
+            .find(|f| f.path == path)
+    }
+
+    #[test]
+    fn every_situation_gets_its_one_decision() {
+        let mut wrong = Vec::new();
+        for row in rows() {
+            let got = decide(&row);
+            let action = got.as_ref().map(|f| f.action);
+            let reason = got
+                .as_ref()
+                .and_then(|f| f.reason.clone())
+                .unwrap_or_default();
+            let beside = got.as_ref().is_some_and(|f| f.write_new_beside);
+            let reason_ok = match row.reason {
+                Some(part) => reason.contains(part),
+                None => row.action != Some(Action::Create) || reason.is_empty(),
+            };
+            if action != row.action || !reason_ok || beside != row.writes_beside {
+                wrong.push(format!(
+                    "{}: got {action:?} ({reason:?}, writes .mosaic-new: {beside}), want {:?} ({:?}, {})",
+                    row.what, row.action, row.reason, row.writes_beside
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+
+    /// What changes the disk and what does not, by decision: a plan of
+    /// only the second kind is a no-op (no generation is recorded).
+    #[test]
+    fn only_writes_and_removals_change_the_disk() {
+        let changes = |row: &Row| decide(row).is_some_and(|f| f.changes_disk());
+        for row in rows() {
+            let want = match row.action {
+                Some(Action::Unchanged | Action::KeepModified) | None => false,
+                Some(Action::Conflict) => row.writes_beside,
+                Some(_) => true,
+            };
+            assert_eq!(changes(&row), want, "{}", row.what);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Reconcile, as sd-switch does: the roster in effect (desired) × what
 //! was installed before × what systemd says (enabled, active) → the unit
 //! actions of one run. Pure: the facts are gathered first
-//! ([`crate::activate`]), so the table test below and `--dry-run` need no
+//! ([`crate::install::activate`]), so the table test below and `--dry-run` need no
 //! manager at all.
 //!
 //! The rules, per agent unit:
@@ -23,69 +23,69 @@ use serde::Serialize;
 
 /// One agent unit as systemd sees it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UnitFacts {
-    pub enabled: bool,
-    pub active: bool,
+pub(crate) struct UnitFacts {
+    pub(crate) enabled: bool,
+    pub(crate) active: bool,
 }
 
 /// Everything the decision needs, gathered beforehand.
 #[derive(Debug, Clone, Default)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// The roster's local agents, in roster order.
-    pub desired: Vec<String>,
+    pub(crate) desired: Vec<String>,
     /// The agents the previous receipt installed.
-    pub previous: Vec<String>,
+    pub(crate) previous: Vec<String>,
     /// Agent units systemd knows: each enabled (a `.wants/` link) or active
     /// instance, and every desired or previous one.
-    pub units: BTreeMap<String, UnitFacts>,
-    pub holder_active: bool,
+    pub(crate) units: BTreeMap<String, UnitFacts>,
+    pub(crate) holder_active: bool,
     /// Why the holder needs a restart, when it does.
-    pub holder_changed: Option<String>,
+    pub(crate) holder_changed: Option<String>,
     /// Agents whose effective settings changed, with why.
-    pub changed: BTreeMap<String, String>,
+    pub(crate) changed: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// `--start`: bring the whole fleet up (canary first).
-    pub start: bool,
+    pub(crate) start: bool,
     /// `--restart-changed`.
-    pub restart_changed: bool,
+    pub(crate) restart_changed: bool,
 }
 
 /// One run's unit actions; empty lists are "nothing to do".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Actions {
+pub(crate) struct Actions {
     /// Agents whose units get enabled.
-    pub enable: Vec<String>,
+    pub(crate) enable: Vec<String>,
     /// Agents started (after the holder), canary first.
-    pub start: Vec<String>,
+    pub(crate) start: Vec<String>,
     /// Agents stopped (when active) and disabled, with why.
-    pub stop_disable: Vec<Reasoned>,
+    pub(crate) stop_disable: Vec<Reasoned>,
     /// Agents restarted, with why.
-    pub restart: Vec<Reasoned>,
+    pub(crate) restart: Vec<Reasoned>,
     /// Restart the holder (which restarts every agent with it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub restart_holder: Option<String>,
+    pub(crate) restart_holder: Option<String>,
     /// Running agents (or the holder) whose new settings wait for a restart.
-    pub needs_restart: Vec<Reasoned>,
+    pub(crate) needs_restart: Vec<Reasoned>,
     /// The whole fleet is started (`--start`): holder, canary, waves.
-    pub start_fleet: bool,
+    pub(crate) start_fleet: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reasoned {
-    pub agent: String,
-    pub reason: String,
+pub(crate) struct Reasoned {
+    pub(crate) agent: String,
+    pub(crate) reason: String,
 }
 
 impl Actions {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         *self == Actions::default()
     }
 }
 
-pub fn reconcile(facts: &Facts, opts: Options) -> Actions {
+pub(crate) fn reconcile(facts: &Facts, opts: Options) -> Actions {
     let desired: BTreeSet<&str> = facts.desired.iter().map(String::as_str).collect();
     let previous: BTreeSet<&str> = facts.previous.iter().map(String::as_str).collect();
     let unit = |agent: &str| facts.units.get(agent).copied().unwrap_or_default();
@@ -150,7 +150,7 @@ pub fn reconcile(facts: &Facts, opts: Options) -> Actions {
             out.restart_holder = Some(reason);
         } else {
             out.needs_restart.push(Reasoned {
-                agent: crate::systemd::HOLDER_UNIT.to_owned(),
+                agent: crate::shared::systemd::HOLDER_UNIT.to_owned(),
                 reason,
             });
         }

@@ -1,7 +1,7 @@
 //! Output: what the commands print for operators (text) and for tools
 //! (`--json`). Nothing here decides anything; it only shows a report.
 //! Every printer writes to the `Write` it is given and returns its error
-//! (see [`crate::output`] for why that is never a panic).
+//! (see [`crate::shared::output`] for why that is never a panic).
 
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -9,17 +9,17 @@ use std::path::Path;
 
 use similar::TextDiff;
 
-use crate::install::InstallReport;
-use crate::layout::Layout;
-use crate::plan::Action;
-use crate::render::RenderedTree;
+use crate::install::pipeline::InstallReport;
+use crate::install::plan::Action;
+use crate::shared::layout::Layout;
+use crate::shared::render::RenderedTree;
 
-pub fn print_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> io::Result<()> {
+pub(crate) fn print_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)
 }
 
-pub fn print_profiles(
+pub(crate) fn print_profiles(
     out: &mut dyn Write,
     rows: &[(String, String)],
     default: &str,
@@ -43,7 +43,7 @@ pub fn print_profiles(
 }
 
 /// Write a rendered tree under `out`, with the modes it would be installed with.
-pub fn write_rendered(tree: &RenderedTree, out: &Path) -> io::Result<()> {
+pub(crate) fn write_rendered(tree: &RenderedTree, out: &Path) -> io::Result<()> {
     for file in &tree.files {
         let path = out.join(&file.path);
         if let Some(parent) = path.parent() {
@@ -71,7 +71,7 @@ fn label(action: Action) -> &'static str {
 /// `install --json`: the report, and `changed` — whether this run changed
 /// (or, dry, would change) a file, the receipt or a unit, the one answer an
 /// orchestrator needs to report a host as changed or ok.
-pub fn print_install_json(out: &mut dyn Write, report: &InstallReport) -> io::Result<()> {
+pub(crate) fn print_install_json(out: &mut dyn Write, report: &InstallReport) -> io::Result<()> {
     #[derive(serde::Serialize)]
     struct Json<'a> {
         changed: bool,
@@ -86,7 +86,7 @@ pub fn print_install_json(out: &mut dyn Write, report: &InstallReport) -> io::Re
     let units = report
         .systemd
         .as_ref()
-        .is_some_and(crate::activate::ActivationReport::changed);
+        .is_some_and(crate::install::activate::ActivationReport::changed);
     print_json(
         out,
         &Json {
@@ -96,7 +96,7 @@ pub fn print_install_json(out: &mut dyn Write, report: &InstallReport) -> io::Re
     )
 }
 
-pub fn print_install(
+pub(crate) fn print_install(
     out: &mut dyn Write,
     report: &InstallReport,
     layout: &Layout,
@@ -191,13 +191,13 @@ pub fn print_install(
 /// Where agent panes will look for `mosaic` first (Mosaic #581).
 fn print_runtime_path(
     out: &mut dyn Write,
-    runtime: &crate::runtime_path::RuntimePath,
+    runtime: &crate::shared::runtime_path::RuntimePath,
 ) -> io::Result<()> {
     if runtime.dirs.is_empty() {
         return writeln!(
             out,
             "agents' runtime PATH: no directory found ({}, npm prefix/bin, ~/.npm-global/bin, ~/.local/bin); panes get the user manager's PATH",
-            crate::runtime_path::RUNTIME_BIN_VAR
+            crate::shared::runtime_path::RUNTIME_BIN_VAR
         );
     }
     let dirs: Vec<String> = runtime
@@ -210,7 +210,7 @@ fn print_runtime_path(
 
 fn print_diff(
     out: &mut dyn Write,
-    planned: &crate::plan::PlannedFile,
+    planned: &crate::install::plan::PlannedFile,
     path: &Path,
 ) -> io::Result<()> {
     let old = planned
@@ -247,7 +247,7 @@ fn print_diff(
 }
 
 fn print_next_steps(out: &mut dyn Write, report: &InstallReport) -> io::Result<()> {
-    use crate::activate::Outcome;
+    use crate::install::activate::Outcome;
     let Some(systemd) = &report.systemd else {
         return Ok(());
     };
@@ -299,7 +299,7 @@ fn print_next_steps(out: &mut dyn Write, report: &InstallReport) -> io::Result<(
         }
     }
     if systemd.linger != Some(true) {
-        writeln!(out, "  {}", crate::systemd::LINGER_HINT)?;
+        writeln!(out, "  {}", crate::shared::systemd::LINGER_HINT)?;
     }
     Ok(())
 }
@@ -307,13 +307,13 @@ fn print_next_steps(out: &mut dyn Write, report: &InstallReport) -> io::Result<(
 /// What a run did (or, when `done` is false, would do) to the units: one
 /// line per action with its reason, or a line saying there was nothing to
 /// do — never silence.
-pub fn print_unit_actions(
+pub(crate) fn print_unit_actions(
     out: &mut dyn Write,
-    actions: &crate::reconcile::Actions,
+    actions: &crate::install::reconcile::Actions,
     agents: usize,
     done: bool,
 ) -> io::Result<()> {
-    use crate::systemd::agent_unit;
+    use crate::shared::systemd::agent_unit;
     let verb = |did: &'static str, would: &'static str| if done { did } else { would };
     if actions.is_empty() {
         let how = if done {
@@ -349,7 +349,7 @@ pub fn print_unit_actions(
             out,
             "  {:<16} {} ({reason}; its agents restart with it)",
             verb("restarted", "restart"),
-            crate::systemd::HOLDER_UNIT
+            crate::shared::systemd::HOLDER_UNIT
         )?;
     }
     for item in &actions.restart {
@@ -391,18 +391,18 @@ pub fn print_unit_actions(
 
 /// What recovery did before a command, on stderr (also in `--json` mode,
 /// whose object carries it as `recovered`).
-pub fn print_recovered(recovered: &[crate::statedir::Recovery]) {
+pub(crate) fn print_recovered(recovered: &[crate::shared::statedir::Recovery]) {
     for recovery in recovered {
-        crate::output::to_stderr(format_args!("mosaic-install: {recovery}"));
+        crate::shared::output::to_stderr(format_args!("mosaic-install: {recovery}"));
     }
 }
 
-pub fn print_status(
+pub(crate) fn print_status(
     out: &mut dyn Write,
-    report: &crate::status::StatusReport,
+    report: &crate::install::status::StatusReport,
     json: bool,
 ) -> io::Result<()> {
-    use crate::status::FileState;
+    use crate::install::status::FileState;
     print_recovered(&report.recovered);
     if json {
         return print_json(out, report);
@@ -438,7 +438,7 @@ pub fn print_status(
     for agent in &report.agents {
         let unit = match &agent.unit {
             Some(unit) => format!("{} {}/{}", unit.unit, unit.enabled, unit.active),
-            None => crate::systemd::agent_unit(&agent.name),
+            None => crate::shared::systemd::agent_unit(&agent.name),
         };
         match agent.problem() {
             Some(problem) => writeln!(out, "  {:<9} {unit}: {problem}", agent.name)?,
@@ -468,12 +468,12 @@ pub fn print_status(
     Ok(())
 }
 
-pub fn print_uninstall(
+pub(crate) fn print_uninstall(
     out: &mut dyn Write,
-    report: &crate::uninstall::UninstallReport,
+    report: &crate::install::uninstall::UninstallReport,
     json: bool,
 ) -> io::Result<()> {
-    use crate::activate::Outcome;
+    use crate::install::activate::Outcome;
     print_recovered(&report.recovered);
     if json {
         return print_json(out, report);
@@ -536,9 +536,9 @@ pub fn print_uninstall(
     Ok(())
 }
 
-pub fn print_rollback(
+pub(crate) fn print_rollback(
     out: &mut dyn Write,
-    report: &crate::rollback::RollbackReport,
+    report: &crate::install::rollback::RollbackReport,
     json: bool,
 ) -> io::Result<()> {
     print_recovered(&report.recovered);
@@ -567,7 +567,7 @@ pub fn print_rollback(
         )?;
     }
     if let Some(systemd) = &report.systemd {
-        use crate::activate::Outcome;
+        use crate::install::activate::Outcome;
         let done = matches!(systemd.outcome, Outcome::Done | Outcome::RolloutFailed);
         print_unit_actions(out, &systemd.actions, report.agents.len(), done)?;
         if !systemd.commands.is_empty() {

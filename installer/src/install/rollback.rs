@@ -11,46 +11,46 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::apply::{ApplyError, Change, Finish, Transaction, TxError, TxSpec};
-use crate::generation::{GenerationError, Generations};
-use crate::layout::Layout;
-use crate::profile::Profile;
-use crate::receipt::{sha256_hex, FileRecord, Receipt, ReceiptError};
-use crate::render::Ownership;
-use crate::statedir::{self, RecoverError, Recovery};
-use crate::status::{installed_receipt, StatusError};
+use crate::install::status::{installed_receipt, StatusError};
+use crate::shared::generation::{GenerationError, Generations};
+use crate::shared::layout::Layout;
+use crate::shared::profile::Profile;
+use crate::shared::receipt::{sha256_hex, FileRecord, Receipt, ReceiptError};
+use crate::shared::render::Ownership;
+use crate::shared::statedir::{self, RecoverError, Recovery};
+use crate::shared::transaction::{ApplyError, Change, Finish, Transaction, TxError, TxSpec};
 
 #[derive(Debug, Serialize)]
-pub struct RollbackReport {
-    pub from_generation: u64,
+pub(crate) struct RollbackReport {
+    pub(crate) from_generation: u64,
     /// The generation now current; None when the rolled-back one was the first.
-    pub to_generation: Option<u64>,
-    pub restored: Vec<PathBuf>,
-    pub removed: Vec<PathBuf>,
+    pub(crate) to_generation: Option<u64>,
+    pub(crate) restored: Vec<PathBuf>,
+    pub(crate) removed: Vec<PathBuf>,
     /// Managed files changed since the rolled-back install; their bytes
     /// were backed up into `backup_dir` before being replaced.
-    pub edited: Vec<PathBuf>,
+    pub(crate) edited: Vec<PathBuf>,
     /// Config files changed since the rolled-back install: kept as they are.
-    pub kept_config: Vec<PathBuf>,
-    pub backup_dir: PathBuf,
+    pub(crate) kept_config: Vec<PathBuf>,
+    pub(crate) backup_dir: PathBuf,
     /// The agents of the generation now current, and of the undone one.
-    pub agents: Vec<String>,
-    pub previous_agents: Vec<String>,
+    pub(crate) agents: Vec<String>,
+    pub(crate) previous_agents: Vec<String>,
     #[serde(skip)]
-    pub socket: String,
+    pub(crate) socket: String,
     #[serde(skip)]
-    pub holder_session: String,
+    pub(crate) holder_session: String,
     /// The reconcile of the units with the restored roster; filled in by
     /// the CLI.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub systemd: Option<crate::activate::ActivationReport>,
+    pub(crate) systemd: Option<crate::install::activate::ActivationReport>,
     /// Interrupted runs finished or undone first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub recovered: Vec<Recovery>,
+    pub(crate) recovered: Vec<Recovery>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RollbackError {
+pub(crate) enum RollbackError {
     #[error(transparent)]
     NotInstalled(#[from] StatusError),
     #[error(transparent)]
@@ -67,14 +67,17 @@ pub enum RollbackError {
 
 /// `mosaic-install rollback`: undo the newest generation; the first one is
 /// refused (uninstall removes it).
-pub fn rollback(layout: &Layout) -> Result<RollbackReport, RollbackError> {
+pub(crate) fn rollback(layout: &Layout) -> Result<RollbackReport, RollbackError> {
     rollback_newest(layout, false)
 }
 
 /// Undo the newest generation; with `first_too`, the first one as well
 /// (back to the home as it was before any install: a failed roster edit
 /// that was the home's first install).
-pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackReport, RollbackError> {
+pub(crate) fn rollback_newest(
+    layout: &Layout,
+    first_too: bool,
+) -> Result<RollbackReport, RollbackError> {
     // Refuse before taking the lock in a home with nothing installed; then
     // read the receipt again once the lock is held and recovery has run.
     let mut recovered = statedir::recover_if_pending(layout)?;
@@ -111,7 +114,7 @@ pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackRepor
         socket: previous
             .as_ref()
             .map_or(receipt.socket.clone(), |p| p.socket.clone()),
-        holder_session: crate::profile::DEFAULT_HOLDER_SESSION.to_owned(),
+        holder_session: crate::shared::profile::DEFAULT_HOLDER_SESSION.to_owned(),
         systemd: None,
         recovered,
     };
@@ -127,13 +130,8 @@ pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackRepor
         for change in journal.iter().rev() {
             match change {
                 Change::Created { path, .. } => {
-                    match records.changed_since(path) {
-                        Some(Ownership::Config) => {
-                            report.kept_config.push(path.clone());
-                            continue;
-                        }
-                        Some(Ownership::Managed) => report.edited.push(path.clone()),
-                        None => {}
+                    if kept_as_changed(&records, path, &mut report) {
+                        continue;
                     }
                     if path.exists() {
                         tx.remove(path)?;
@@ -141,13 +139,8 @@ pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackRepor
                     }
                 }
                 Change::Replaced { path, backup, .. } | Change::Removed { path, backup, .. } => {
-                    match records.changed_since(path) {
-                        Some(Ownership::Config) => {
-                            report.kept_config.push(path.clone());
-                            continue;
-                        }
-                        Some(Ownership::Managed) => report.edited.push(path.clone()),
-                        None => {}
+                    if kept_as_changed(&records, path, &mut report) {
+                        continue;
                     }
                     let bytes = std::fs::read(backup).map_err(|cause| ApplyError::Io {
                         what: "read backup",
@@ -176,7 +169,7 @@ pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackRepor
     });
     result.map_err(|err| RollbackError::Apply(Box::new(err), n))?;
     // The restored roster names the holder's session the units follow.
-    let roster = layout.target(Path::new(crate::install::ROSTER_PATH));
+    let roster = layout.target(Path::new(crate::shared::profile::ROSTER_PATH));
     if let Some(profile) = std::fs::read_to_string(&roster)
         .ok()
         .and_then(|text| Profile::parse("restored", &roster.display().to_string(), &text).ok())
@@ -186,10 +179,27 @@ pub fn rollback_newest(layout: &Layout, first_too: bool) -> Result<RollbackRepor
     Ok(report)
 }
 
+/// Notes a file the operator changed since the undone generation wrote it:
+/// a config file is kept as it is (true: leave it alone), a managed one is
+/// listed and then restored all the same (its bytes are backed up first).
+fn kept_as_changed(records: &Records, path: &Path, report: &mut RollbackReport) -> bool {
+    match records.changed_since(path) {
+        Some(Ownership::Config) => {
+            report.kept_config.push(path.to_path_buf());
+            true
+        }
+        Some(Ownership::Managed) => {
+            report.edited.push(path.to_path_buf());
+            false
+        }
+        None => false,
+    }
+}
+
 impl RollbackReport {
     /// What the units follow after the rollback: the restored roster, and
     /// the unit and env files it put back.
-    pub fn changes(&self) -> crate::activate::Changeset {
+    pub(crate) fn changes(&self) -> crate::install::activate::Changeset {
         let touched = |path: &Path| {
             self.restored
                 .iter()
@@ -197,17 +207,17 @@ impl RollbackReport {
                 .any(|p| p.ends_with(path))
         };
         let unit = |name: &str| Path::new("systemd/user").join(name);
-        crate::activate::Changeset {
+        crate::install::activate::Changeset {
             agents: self.agents.clone(),
             previous_agents: self.previous_agents.clone(),
             socket: self.socket.clone(),
             holder_session: self.holder_session.clone(),
-            holder_changed: touched(&unit(crate::systemd::HOLDER_UNIT)),
-            template_changed: touched(&unit(crate::systemd::AGENT_TEMPLATE)),
+            holder_changed: touched(&unit(crate::shared::systemd::HOLDER_UNIT)),
+            template_changed: touched(&unit(crate::shared::systemd::AGENT_TEMPLATE)),
             env_changed: self
                 .agents
                 .iter()
-                .filter(|agent| touched(&crate::render::agent_env_path(agent)))
+                .filter(|agent| touched(&crate::shared::render::agent_env_path(agent)))
                 .cloned()
                 .collect(),
         }
@@ -226,7 +236,10 @@ impl<'a> Records<'a> {
     fn new(layout: &Layout, receipt: &'a Receipt) -> Self {
         let mut roots = Vec::new();
         for (root, prefix) in [
-            (&layout.mosaic, PathBuf::from(crate::layout::MOSAIC_REL)),
+            (
+                &layout.mosaic,
+                PathBuf::from(crate::shared::layout::MOSAIC_REL),
+            ),
             (&layout.config, PathBuf::new()),
         ] {
             roots.push((root.clone(), prefix.clone()));

@@ -11,7 +11,6 @@
 //! verification that costs one `systemctl show` and one query per tmux
 //! server.
 
-mod clock;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -19,30 +18,30 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::envfile;
-use crate::render::shell_quote;
-use crate::systemd::{ServiceManager, HOLDER_UNIT};
-use crate::transport::Transport;
+use crate::shared::envfile;
+use crate::shared::render::shell_quote;
+use crate::shared::systemd::{ServiceManager, HOLDER_UNIT};
+use crate::shared::transport::Transport;
 
-pub use clock::{Clock, SystemClock};
-pub use verify::SETTLE;
+pub(crate) use crate::shared::clock::{Clock, SystemClock};
+pub(crate) use verify::SETTLE;
 
 /// What one agent should look like once started.
 #[derive(Debug, Clone)]
-pub struct AgentExpectation {
-    pub name: String,
-    pub socket: String,
+pub(crate) struct AgentExpectation {
+    pub(crate) name: String,
+    pub(crate) socket: String,
     /// The command its pane runs.
-    pub command: String,
+    pub(crate) command: String,
     /// Its env file's runtime directories (`MOSAIC_RUNTIME_PATH`, then
     /// `MOSAIC_RUNTIME_BIN`), put first on the pane's PATH.
-    pub runtime_path: String,
+    pub(crate) runtime_path: String,
 }
 
 impl AgentExpectation {
     /// From the agent's installed env file (the operator's edits included),
     /// with the same defaults as `start-agent-session.sh`.
-    pub fn from_env_file(path: &Path, name: &str, default_socket: &str) -> AgentExpectation {
+    pub(crate) fn from_env_file(path: &Path, name: &str, default_socket: &str) -> AgentExpectation {
         let vars = std::fs::read_to_string(path)
             .map(|text| envfile::parse(&text))
             .unwrap_or_default();
@@ -73,61 +72,64 @@ impl AgentExpectation {
 
 /// The runtime directories an env file names: `MOSAIC_RUNTIME_PATH`, then
 /// `MOSAIC_RUNTIME_BIN` (as `start-agent-session.sh` reads them).
-pub fn runtime_dirs(vars: &std::collections::BTreeMap<String, String>) -> String {
-    ["MOSAIC_RUNTIME_PATH", crate::runtime_path::RUNTIME_BIN_VAR]
-        .iter()
-        .filter_map(|key| vars.get(*key))
-        .filter(|value| !value.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(":")
+pub(crate) fn runtime_dirs(vars: &std::collections::BTreeMap<String, String>) -> String {
+    [
+        "MOSAIC_RUNTIME_PATH",
+        crate::shared::runtime_path::RUNTIME_BIN_VAR,
+    ]
+    .iter()
+    .filter_map(|key| vars.get(*key))
+    .filter(|value| !value.is_empty())
+    .cloned()
+    .collect::<Vec<_>>()
+    .join(":")
 }
 
 #[derive(Debug, Clone)]
-pub struct RolloutPlan {
-    pub holder_session: String,
+pub(crate) struct RolloutPlan {
+    pub(crate) holder_session: String,
     /// In roster order.
-    pub agents: Vec<AgentExpectation>,
+    pub(crate) agents: Vec<AgentExpectation>,
     /// Default: the first agent.
-    pub canary: Option<String>,
-    pub wave: usize,
+    pub(crate) canary: Option<String>,
+    pub(crate) wave: usize,
     /// How long one verification may wait for units and sessions to come up.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// How long a freshly started agent must then keep running, its session
     /// the same and its unit not restarted (default [`SETTLE`]).
-    pub settle: Duration,
+    pub(crate) settle: Duration,
     /// The fleet owner's home (`~/` in commands, `~/.npm-global/bin`).
-    pub home: PathBuf,
+    pub(crate) home: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RolloutStep {
-    pub step: String,
-    pub units: Vec<String>,
-    pub ok: bool,
-    pub detail: String,
-    pub millis: u128,
+pub(crate) struct RolloutStep {
+    pub(crate) step: String,
+    pub(crate) units: Vec<String>,
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
+    pub(crate) millis: u128,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RolloutReport {
-    pub ok: bool,
-    pub steps: Vec<RolloutStep>,
+pub(crate) struct RolloutReport {
+    pub(crate) ok: bool,
+    pub(crate) steps: Vec<RolloutStep>,
     /// Units this run started that were not active before.
-    pub started: Vec<String>,
+    pub(crate) started: Vec<String>,
     /// Units stopped again after a failure.
-    pub stopped: Vec<String>,
+    pub(crate) stopped: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("unknown canary agent `{name}`; the roster's agents are {known}")]
-pub struct UnknownCanary {
-    pub name: String,
-    pub known: String,
+pub(crate) struct UnknownCanary {
+    pub(crate) name: String,
+    pub(crate) known: String,
 }
 
-/// The waves after the canary: [canary], then chunks of `wave`.
-pub fn waves(plan: &RolloutPlan) -> Result<Vec<Vec<String>>, UnknownCanary> {
+/// The waves after the canary: `[canary]`, then chunks of `wave`.
+pub(crate) fn waves(plan: &RolloutPlan) -> Result<Vec<Vec<String>>, UnknownCanary> {
     let names: Vec<&str> = plan.agents.iter().map(|a| a.name.as_str()).collect();
     let canary = match &plan.canary {
         Some(name) if !names.contains(&name.as_str()) => {
@@ -152,7 +154,7 @@ pub fn waves(plan: &RolloutPlan) -> Result<Vec<Vec<String>>, UnknownCanary> {
     Ok(out)
 }
 
-pub fn rollout(
+pub(crate) fn rollout(
     services: &dyn ServiceManager,
     transport: &dyn Transport,
     clock: &dyn Clock,
@@ -174,7 +176,7 @@ pub fn rollout(
     let mut started: Vec<String> = Vec::new();
 
     let names: Vec<String> = plan.agents.iter().map(|a| a.name.clone()).collect();
-    let all_units = crate::systemd::fleet_units(&names);
+    let all_units = crate::shared::systemd::fleet_units(&names);
     let mut first = check.look(&all_units, &names).ok();
     let holder_units = vec![HOLDER_UNIT.to_owned()];
     let step = run_step(
@@ -206,7 +208,7 @@ pub fn rollout(
                     .expect("waves come from the plan")
             })
             .collect();
-        let units = crate::systemd::agent_units(wave);
+        let units = crate::shared::systemd::agent_units(wave);
         let last = index + 1 == waves.len();
         let mut step = run_step(
             &check,
@@ -356,3 +358,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod memory_tests;

@@ -1,16 +1,16 @@
 //! Reading the disk for the planner: the files and directories a plan looks
-//! at, each resolved through [`crate::confine`] so that no symlink leads a
+//! at, each resolved through [`crate::shared::confine`] so that no symlink leads a
 //! read (and so the write it decides) outside the config root.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::confine::{ConfineError, Confiner};
-use crate::plan::{DiskFile, Snapshot};
+use crate::install::plan::{DiskFile, Snapshot};
+use crate::shared::confine::{ConfineError, Confiner};
 
 impl Snapshot {
     /// Read `files` and check `dirs` through `confiner` (all config-relative).
-    pub fn read<'a>(
+    pub(crate) fn read<'a>(
         confiner: &Confiner,
         files: impl IntoIterator<Item = &'a PathBuf>,
         dirs: impl IntoIterator<Item = &'a PathBuf>,
@@ -44,7 +44,7 @@ impl Snapshot {
 }
 
 /// Bytes and mode of the regular file at `rel`, None when absent.
-pub fn read_file(confiner: &Confiner, rel: &Path) -> Result<Option<DiskFile>, ConfineError> {
+pub(crate) fn read_file(confiner: &Confiner, rel: &Path) -> Result<Option<DiskFile>, ConfineError> {
     let real = confiner.resolve(rel)?;
     let io = |cause| ConfineError::Io {
         path: real.clone(),

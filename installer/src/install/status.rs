@@ -6,26 +6,25 @@
 //! and systemd each see them, so that a roster changed by hand or a unit
 //! enabled outside the roster shows. Read-only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::activate::enabled_instances;
-use crate::confine::ConfineError;
-use crate::layout::Layout;
-use crate::legacy::KnownHashes;
-use crate::plan::beside;
-use crate::profile::ProfileLabel;
-use crate::receipt::{sha256_hex, Receipt, ReceiptError};
-use crate::render::Ownership;
-use crate::snapshot::read_file;
-use crate::systemd::agent_units;
-use crate::verbs::units::{FleetServices, UnitState};
-use crate::verbs::InstalledRoster;
+use crate::install::activate::enabled_instances;
+use crate::install::legacy::KnownHashes;
+use crate::install::plan::beside;
+use crate::install::snapshot::read_file;
+use crate::shared::confine::ConfineError;
+use crate::shared::layout::Layout;
+use crate::shared::profile::{Profile, ProfileLabel, ROSTER_PATH};
+use crate::shared::receipt::{sha256_hex, Receipt, ReceiptError};
+use crate::shared::render::Ownership;
+use crate::shared::systemd::agent_units;
+use crate::shared::systemd::units::{FleetServices, UnitState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FileState {
+pub(crate) enum FileState {
     Ok,
     /// A managed file changed since we wrote it: drift.
     Modified,
@@ -40,20 +39,20 @@ pub enum FileState {
 
 /// One agent as the roster, the receipt and systemd see it.
 #[derive(Debug, Serialize)]
-pub struct AgentStatus {
-    pub name: String,
+pub(crate) struct AgentStatus {
+    pub(crate) name: String,
     /// In the installed roster (this host's agents).
-    pub in_roster: bool,
+    pub(crate) in_roster: bool,
     /// Installed by the last run (its env file and unit are in place).
-    pub installed: bool,
+    pub(crate) installed: bool,
     /// The unit's state, when a manager answered.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit: Option<UnitState>,
+    pub(crate) unit: Option<UnitState>,
 }
 
 impl AgentStatus {
     /// Why the three views disagree, if they do.
-    pub fn problem(&self) -> Option<&'static str> {
+    pub(crate) fn problem(&self) -> Option<&'static str> {
         let enabled = self.unit.as_ref().map(UnitState::is_enabled);
         match (self.in_roster, self.installed, enabled) {
             (true, false, _) => Some("in the roster but not installed: run mosaic-install"),
@@ -70,34 +69,34 @@ impl AgentStatus {
 }
 
 #[derive(Debug, Serialize)]
-pub struct FileStatus {
-    pub path: PathBuf,
-    pub ownership: Ownership,
-    pub state: FileState,
+pub(crate) struct FileStatus {
+    pub(crate) path: PathBuf,
+    pub(crate) ownership: Ownership,
+    pub(crate) state: FileState,
     /// For a file replaced by Mosaic's copy: the release it comes from.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub replaced_by: Option<String>,
+    pub(crate) replaced_by: Option<String>,
     /// Our version waiting beside an edited file.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<PathBuf>,
+    pub(crate) waiting: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct StatusReport {
+pub(crate) struct StatusReport {
     /// Interrupted runs finished or undone first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub recovered: Vec<crate::statedir::Recovery>,
-    pub generation: u64,
-    pub profile: String,
-    pub version: String,
-    pub files: Vec<FileStatus>,
-    pub agents: Vec<AgentStatus>,
+    pub(crate) recovered: Vec<crate::shared::statedir::Recovery>,
+    pub(crate) generation: u64,
+    pub(crate) profile: String,
+    pub(crate) version: String,
+    pub(crate) files: Vec<FileStatus>,
+    pub(crate) agents: Vec<AgentStatus>,
     /// Why the installed roster could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub roster_error: Option<String>,
+    pub(crate) roster_error: Option<String>,
     /// Why no unit states are shown (no manager asked, or none answered).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub systemd: Option<String>,
+    pub(crate) systemd: Option<String>,
 }
 
 impl StatusReport {
@@ -105,7 +104,7 @@ impl StatusReport {
     /// waiting, a roster that does not read, or an agent on which the
     /// roster, the receipt and systemd disagree. Edited config files are
     /// the operator's to edit.
-    pub fn drift(&self) -> bool {
+    pub(crate) fn drift(&self) -> bool {
         self.files.iter().any(|f| {
             f.waiting.is_some()
                 || matches!(
@@ -116,13 +115,13 @@ impl StatusReport {
             || self.agents.iter().any(|a| a.problem().is_some())
     }
 
-    pub fn count(&self, state: FileState) -> usize {
+    pub(crate) fn count(&self, state: FileState) -> usize {
         self.files.iter().filter(|f| f.state == state).count()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StatusError {
+pub(crate) enum StatusError {
     #[error("nothing is installed here: no receipt at {}; run mosaic-install to install", .0.display())]
     NotInstalled(PathBuf),
     #[error(transparent)]
@@ -130,22 +129,22 @@ pub enum StatusError {
     #[error(transparent)]
     Confine(#[from] ConfineError),
     #[error(transparent)]
-    State(#[from] Box<crate::statedir::RecoverError>),
+    State(#[from] Box<crate::shared::statedir::RecoverError>),
 }
 
 /// The current receipt, or the operator-facing "nothing is installed here".
-pub fn installed_receipt(layout: &Layout) -> Result<Receipt, StatusError> {
+pub(crate) fn installed_receipt(layout: &Layout) -> Result<Receipt, StatusError> {
     Receipt::load(&layout.receipt())?.ok_or_else(|| StatusError::NotInstalled(layout.receipt()))
 }
 
 /// `services`: the user manager to ask about the units (None: not asked,
 /// as for a `--home` that is not `$HOME`).
-pub fn status(
+pub(crate) fn status(
     layout: &Layout,
     services: Option<&dyn FleetServices>,
 ) -> Result<StatusReport, StatusError> {
     // The truth after an interrupted run is the state recovery leaves.
-    let recovered = crate::statedir::recover_if_pending(layout).map_err(Box::new)?;
+    let recovered = crate::shared::statedir::recover_if_pending(layout).map_err(Box::new)?;
     let receipt = installed_receipt(layout)?;
     let mut files = Vec::new();
     let confiner = layout.confiner()?;
@@ -173,15 +172,25 @@ pub fn status(
             waiting,
         });
     }
-    let (roster, roster_error) = match InstalledRoster::load(layout) {
-        Ok(roster) => (
-            roster
-                .agents
-                .iter()
-                .filter(|a| a.is_local())
+    // The roster's agents of the host the last install was for.
+    let host = receipt
+        .host
+        .clone()
+        .unwrap_or_else(crate::shared::host::machine);
+    let (roster, roster_error) = match Profile::installed(layout, &host) {
+        Ok(Some(profile)) => (
+            profile
+                .local_agents()
                 .map(|a| a.name.clone())
                 .collect::<Vec<_>>(),
             None,
+        ),
+        Ok(None) => (
+            Vec::new(),
+            Some(format!(
+                "no roster at {}: run mosaic-install to put one back",
+                layout.target(Path::new(ROSTER_PATH)).display()
+            )),
         ),
         Err(err) => (Vec::new(), Some(err.to_string())),
     };

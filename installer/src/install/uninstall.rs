@@ -10,46 +10,46 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::apply::{Finish, Transaction, TxError, TxSpec};
-use crate::confine::ConfineError;
-use crate::layout::Layout;
-use crate::plan::beside;
-use crate::receipt::{sha256_hex, ReceiptError};
-use crate::render::Ownership;
-use crate::snapshot::read_file;
-use crate::statedir::{self, RecoverError, Recovery};
-use crate::status::{installed_receipt, StatusError};
+use crate::install::plan::beside;
+use crate::install::snapshot::read_file;
+use crate::install::status::{installed_receipt, StatusError};
+use crate::shared::confine::ConfineError;
+use crate::shared::layout::Layout;
+use crate::shared::receipt::{sha256_hex, ReceiptError};
+use crate::shared::render::Ownership;
+use crate::shared::statedir::{self, RecoverError, Recovery};
+use crate::shared::transaction::{Finish, Transaction, TxError, TxSpec};
 
 #[derive(Debug, Serialize)]
-pub struct UninstallReport {
-    pub dry_run: bool,
-    pub purge: bool,
-    pub removed: Vec<PathBuf>,
+pub(crate) struct UninstallReport {
+    pub(crate) dry_run: bool,
+    pub(crate) purge: bool,
+    pub(crate) removed: Vec<PathBuf>,
     /// Kept, with why.
-    pub kept: Vec<(PathBuf, String)>,
+    pub(crate) kept: Vec<(PathBuf, String)>,
     /// Everything else left behind: why, and how to remove it.
-    pub left_behind: Vec<LeftBehind>,
-    pub removed_dirs: Vec<PathBuf>,
+    pub(crate) left_behind: Vec<LeftBehind>,
+    pub(crate) removed_dirs: Vec<PathBuf>,
     /// Agents whose units were installed (for the systemd step).
-    pub agents: Vec<String>,
+    pub(crate) agents: Vec<String>,
     /// Interrupted runs finished or undone first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub recovered: Vec<Recovery>,
+    pub(crate) recovered: Vec<Recovery>,
     /// How the units were stopped and disabled first; filled in by the CLI.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub systemd: Option<crate::activate::DeactivationReport>,
+    pub(crate) systemd: Option<crate::install::activate::DeactivationReport>,
 }
 
 /// A path `uninstall` leaves, why, and how to remove it.
 #[derive(Debug, Clone, Serialize)]
-pub struct LeftBehind {
-    pub path: PathBuf,
-    pub why: String,
-    pub remove: String,
+pub(crate) struct LeftBehind {
+    pub(crate) path: PathBuf,
+    pub(crate) why: String,
+    pub(crate) remove: String,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum UninstallError {
+pub(crate) enum UninstallError {
     #[error(transparent)]
     NotInstalled(#[from] StatusError),
     #[error(transparent)]
@@ -62,7 +62,7 @@ pub enum UninstallError {
     Apply(Box<TxError>),
 }
 
-pub fn uninstall(
+pub(crate) fn uninstall(
     layout: &Layout,
     dry_run: bool,
     purge: bool,

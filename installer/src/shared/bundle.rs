@@ -15,37 +15,37 @@ use include_dir::{include_dir, Dir};
 static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../templates");
 
 /// Where profiles live inside the bundle.
-pub const PROFILES_DIR: &str = "framework/fleet/examples";
+pub(crate) const PROFILES_DIR: &str = "framework/fleet/examples";
 /// The per-agent env file template.
-pub const AGENT_ENV_TEMPLATE: &str = "framework/fleet/agents/agent.env.j2";
+pub(crate) const AGENT_ENV_TEMPLATE: &str = "framework/fleet/agents/agent.env.j2";
 /// Suffix of files rendered with minijinja.
-pub const TEMPLATE_SUFFIX: &str = ".j2";
+pub(crate) const TEMPLATE_SUFFIX: &str = ".j2";
 /// Largest file a bundle read from disk may hold (1 MiB).
-pub const MAX_BUNDLE_FILE_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_BUNDLE_FILE_BYTES: u64 = 1 << 20;
 /// Largest sum of a bundle's files (16 MiB).
-pub const MAX_BUNDLE_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_BUNDLE_BYTES: u64 = 16 << 20;
 /// Most files a bundle may hold.
-pub const MAX_BUNDLE_FILES: usize = 10_000;
+pub(crate) const MAX_BUNDLE_FILES: usize = 10_000;
 
 /// One file of the bundle: its path inside `templates/` and its bytes.
 #[derive(Debug, Clone)]
-pub struct BundleFile {
-    pub path: String,
-    pub contents: Vec<u8>,
+pub(crate) struct BundleFile {
+    pub(crate) path: String,
+    pub(crate) contents: Vec<u8>,
 }
 
 /// The set of files the installer renders from.
 #[derive(Debug, Clone)]
-pub struct Bundle {
+pub(crate) struct Bundle {
     /// Human-readable origin: "embedded" or the directory it was read from.
-    pub origin: String,
+    pub(crate) origin: String,
     /// Version from the bundle's package.json.
-    pub version: String,
+    pub(crate) version: String,
     files: Vec<BundleFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BundleError {
+pub(crate) enum BundleError {
     #[error("cannot read bundle file {}: {cause}", path.display())]
     Read {
         path: PathBuf,
@@ -59,7 +59,7 @@ pub enum BundleError {
 
 impl Bundle {
     /// The templates compiled into this binary.
-    pub fn embedded() -> Bundle {
+    pub(crate) fn embedded() -> Bundle {
         let mut files = Vec::new();
         collect_embedded(&EMBEDDED, &mut files);
         Bundle::from_files("embedded".into(), files).expect("embedded package.json is valid")
@@ -67,7 +67,7 @@ impl Bundle {
 
     /// A bundle read from a directory shaped like `templates/` (or an
     /// unpacked npm package of it).
-    pub fn from_dir(dir: &Path) -> Result<Bundle, BundleError> {
+    pub(crate) fn from_dir(dir: &Path) -> Result<Bundle, BundleError> {
         let mut files = Vec::new();
         collect_dir(dir, dir, &mut files, &mut 0)?;
         Bundle::from_files(dir.display().to_string(), files)
@@ -102,16 +102,16 @@ impl Bundle {
     }
 
     /// Every file, sorted by path.
-    pub fn files(&self) -> &[BundleFile] {
+    pub(crate) fn files(&self) -> &[BundleFile] {
         &self.files
     }
 
-    pub fn file(&self, path: &str) -> Option<&BundleFile> {
+    pub(crate) fn file(&self, path: &str) -> Option<&BundleFile> {
         self.files.iter().find(|f| f.path == path)
     }
 
     /// Names of the embedded profiles, sorted.
-    pub fn profile_names(&self) -> Vec<String> {
+    pub(crate) fn profile_names(&self) -> Vec<String> {
         self.files
             .iter()
             .filter_map(|f| {
@@ -125,7 +125,7 @@ impl Bundle {
     }
 
     /// The YAML text of an embedded profile.
-    pub fn profile_text(&self, name: &str) -> Option<&str> {
+    pub(crate) fn profile_text(&self, name: &str) -> Option<&str> {
         let file = self.file(&format!("{PROFILES_DIR}/{name}.yaml"))?;
         std::str::from_utf8(&file.contents).ok()
     }

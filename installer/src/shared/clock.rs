@@ -1,5 +1,7 @@
-//! Time for the rollout: what it reads to know how long a unit has been up
-//! and how it waits between looks. [`SystemClock`] is the machine's
+//! Time, the third thing the rollout reaches the fleet through (beside
+//! [`crate::shared::transport::Transport`] and
+//! [`crate::shared::systemd::ServiceManager`]): what it reads to know how
+//! long a unit has been up and how it waits between looks. [`SystemClock`] is the machine's
 //! monotonic clock, the one systemd's `*TimestampMonotonic` properties
 //! count in; the in-memory fleet runs its own clock, so that a settle
 //! window of seconds passes at once in a test and a crash at 3 s happens at
@@ -7,7 +9,7 @@
 
 use std::time::Duration;
 
-pub trait Clock {
+pub(crate) trait Clock {
     /// Time since boot on `CLOCK_MONOTONIC`.
     fn now(&self) -> Duration;
     fn sleep(&self, duration: Duration);
@@ -15,7 +17,7 @@ pub trait Clock {
 
 /// The machine's clock.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Duration {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfineError {
+pub(crate) enum ConfineError {
     #[error("refusing to touch {}: it goes through the symlink {} -> {}, which leads outside {}; replace the link with a real directory or file, or install into another --home", path.display(), link.display(), target.display(), root.display())]
     Escapes {
         path: PathBuf,
@@ -27,16 +27,10 @@ pub enum ConfineError {
     },
 }
 
-/// The real path `rel` designates under `root`, following only symlinks that
-/// stay inside `root`. Components that do not exist yet are appended as-is.
-pub fn resolve(root: &Path, rel: &Path) -> Result<PathBuf, ConfineError> {
-    Confiner::new(root)?.resolve(rel)
-}
-
 /// Resolves many paths under one root: the root is canonicalized once and
 /// every directory already found safe is remembered, so installing a
 /// thousand agents' files does not walk the same components a thousand times.
-pub struct Confiner {
+pub(crate) struct Confiner {
     root: PathBuf,
     real_root: PathBuf,
     dirs: RefCell<HashMap<PathBuf, PathBuf>>,
@@ -45,7 +39,7 @@ pub struct Confiner {
 }
 
 impl Confiner {
-    pub fn new(root: &Path) -> Result<Confiner, ConfineError> {
+    pub(crate) fn new(root: &Path) -> Result<Confiner, ConfineError> {
         Ok(Confiner {
             root: root.to_path_buf(),
             real_root: canonical_prefix(root)?,
@@ -56,17 +50,23 @@ impl Confiner {
 
     /// Resolve relative paths under `prefix` below `root` instead, confined
     /// to it (the Mosaic tree where `$MOSAIC_HOME` puts it).
-    pub fn with_subtree(mut self, prefix: &Path, root: &Path) -> Result<Confiner, ConfineError> {
+    pub(crate) fn with_subtree(
+        mut self,
+        prefix: &Path,
+        root: &Path,
+    ) -> Result<Confiner, ConfineError> {
         self.subtree = Some((prefix.to_path_buf(), Box::new(Confiner::new(root)?)));
         Ok(self)
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
-    /// See [`resolve`].
-    pub fn resolve(&self, rel: &Path) -> Result<PathBuf, ConfineError> {
+    /// The real path of `rel` (plain components only) under the root: a
+    /// symlink on the way that stays inside the root is followed, one that
+    /// leaves it is refused ([`ConfineError::Escapes`]).
+    pub(crate) fn resolve(&self, rel: &Path) -> Result<PathBuf, ConfineError> {
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(ConfineError::NotRelative(rel.to_path_buf()));
         }
@@ -179,6 +179,10 @@ fn canonical_prefix(path: &Path) -> Result<PathBuf, ConfineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resolve(root: &Path, rel: &Path) -> Result<PathBuf, ConfineError> {
+        Confiner::new(root)?.resolve(rel)
+    }
     use std::os::unix::fs::symlink;
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 /// Quote a value for an env file (control characters are rejected earlier,
 /// by profile validation).
-pub fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
@@ -23,7 +23,7 @@ pub fn quote(value: &str) -> String {
 
 /// Parse `KEY=value` lines as systemd does for the subset we write:
 /// comments, blank lines, bare values, double- and single-quoted values.
-pub fn parse(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse(text: &str) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
     for line in text.lines() {
         let line = line.trim_start();
@@ -80,5 +80,27 @@ mod tests {
         assert_eq!(vars["A"], tricky);
         assert_eq!(vars["B"], "plain");
         assert_eq!(vars["C"], "single $x");
+    }
+
+    /// The sandbox test hands `tests/fixtures/systemd_sandbox/tricky.env` to
+    /// systemd and bash; it must hold each value as `quote` writes it.
+    #[test]
+    fn the_tricky_fixture_is_written_as_quote_writes_it() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/systemd_sandbox"
+        );
+        let expected: std::collections::BTreeMap<String, String> = serde_json::from_str(
+            &std::fs::read_to_string(format!("{dir}/expected-values.json")).unwrap(),
+        )
+        .unwrap();
+        let env_file = std::fs::read_to_string(format!("{dir}/tricky.env")).unwrap();
+        for (key, value) in &expected {
+            let line = format!("{key}={}\n", quote(value));
+            assert!(
+                env_file.contains(&line),
+                "tricky.env must hold {key} as {line}"
+            );
+        }
     }
 }

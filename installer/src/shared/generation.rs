@@ -7,19 +7,19 @@
 use std::fs;
 use std::path::PathBuf;
 
-use crate::apply::journal::{Journal, JournalError};
-use crate::apply::{Change, Finish, Prune};
-use crate::layout::Layout;
+use crate::shared::layout::Layout;
+use crate::shared::transaction::journal::{Journal, JournalError};
+use crate::shared::transaction::{Change, Finish, Prune};
 
 /// Generations kept by default.
-pub const KEEP: u64 = 5;
+pub(crate) const KEEP: u64 = 5;
 
-pub struct Generations<'a> {
+pub(crate) struct Generations<'a> {
     layout: &'a Layout,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum GenerationError {
+pub(crate) enum GenerationError {
     #[error("no journal for generation {n} at {}: it was pruned or never written, so it cannot be rolled back", path.display())]
     NoJournal { n: u64, path: PathBuf },
     #[error(transparent)]
@@ -27,27 +27,27 @@ pub enum GenerationError {
 }
 
 impl<'a> Generations<'a> {
-    pub fn new(layout: &'a Layout) -> Self {
+    pub(crate) fn new(layout: &'a Layout) -> Self {
         Generations { layout }
     }
 
-    pub fn receipt_path(&self, n: u64) -> PathBuf {
+    pub(crate) fn receipt_path(&self, n: u64) -> PathBuf {
         self.layout
             .generations()
             .join(n.to_string())
             .join("receipt.json")
     }
 
-    pub fn backup_dir(&self, n: u64) -> PathBuf {
+    pub(crate) fn backup_dir(&self, n: u64) -> PathBuf {
         self.layout.backups().join(n.to_string())
     }
 
-    pub fn journal_path(&self, n: u64) -> PathBuf {
+    pub(crate) fn journal_path(&self, n: u64) -> PathBuf {
         self.backup_dir(n).join("journal.json")
     }
 
     /// A number no generation, live or rolled back, has used.
-    pub fn next_number(&self, current: Option<u64>) -> u64 {
+    pub(crate) fn next_number(&self, current: Option<u64>) -> u64 {
         let used = [self.layout.generations(), self.layout.backups()]
             .into_iter()
             .flat_map(|dir| fs::read_dir(dir).into_iter().flatten().flatten())
@@ -55,7 +55,7 @@ impl<'a> Generations<'a> {
         used.chain(current).max().unwrap_or(0) + 1
     }
 
-    pub fn load_journal(&self, n: u64) -> Result<Vec<Change>, GenerationError> {
+    pub(crate) fn load_journal(&self, n: u64) -> Result<Vec<Change>, GenerationError> {
         let path = self.journal_path(n);
         if !path.is_file() {
             return Err(GenerationError::NoJournal { n, path });
@@ -66,7 +66,7 @@ impl<'a> Generations<'a> {
     /// What follows the commit of generation `n`: its journal kept for
     /// `rollback`, generations older than the newest `keep` pruned, except
     /// those from `protect_from` on.
-    pub fn finish(&self, n: u64, keep: u64, protect_from: Option<u64>) -> Finish {
+    pub(crate) fn finish(&self, n: u64, keep: u64, protect_from: Option<u64>) -> Finish {
         Finish::Generation {
             journal: self.journal_path(n),
             prune: Prune {

@@ -14,7 +14,7 @@ const THIS_MACHINE: [&str; 2] = ["localhost", "local"];
 
 /// This machine's hostname as the kernel reports it (`hostname`), or
 /// `localhost` when it cannot be read.
-pub fn machine() -> String {
+pub(crate) fn machine() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
     // within it or truncates, and we read up to the first NUL only.
@@ -28,7 +28,7 @@ pub fn machine() -> String {
 
 /// The first label of a host name (`box2` of `box2.example.com`): the label
 /// the messaging preamble shows, as `hostname -s` prints it.
-pub fn short(host: &str) -> &str {
+pub(crate) fn short(host: &str) -> &str {
     host.split('.')
         .next()
         .filter(|s| !s.is_empty())
@@ -36,7 +36,7 @@ pub fn short(host: &str) -> &str {
 }
 
 /// Whether an agent whose roster `host:` is `roster_host` runs on `this`.
-pub fn runs_on(roster_host: Option<&str>, this: &str) -> bool {
+pub(crate) fn runs_on(roster_host: Option<&str>, this: &str) -> bool {
     match roster_host {
         None => true,
         Some(name) if THIS_MACHINE.contains(&name) => true,
@@ -46,7 +46,7 @@ pub fn runs_on(roster_host: Option<&str>, this: &str) -> bool {
 
 /// Two spellings of one host: equal ignoring ASCII case, or one is the bare
 /// first label of the other.
-pub fn same_host(a: &str, b: &str) -> bool {
+pub(crate) fn same_host(a: &str, b: &str) -> bool {
     if a.eq_ignore_ascii_case(b) {
         return true;
     }
@@ -57,7 +57,7 @@ pub fn same_host(a: &str, b: &str) -> bool {
 }
 
 /// A problem with a `--host` value, or None when it can name a host.
-pub fn name_problem(name: &str) -> Option<&'static str> {
+pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("is empty")
     } else if name.starts_with('-') {

@@ -13,27 +13,34 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::confine::{ConfineError, Confiner};
+use crate::shared::confine::{ConfineError, Confiner};
 
 /// The first component of every config-relative path in the Mosaic tree.
-pub const MOSAIC_REL: &str = "mosaic";
+pub(crate) const MOSAIC_REL: &str = "mosaic";
 /// Mosaic's variable for where its tree lives.
-pub const MOSAIC_HOME_VAR: &str = "MOSAIC_HOME";
+pub(crate) const MOSAIC_HOME_VAR: &str = "MOSAIC_HOME";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// The home directory (`%h` in the units).
-    pub home: PathBuf,
+    pub(crate) home: PathBuf,
     /// The config root: `~/.config`. Every installed file lives under it.
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// The installer's state: `~/.local/state/mosaic-install`.
-    pub state: PathBuf,
+    pub(crate) state: PathBuf,
     /// The Mosaic tree: `$MOSAIC_HOME`, else `<config>/mosaic`.
-    pub mosaic: PathBuf,
+    pub(crate) mosaic: PathBuf,
+}
+
+/// A home that cannot be used as given: the operator's to fix.
+impl crate::shared::command::ExitStatus for LayoutError {
+    fn exit_code(&self) -> u8 {
+        2
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LayoutError {
+pub(crate) enum LayoutError {
     #[error("$HOME is not set; pass --home DIR to say where to install")]
     NoHome,
     #[error("home directory {} is not an absolute path; pass an absolute --home", .0.display())]
@@ -46,7 +53,7 @@ pub enum LayoutError {
 
 impl Layout {
     /// Everything under `home`, XDG variables ignored.
-    pub fn for_home(home: &Path) -> Result<Layout, LayoutError> {
+    pub(crate) fn for_home(home: &Path) -> Result<Layout, LayoutError> {
         let home = absolute(home)?;
         Ok(Layout {
             config: home.join(".config"),
@@ -57,7 +64,7 @@ impl Layout {
     }
 
     /// From the process environment: `$HOME`, `$XDG_CONFIG_HOME`, `$XDG_STATE_HOME`.
-    pub fn from_env() -> Result<Layout, LayoutError> {
+    pub(crate) fn from_env() -> Result<Layout, LayoutError> {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .ok_or(LayoutError::NoHome)?;
@@ -86,7 +93,7 @@ impl Layout {
     }
 
     /// Absolute path of a config-relative path.
-    pub fn target(&self, rel: &Path) -> PathBuf {
+    pub(crate) fn target(&self, rel: &Path) -> PathBuf {
         match rel.strip_prefix(MOSAIC_REL) {
             Ok(inside) if inside.as_os_str().is_empty() => self.mosaic.clone(),
             Ok(inside) => self.mosaic.join(inside),
@@ -96,7 +103,7 @@ impl Layout {
 
     /// Resolves config-relative paths (those under `mosaic/` in the Mosaic
     /// tree) without following a symlink out of the tree they belong to.
-    pub fn confiner(&self) -> Result<Confiner, ConfineError> {
+    pub(crate) fn confiner(&self) -> Result<Confiner, ConfineError> {
         let confiner = Confiner::new(&self.config)?;
         if self.mosaic == self.config.join(MOSAIC_REL) {
             return Ok(confiner);
@@ -105,14 +112,14 @@ impl Layout {
     }
 
     /// The directories a transaction of this layout may write under.
-    pub fn write_roots(&self) -> Vec<PathBuf> {
+    pub(crate) fn write_roots(&self) -> Vec<PathBuf> {
         vec![self.config.clone(), self.mosaic.clone(), self.state.clone()]
     }
 
     /// How the units refer to the Mosaic tree: `%h/.config/mosaic` when it
     /// is the default one, its absolute path otherwise (refused when it
     /// holds characters a unit file would misread: spaces, `%`, ...).
-    pub fn unit_mosaic_dir(&self) -> Result<String, LayoutError> {
+    pub(crate) fn unit_mosaic_dir(&self) -> Result<String, LayoutError> {
         if self.mosaic == self.home.join(".config").join(MOSAIC_REL) {
             return Ok("%h/.config/mosaic".to_owned());
         }
@@ -127,21 +134,17 @@ impl Layout {
     }
 
     /// The receipt of the current generation.
-    pub fn receipt(&self) -> PathBuf {
+    pub(crate) fn receipt(&self) -> PathBuf {
         self.state.join("receipt.json")
     }
 
-    pub fn lock(&self) -> PathBuf {
-        self.state.join("lock")
-    }
-
     /// Per-generation receipts, for rollback.
-    pub fn generations(&self) -> PathBuf {
+    pub(crate) fn generations(&self) -> PathBuf {
         self.state.join("generations")
     }
 
     /// Per-generation backups of replaced and removed files.
-    pub fn backups(&self) -> PathBuf {
+    pub(crate) fn backups(&self) -> PathBuf {
         self.state.join("backups")
     }
 }

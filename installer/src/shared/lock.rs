@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("another mosaic-install or mosaic-fleet is running (pid {pid}) and holds the install lock on {}; wait for it to finish, then run again", path.display())]
     Held { pid: String, path: PathBuf },
     #[error("cannot take the install lock on {}: {cause}", path.display())]
@@ -28,7 +28,7 @@ pub enum LockError {
 }
 
 /// Held for the life of the value.
-pub struct InstallLock {
+pub(crate) struct InstallLock {
     _dir: File,
 }
 
@@ -37,7 +37,7 @@ impl InstallLock {
     /// process holds it. "Fast" allows a short grace: a lock is also held
     /// for a moment by a child forked while it was taken (until its exec
     /// closes the inherited descriptor).
-    pub fn acquire(home: &Path) -> Result<InstallLock, LockError> {
+    pub(crate) fn acquire(home: &Path) -> Result<InstallLock, LockError> {
         let err = |cause| LockError::Io {
             path: home.to_path_buf(),
             cause,

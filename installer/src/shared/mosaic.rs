@@ -12,46 +12,46 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 /// The framework schema version, e.g. `2`.
-pub const FRAMEWORK_VERSION: &str = ".framework-version";
+pub(crate) const FRAMEWORK_VERSION: &str = ".framework-version";
 /// Written by Mosaic's `install.sh`.
-pub const INSTALL_MANIFEST: &str = ".install-manifest.json";
+pub(crate) const INSTALL_MANIFEST: &str = ".install-manifest.json";
 /// Where the CLI's package sits below an npm prefix.
-pub const CLI_PACKAGE: &str = "lib/node_modules/@mosaicstack/mosaic/package.json";
+pub(crate) const CLI_PACKAGE: &str = "lib/node_modules/@mosaicstack/mosaic/package.json";
 
 /// What Mosaic's install manifest says (the fields this installer reads).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct InstallManifest {
+pub(crate) struct InstallManifest {
     /// The manifest's own format version.
-    pub version: Option<String>,
-    pub installed_at: Option<String>,
-    pub cli_version: Option<String>,
-    pub framework_version: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) installed_at: Option<String>,
+    pub(crate) cli_version: Option<String>,
+    pub(crate) framework_version: Option<String>,
     /// How many changes outside the tree `install.sh` recorded.
-    pub mutations: usize,
+    pub(crate) mutations: usize,
 }
 
 /// The CLI found in an npm prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CliPackage {
-    pub version: String,
-    pub package_json: PathBuf,
+pub(crate) struct CliPackage {
+    pub(crate) version: String,
+    pub(crate) package_json: PathBuf,
 }
 
 /// Everything Mosaic's markers say about the tree (all optional: an old or
 /// hand-made tree may lack any of them).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct MosaicMarkers {
+pub(crate) struct MosaicMarkers {
     /// `.framework-version`, else the manifest's `frameworkVersion`.
-    pub framework_schema: Option<String>,
-    pub manifest: Option<InstallManifest>,
-    pub agents_md: bool,
-    pub cli: Option<CliPackage>,
+    pub(crate) framework_schema: Option<String>,
+    pub(crate) manifest: Option<InstallManifest>,
+    pub(crate) agents_md: bool,
+    pub(crate) cli: Option<CliPackage>,
 }
 
 impl MosaicMarkers {
     /// Read the markers of the tree `mosaic_dir`; the CLI is looked for
     /// below each of `npm_prefixes`, first found wins.
-    pub fn read(mosaic_dir: &Path, npm_prefixes: &[PathBuf]) -> MosaicMarkers {
+    pub(crate) fn read(mosaic_dir: &Path, npm_prefixes: &[PathBuf]) -> MosaicMarkers {
         let manifest = read_manifest(&mosaic_dir.join(INSTALL_MANIFEST));
         let schema = std::fs::read_to_string(mosaic_dir.join(FRAMEWORK_VERSION))
             .ok()
@@ -68,7 +68,7 @@ impl MosaicMarkers {
 
     /// The Mosaic release that installed the tree: the manifest's
     /// `cliVersion`, else the installed CLI's version.
-    pub fn version(&self) -> Option<String> {
+    pub(crate) fn version(&self) -> Option<String> {
         self.manifest
             .as_ref()
             .and_then(|m| m.cli_version.clone())
@@ -76,7 +76,7 @@ impl MosaicMarkers {
     }
 
     /// "Mosaic 0.0.31 (CLI 0.0.31, framework schema 2)".
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         let mut details = Vec::new();
         if let Some(cli) = &self.cli {
             details.push(format!("CLI {}", cli.version));
@@ -126,7 +126,7 @@ fn read_cli(prefix: &Path) -> Option<CliPackage> {
 /// ours to write, move or remove; None when it is not. Mosaic's preserved
 /// set (`SOUL.md`, `USER.md`, `TOOLS.md`, `*.local` at any depth,
 /// `credentials`) and its markers.
-pub fn protected(inside_tree: &Path) -> Option<&'static str> {
+pub(crate) fn protected(inside_tree: &Path) -> Option<&'static str> {
     let mut parts = inside_tree.iter().map(|p| p.to_string_lossy());
     let first = parts.next()?;
     let top = match first.as_ref() {

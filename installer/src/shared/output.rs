@@ -12,7 +12,7 @@ use std::fmt;
 use std::io::{self, Write};
 
 /// Run a printer against stdout (buffered, flushed at the end).
-pub fn to_stdout(print: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn to_stdout(print: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     print(&mut out)?;
     out.flush()
@@ -20,13 +20,13 @@ pub fn to_stdout(print: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Re
 
 /// One line on stderr; if stderr cannot take it either, there is nowhere
 /// left to say so, and that is no reason to panic.
-pub fn to_stderr(line: fmt::Arguments<'_>) {
+pub(crate) fn to_stderr(line: fmt::Arguments<'_>) {
     let mut err = io::stderr().lock();
     let _ = err.write_fmt(line).and_then(|()| err.write_all(b"\n"));
 }
 
 /// Say on stderr that stdout could not take the report of `tool`.
-pub fn report_lost(tool: &str, cause: &io::Error) {
+pub(crate) fn report_lost(tool: &str, cause: &io::Error) {
     to_stderr(format_args!(
         "{tool}: the report could not be written to stdout ({cause}); the exit status is still the command's own result"
     ));

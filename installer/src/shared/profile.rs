@@ -17,72 +17,72 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use label::ProfileLabel;
-pub use validate::{name_problem, socket_problem, Violation};
+pub(crate) use label::ProfileLabel;
+pub(crate) use validate::{name_problem, Violation};
 
 use serde::Deserialize;
 
-use crate::bundle::Bundle;
+use crate::shared::bundle::Bundle;
 
 /// The runtimes Mosaic can launch.
-pub const RUNTIMES: [&str; 4] = ["claude", "codex", "opencode", "pi"];
+pub(crate) const RUNTIMES: [&str; 4] = ["claude", "codex", "opencode", "pi"];
 /// Socket name used when the roster names none.
-pub const DEFAULT_SOCKET: &str = "mosaic-fleet";
+pub(crate) const DEFAULT_SOCKET: &str = "mosaic-fleet";
 /// Holder session used when the roster names none.
-pub const DEFAULT_HOLDER_SESSION: &str = "_holder";
+pub(crate) const DEFAULT_HOLDER_SESSION: &str = "_holder";
 /// Working directory used when neither the agent nor the defaults name one.
-pub const DEFAULT_WORKDIR: &str = "~/src";
+pub(crate) const DEFAULT_WORKDIR: &str = "~/src";
 const MAX_NAME_LEN: usize = 64;
 /// A roster file larger than this is refused before it is parsed (1 MiB).
-pub const MAX_ROSTER_BYTES: usize = 1 << 20;
+pub(crate) const MAX_ROSTER_BYTES: usize = 1 << 20;
 /// Longest value one roster field may hold (4 KiB).
-pub const MAX_FIELD_BYTES: usize = 4 << 10;
+pub(crate) const MAX_FIELD_BYTES: usize = 4 << 10;
 /// The UTF-8 byte-order mark some editors write at the start of a file.
 const BOM: char = '\u{feff}';
 
 /// The roster exactly as the YAML says (after alias folding).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Roster {
-    pub version: u64,
-    pub transport: String,
+pub(crate) struct Roster {
+    pub(crate) version: u64,
+    pub(crate) transport: String,
     #[serde(default)]
-    pub tmux: TmuxSettings,
+    pub(crate) tmux: TmuxSettings,
     #[serde(default)]
-    pub defaults: Defaults,
+    pub(crate) defaults: Defaults,
     #[serde(default)]
-    pub runtimes: BTreeMap<String, RuntimeSettings>,
-    pub agents: Vec<Agent>,
+    pub(crate) runtimes: BTreeMap<String, RuntimeSettings>,
+    pub(crate) agents: Vec<Agent>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TmuxSettings {
+pub(crate) struct TmuxSettings {
     #[serde(default, alias = "socketName")]
-    pub socket_name: Option<String>,
+    pub(crate) socket_name: Option<String>,
     #[serde(default, alias = "holderSession")]
-    pub holder_session: Option<String>,
+    pub(crate) holder_session: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Defaults {
+pub(crate) struct Defaults {
     #[serde(default, alias = "workingDirectory")]
-    pub working_directory: Option<String>,
+    pub(crate) working_directory: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuntimeSettings {
+pub(crate) struct RuntimeSettings {
     #[serde(default, alias = "resetCommand")]
-    pub reset_command: Option<String>,
+    pub(crate) reset_command: Option<String>,
     /// A regular expression that matches the agent's screen once it can
     /// take input (our addition; `agent send` waits for it).
     #[serde(default, alias = "readyPattern")]
-    pub ready_pattern: Option<String>,
+    pub(crate) ready_pattern: Option<String>,
     /// How the runtime's program takes a message (our addition).
     #[serde(default)]
-    pub input: Option<InputMode>,
+    pub(crate) input: Option<InputMode>,
 }
 
 /// How a runtime's program takes input: `paste`, an interactive program
@@ -92,7 +92,7 @@ pub struct RuntimeSettings {
 /// bytes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum InputMode {
+pub(crate) enum InputMode {
     #[default]
     Paste,
     Lines,
@@ -100,39 +100,39 @@ pub enum InputMode {
 
 /// The longest line a line-mode terminal passes on (Linux's canonical
 /// input buffer is 4096 bytes, the newline included); the rest is dropped.
-pub const TERMINAL_LINE_MAX: usize = 4095;
+pub(crate) const TERMINAL_LINE_MAX: usize = 4095;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Agent {
-    pub name: String,
-    pub runtime: String,
+pub(crate) struct Agent {
+    pub(crate) name: String,
+    pub(crate) runtime: String,
     #[serde(default)]
-    pub class: Option<String>,
+    pub(crate) class: Option<String>,
     #[serde(default)]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     #[serde(default)]
-    pub ssh: Option<String>,
+    pub(crate) ssh: Option<String>,
     #[serde(default)]
-    pub socket: Option<String>,
+    pub(crate) socket: Option<String>,
     #[serde(default, alias = "modelHint")]
-    pub model_hint: Option<String>,
+    pub(crate) model_hint: Option<String>,
     #[serde(default)]
-    pub command: Option<String>,
+    pub(crate) command: Option<String>,
     #[serde(default)]
-    pub yolo: Option<bool>,
+    pub(crate) yolo: Option<bool>,
     #[serde(default, alias = "workingDirectory")]
-    pub working_directory: Option<String>,
+    pub(crate) working_directory: Option<String>,
 }
 
 impl Roster {
     /// The tmux socket of the holder server.
-    pub fn socket(&self) -> &str {
+    pub(crate) fn socket(&self) -> &str {
         self.tmux.socket_name.as_deref().unwrap_or(DEFAULT_SOCKET)
     }
 
     /// The session that keeps the holder server alive.
-    pub fn holder_session(&self) -> &str {
+    pub(crate) fn holder_session(&self) -> &str {
         self.tmux
             .holder_session
             .as_deref()
@@ -140,38 +140,38 @@ impl Roster {
     }
 
     /// The settings of `runtime` (empty when the roster names none).
-    pub fn runtime(&self, runtime: &str) -> RuntimeSettings {
+    pub(crate) fn runtime(&self, runtime: &str) -> RuntimeSettings {
         self.runtimes.get(runtime).cloned().unwrap_or_default()
     }
 }
 
 impl Agent {
-    /// Whether this agent runs on `host` (see [`crate::host::runs_on`]).
-    pub fn runs_on(&self, host: &str) -> bool {
-        crate::host::runs_on(self.host.as_deref(), host)
+    /// Whether this agent runs on `host` (see [`crate::shared::host::runs_on`]).
+    pub(crate) fn runs_on(&self, host: &str) -> bool {
+        crate::shared::host::runs_on(self.host.as_deref(), host)
     }
 }
 
 /// A validated roster plus where it came from and its exact bytes (the
 /// installed `roster.yaml` is the profile's own text, comments included).
 #[derive(Debug, Clone)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// Embedded profile name, or the file stem of a roster file.
-    pub name: ProfileLabel,
+    pub(crate) name: ProfileLabel,
     /// Where the text came from, for error messages and the receipt.
-    pub origin: String,
-    pub text: String,
-    pub roster: Roster,
+    pub(crate) origin: String,
+    pub(crate) text: String,
+    pub(crate) roster: Roster,
     /// The host this profile is installed on: its agents are the roster's
     /// agents whose `host:` names it ([`Profile::on_host`]; default: this
     /// machine's hostname).
-    pub host: String,
+    pub(crate) host: String,
 }
 
 impl Profile {
     /// Resolve `--profile`: a path (contains `/` or ends in `.yaml`/`.yml`)
     /// is read from disk; anything else names an embedded profile.
-    pub fn resolve(spec: &str, bundle: &Bundle) -> Result<Profile, ProfileError> {
+    pub(crate) fn resolve(spec: &str, bundle: &Bundle) -> Result<Profile, ProfileError> {
         let looks_like_path =
             spec.contains('/') || spec.ends_with(".yaml") || spec.ends_with(".yml");
         if looks_like_path {
@@ -194,7 +194,7 @@ impl Profile {
 
     /// Parse and validate roster text. A leading byte-order mark is read
     /// past (and kept in `text`, which is installed byte for byte).
-    pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileError> {
+    pub(crate) fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileError> {
         let name = ProfileLabel::checked(name).map_err(|why| ProfileError::Label {
             origin: origin.to_owned(),
             name: name.to_owned(),
@@ -239,12 +239,12 @@ impl Profile {
             origin: origin.to_owned(),
             text: text.to_owned(),
             roster,
-            host: crate::host::machine(),
+            host: crate::shared::host::machine(),
         })
     }
 
     /// The agents that run on [`Profile::host`], in roster order.
-    pub fn local_agents(&self) -> impl Iterator<Item = &Agent> {
+    pub(crate) fn local_agents(&self) -> impl Iterator<Item = &Agent> {
         self.roster
             .agents
             .iter()
@@ -254,8 +254,8 @@ impl Profile {
     /// This profile as installed on `host`. A roster that assigns every
     /// agent to other hosts is refused: installing it would install no agent
     /// here, which is a wrong `--host` far more often than a wish.
-    pub fn on_host(mut self, host: &str) -> Result<Profile, ProfileError> {
-        if let Some(problem) = crate::host::name_problem(host) {
+    pub(crate) fn on_host(mut self, host: &str) -> Result<Profile, ProfileError> {
+        if let Some(problem) = crate::shared::host::name_problem(host) {
             return Err(ProfileError::BadHost {
                 host: host.to_owned(),
                 problem,
@@ -279,9 +279,32 @@ impl Profile {
     }
 }
 
+/// Where the roster in effect is installed, config-relative: the single
+/// source of truth for the env files, the units and the sessions.
+pub(crate) const ROSTER_PATH: &str = "mosaic/fleet/roster.yaml";
+
+impl Profile {
+    /// The installed roster ([`ROSTER_PATH`] under `layout`), validated and
+    /// seen from `host`; None when none is installed.
+    pub(crate) fn installed(
+        layout: &crate::shared::layout::Layout,
+        host: &str,
+    ) -> Result<Option<Profile>, ProfileError> {
+        let path = layout.target(Path::new(ROSTER_PATH));
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let origin = path.display().to_string();
+        let text = read_roster(&path)?;
+        let mut profile = Profile::parse("installed", &origin, &text)?;
+        profile.host = host.to_owned();
+        Ok(Some(profile))
+    }
+}
+
 /// Read a roster file, refusing one over [`MAX_ROSTER_BYTES`] without
 /// reading more than that.
-pub fn read_roster(path: &Path) -> Result<String, ProfileError> {
+pub(crate) fn read_roster(path: &Path) -> Result<String, ProfileError> {
     let read_error = |cause| ProfileError::Read {
         path: path.to_path_buf(),
         cause,
@@ -303,8 +326,15 @@ pub fn read_roster(path: &Path) -> Result<String, ProfileError> {
     })
 }
 
+/// Every profile error is bad input: the operator's to fix.
+impl crate::shared::command::ExitStatus for ProfileError {
+    fn exit_code(&self) -> u8 {
+        2
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
+pub(crate) enum ProfileError {
     #[error("unknown profile `{name}`: the embedded profiles are {known}; or pass the path of a roster file (for example --profile ./roster.yaml)")]
     UnknownProfile { name: String, known: String },
     #[error("cannot read profile {}: {cause}; check the path and its permissions", path.display())]
@@ -362,7 +392,7 @@ fn render_violations(violations: &[Violation]) -> String {
 }
 
 /// The one-line description of a profile: its first comment line.
-pub fn description(text: &str) -> &str {
+pub(crate) fn description(text: &str) -> &str {
     text.lines()
         .map(str::trim)
         .find_map(|line| line.strip_prefix('#'))
@@ -631,3 +661,6 @@ mod tests {
         assert_eq!(description("version: 1\n"), "");
     }
 }
+
+#[cfg(test)]
+mod schema_tests;

@@ -10,76 +10,76 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::render::Ownership;
+use crate::shared::render::Ownership;
 
 /// Name written into every receipt, to recognise our own files.
-pub const TOOL: &str = "mosaic-install";
+pub(crate) const TOOL: &str = "mosaic-install";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    pub tool: String,
+pub(crate) struct Receipt {
+    pub(crate) tool: String,
     /// Version of mosaic-install that wrote it.
-    pub version: String,
+    pub(crate) version: String,
     /// Version of the bundle that was installed.
-    pub bundle_version: String,
-    pub generation: u64,
-    pub profile: ProfileRecord,
+    pub(crate) bundle_version: String,
+    pub(crate) generation: u64,
+    pub(crate) profile: ProfileRecord,
     /// Absolute config root the paths below are relative to.
-    pub config_dir: PathBuf,
-    pub files: Vec<FileRecord>,
+    pub(crate) config_dir: PathBuf,
+    pub(crate) files: Vec<FileRecord>,
     /// Directories this installer created (config-relative), for uninstall.
-    pub created_dirs: Vec<PathBuf>,
+    pub(crate) created_dirs: Vec<PathBuf>,
     /// Local agents whose units were installed.
-    pub agents: Vec<String>,
+    pub(crate) agents: Vec<String>,
     /// The tmux socket of the holder server.
-    pub socket: String,
+    pub(crate) socket: String,
     /// The state directory and the parents of it this installer created
     /// (absolute), removed again by `uninstall` while they hold nothing else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub created_state_dirs: Vec<PathBuf>,
+    pub(crate) created_state_dirs: Vec<PathBuf>,
     /// The host the agents were chosen for (`--host`); the default host of
     /// the next run in this home. None in receipts written before `--host`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProfileRecord {
-    pub name: String,
-    pub origin: String,
-    pub sha256: String,
+pub(crate) struct ProfileRecord {
+    pub(crate) name: String,
+    pub(crate) origin: String,
+    pub(crate) sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileRecord {
+pub(crate) struct FileRecord {
     /// Config-relative path.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Octal mode, e.g. "0755".
-    pub mode: String,
+    pub(crate) mode: String,
     /// sha256 of what we shipped for this path. When the operator's version
     /// was kept (a conflict), this is still our version, so the next run sees
     /// theirs as modified again.
-    pub sha256: String,
-    pub ownership: Ownership,
+    pub(crate) sha256: String,
+    pub(crate) ownership: Ownership,
     /// The path held a file before mosaic-install first wrote it; such
     /// files are never removed by `uninstall`.
     #[serde(default)]
-    pub preexisting: bool,
+    pub(crate) preexisting: bool,
     /// For a managed file the operator changed: the generation that first
     /// found the conflict. Generations from it on are never pruned, so the
     /// upgrade that met the edit can still be rolled back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conflict_since: Option<u64>,
+    pub(crate) conflict_since: Option<u64>,
 }
 
 impl FileRecord {
-    pub fn mode_bits(&self) -> u32 {
+    pub(crate) fn mode_bits(&self) -> u32 {
         u32::from_str_radix(&self.mode, 8).unwrap_or(0o644)
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReceiptError {
+pub(crate) enum ReceiptError {
     #[error("cannot read receipt {}: {cause}", path.display())]
     Read {
         path: PathBuf,
@@ -94,7 +94,7 @@ pub enum ReceiptError {
 
 impl Receipt {
     /// Load a receipt; `Ok(None)` when there is none.
-    pub fn load(path: &Path) -> Result<Option<Receipt>, ReceiptError> {
+    pub(crate) fn load(path: &Path) -> Result<Option<Receipt>, ReceiptError> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -114,19 +114,19 @@ impl Receipt {
     }
 
     /// Pretty JSON with a trailing newline.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("receipt serializes");
         bytes.push(b'\n');
         bytes
     }
 
-    pub fn file(&self, path: &Path) -> Option<&FileRecord> {
+    pub(crate) fn file(&self, path: &Path) -> Option<&FileRecord> {
         self.files.iter().find(|f| f.path == path)
     }
 }
 
 /// Lowercase hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     sha2::Sha256::digest(bytes)
         .iter()
@@ -137,7 +137,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Octal mode as the receipt spells it.
-pub fn mode_string(mode: u32) -> String {
+pub(crate) fn mode_string(mode: u32) -> String {
     format!("{:04o}", mode & 0o7777)
 }
 

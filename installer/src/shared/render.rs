@@ -4,7 +4,7 @@
 //! minijinja runs in strict-undefined mode, so a missing variable is an error
 //! and never an empty string. Only `.j2` files are templates; everything else
 //! is copied byte for byte. Values that land in env files go through the
-//! `env_quote` filter ([`crate::envfile::quote`]). Every render is bounded
+//! `env_quote` filter ([`crate::shared::envfile::quote`]). Every render is bounded
 //! in time and memory ([`limits`]).
 
 mod limits;
@@ -15,15 +15,15 @@ use minijinja::{context, Environment, ErrorKind, UndefinedBehavior};
 use serde::Serialize;
 
 use limits::{CappedOutput, FilterBudget};
-pub use limits::{MAX_RENDERED_FILE, MAX_RENDERED_TOTAL, TEMPLATE_FUEL};
+pub(crate) use limits::{MAX_RENDERED_FILE, MAX_RENDERED_TOTAL, TEMPLATE_FUEL};
 
-use crate::bundle::{Bundle, AGENT_ENV_TEMPLATE, TEMPLATE_SUFFIX};
-use crate::profile::{Profile, DEFAULT_WORKDIR};
+use crate::shared::bundle::{Bundle, AGENT_ENV_TEMPLATE, TEMPLATE_SUFFIX};
+use crate::shared::profile::{Profile, DEFAULT_WORKDIR};
 
 /// Who owns a file once it is installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Ownership {
+pub(crate) enum Ownership {
     /// Shipped by us: upgraded while the user has not changed it.
     Managed,
     /// The fleet's configuration (roster, agent env files generated from it):
@@ -33,55 +33,55 @@ pub enum Ownership {
 
 /// One file of the desired tree.
 #[derive(Debug, Clone)]
-pub struct RenderedFile {
+pub(crate) struct RenderedFile {
     /// Path relative to the config directory, e.g. `mosaic/tools/fleet/x.sh`.
-    pub path: PathBuf,
-    pub contents: Vec<u8>,
-    pub mode: u32,
-    pub ownership: Ownership,
+    pub(crate) path: PathBuf,
+    pub(crate) contents: Vec<u8>,
+    pub(crate) mode: u32,
+    pub(crate) ownership: Ownership,
 }
 
 /// The whole desired tree, sorted by path.
 #[derive(Debug, Clone)]
-pub struct RenderedTree {
-    pub files: Vec<RenderedFile>,
+pub(crate) struct RenderedTree {
+    pub(crate) files: Vec<RenderedFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot render bundle file {template}{}: {message}\n    fix: this is a bug in the bundle ({origin}); use the embedded bundle or fix the template", line.map(|l| format!(" line {l}")).unwrap_or_default())]
-pub struct RenderError {
-    pub origin: String,
-    pub template: String,
-    pub line: Option<usize>,
-    pub message: String,
+pub(crate) struct RenderError {
+    pub(crate) origin: String,
+    pub(crate) template: String,
+    pub(crate) line: Option<usize>,
+    pub(crate) message: String,
 }
 
 /// What rendering needs to know of the host it renders for.
 #[derive(Debug, Clone, Copy)]
-pub struct Host<'a> {
+pub(crate) struct Host<'a> {
     /// How units name the Mosaic tree (see
-    /// [`crate::layout::Layout::unit_mosaic_dir`]).
-    pub mosaic_dir: &'a str,
-    /// `MOSAIC_RUNTIME_PATH` of every agent (see [`crate::runtime_path`]).
-    pub runtime_path: &'a str,
+    /// [`crate::shared::layout::Layout::unit_mosaic_dir`]).
+    pub(crate) mosaic_dir: &'a str,
+    /// `MOSAIC_RUNTIME_PATH` of every agent (see [`crate::shared::runtime_path`]).
+    pub(crate) runtime_path: &'a str,
 }
 
 /// The settings one agent's env file is rendered from.
 #[derive(Debug, Clone, Serialize)]
-pub struct AgentSettings {
-    pub name: String,
-    pub runtime: String,
+pub(crate) struct AgentSettings {
+    pub(crate) name: String,
+    pub(crate) runtime: String,
     /// The persona class (`MOSAIC_AGENT_CLASS`, Mosaic #669).
-    pub class: Option<String>,
-    pub model: Option<String>,
-    pub workdir: String,
-    pub socket: String,
-    pub command: Option<String>,
+    pub(crate) class: Option<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) workdir: String,
+    pub(crate) socket: String,
+    pub(crate) command: Option<String>,
 }
 
 impl AgentSettings {
     /// Resolve an agent's effective settings from the roster.
-    pub fn of(profile: &Profile) -> Vec<AgentSettings> {
+    pub(crate) fn of(profile: &Profile) -> Vec<AgentSettings> {
         let roster = &profile.roster;
         let default_dir = roster
             .defaults
@@ -192,7 +192,7 @@ impl<'b> Renderer<'b> {
 }
 
 /// Render the bundle for a profile on `host`.
-pub fn render(
+pub(crate) fn render(
     bundle: &Bundle,
     profile: &Profile,
     host: &Host<'_>,
@@ -217,8 +217,8 @@ pub fn render(
         let Some(target) = install_path(&file.path) else {
             continue;
         };
-        let in_tree = Path::new(&target).strip_prefix(crate::layout::MOSAIC_REL);
-        if let Some(why) = in_tree.ok().and_then(crate::legacy::markers::protected) {
+        let in_tree = Path::new(&target).strip_prefix(crate::shared::layout::MOSAIC_REL);
+        if let Some(why) = in_tree.ok().and_then(crate::shared::mosaic::protected) {
             return Err(RenderError {
                 origin: bundle.origin.clone(),
                 template: file.path.clone(),
@@ -277,13 +277,13 @@ pub fn render(
 }
 
 /// Config-relative path of an agent's env file.
-pub fn agent_env_path(agent: &str) -> PathBuf {
+pub(crate) fn agent_env_path(agent: &str) -> PathBuf {
     PathBuf::from(format!("mosaic/fleet/agents/{agent}.env"))
 }
 
 /// Config-relative path of an agent's overrides, `<agent>.local.env`: the
 /// operator's, read after the generated file, never written by us.
-pub fn local_env_path(agent: &str) -> PathBuf {
+pub(crate) fn local_env_path(agent: &str) -> PathBuf {
     PathBuf::from(format!("mosaic/fleet/agents/{agent}.local.env"))
 }
 
@@ -307,7 +307,7 @@ fn environment<'b>() -> Environment<'b> {
     let budget = FilterBudget::new();
     let spend = budget.clone();
     env.add_filter("env_quote", move |value: String| {
-        spend.apply(&value, crate::envfile::quote)
+        spend.apply(&value, crate::shared::envfile::quote)
     });
     env.add_filter("shell_quote", move |value: String| {
         budget.apply(&value, shell_quote)
@@ -316,7 +316,7 @@ fn environment<'b>() -> Environment<'b> {
 }
 
 /// Quote a word for a POSIX shell command line.
-pub fn shell_quote(word: &str) -> String {
+pub(crate) fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
@@ -438,3 +438,6 @@ mod tests {
         assert!(!tree.files.iter().any(|f| f.path.ends_with("package.json")));
     }
 }
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -18,32 +18,32 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 /// The variable operators set to name extra runtime directories.
-pub const RUNTIME_BIN_VAR: &str = "MOSAIC_RUNTIME_BIN";
+pub(crate) const RUNTIME_BIN_VAR: &str = "MOSAIC_RUNTIME_BIN";
 
 /// The PATH systemd gives a user manager that was told nothing else (its
 /// compiled-in default): what a unit's PATH is on a stock host.
-pub const SYSTEMD_DEFAULT_PATH: &str =
+pub(crate) const SYSTEMD_DEFAULT_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// One directory of the runtime PATH and which rule found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RuntimeDir {
-    pub dir: PathBuf,
+pub(crate) struct RuntimeDir {
+    pub(crate) dir: PathBuf,
     /// `MOSAIC_RUNTIME_BIN`, `npm prefix`, `~/.npm-global/bin` or `~/.local/bin`.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 /// The resolved runtime directories, in PATH order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct RuntimePath {
-    pub dirs: Vec<RuntimeDir>,
+pub(crate) struct RuntimePath {
+    pub(crate) dirs: Vec<RuntimeDir>,
     /// What `npm config get prefix` said; None without npm.
-    pub npm_prefix: Option<PathBuf>,
+    pub(crate) npm_prefix: Option<PathBuf>,
 }
 
 impl RuntimePath {
     /// Resolve for the home `home` from this process's environment and npm.
-    pub fn resolve(home: &Path) -> RuntimePath {
+    pub(crate) fn resolve(home: &Path) -> RuntimePath {
         let mut candidates = Vec::new();
         if let Some(list) = std::env::var_os(RUNTIME_BIN_VAR) {
             for dir in std::env::split_paths(&list).filter(|d| d.is_absolute()) {
@@ -64,7 +64,7 @@ impl RuntimePath {
 
     /// Where `npm i -g @mosaicstack/mosaic` may have put Mosaic's CLI:
     /// npm's prefix, then the usual user prefix `~/.npm-global`.
-    pub fn npm_prefixes(&self, home: &Path) -> Vec<PathBuf> {
+    pub(crate) fn npm_prefixes(&self, home: &Path) -> Vec<PathBuf> {
         self.npm_prefix
             .iter()
             .cloned()
@@ -106,7 +106,7 @@ impl RuntimePath {
     }
 
     /// `dir1:dir2`, empty when no directory was found.
-    pub fn joined(&self) -> String {
+    pub(crate) fn joined(&self) -> String {
         let dirs: Vec<String> = self
             .dirs
             .iter()
@@ -124,7 +124,7 @@ impl RuntimePath {
 /// else in the global config (`<default prefix>/etc/npmrc`), else the
 /// default prefix: `$PREFIX`, or the directory above node's `bin`. None
 /// without npm's node.
-pub fn npm_prefix(home: &Path) -> Option<PathBuf> {
+pub(crate) fn npm_prefix(home: &Path) -> Option<PathBuf> {
     let env = |name: &str| {
         std::env::var_os(name)
             .or_else(|| std::env::var_os(name.to_uppercase()))
@@ -179,7 +179,7 @@ fn expand_home(path: &Path, home: &Path) -> PathBuf {
 /// The PATH `start-agent-session.sh` gives an agent's pane: `runtime` (its
 /// env file's `MOSAIC_RUNTIME_PATH`), then `~/.npm-global/bin` and
 /// `~/.local/bin` — existing directories only — then `base`, the unit's PATH.
-pub fn agent_pane_path(runtime: &str, home: &Path, base: &str) -> String {
+pub(crate) fn agent_pane_path(runtime: &str, home: &Path, base: &str) -> String {
     let fallback = [home.join(".npm-global/bin"), home.join(".local/bin")];
     let fallback = fallback.iter().filter_map(|dir| dir.to_str());
     let existing: Vec<&str> = runtime
@@ -191,7 +191,7 @@ pub fn agent_pane_path(runtime: &str, home: &Path, base: &str) -> String {
 }
 
 /// `runtime` first, then `base`, each directory once.
-pub fn pane_path(runtime: &str, base: &str) -> String {
+pub(crate) fn pane_path(runtime: &str, base: &str) -> String {
     let mut dirs: Vec<&str> = Vec::new();
     for dir in runtime.split(':').chain(base.split(':')) {
         if !dir.is_empty() && !dirs.contains(&dir) {
@@ -204,7 +204,7 @@ pub fn pane_path(runtime: &str, base: &str) -> String {
 /// Where the pane's shell would find the program of `command`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]
-pub enum ProgramLookup {
+pub(crate) enum ProgramLookup {
     /// Found at this path.
     Found { program: String, path: PathBuf },
     /// Not on the PATH (or not executable where the command names it).
@@ -224,7 +224,7 @@ const SHELL_WORDS: [&str; 22] = [
 /// does before it starts the pane (same rules, same answer): the first
 /// word, `~/` expanded to `home`; a word with a `/` must be an executable
 /// file, any other is searched on `path`.
-pub fn find_program(command: &str, path: &str, home: &Path) -> ProgramLookup {
+pub(crate) fn find_program(command: &str, path: &str, home: &Path) -> ProgramLookup {
     let Some(word) = command.split_whitespace().next() else {
         return ProgramLookup::NotChecked {
             why: "the command is empty".into(),

@@ -12,13 +12,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::apply::journal::{self, Begin, Journal, JournalError, Unrestored, DONE, WAL};
-use crate::apply::{describe_undo, sync_dir, ApplyError, UndoOutcome};
-use crate::layout::Layout;
-use crate::lock::{InstallLock, LockError};
+use crate::shared::layout::Layout;
+use crate::shared::lock::{InstallLock, LockError};
+use crate::shared::transaction::journal::{
+    self, Begin, Journal, JournalError, Unrestored, DONE, WAL,
+};
+use crate::shared::transaction::{describe_undo, sync_dir, ApplyError, UndoOutcome};
 
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub(crate) enum StateError {
     #[error("refusing to use the state directory: {} is a symlink to {}, which leads outside {}; replace it with a real directory (`rm {}`), then run again", path.display(), target.display(), anchor.display(), path.display())]
     Escapes {
         path: PathBuf,
@@ -39,7 +41,7 @@ pub enum StateError {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RecoverError {
+pub(crate) enum RecoverError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -72,7 +74,7 @@ pub enum RecoverError {
 /// What recovery did, for the operator.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Recovery {
+pub(crate) enum Recovery {
     /// The run had not reached its commit point: every step was undone.
     Undone {
         command: String,
@@ -128,13 +130,13 @@ impl std::fmt::Display for Recovery {
 
 /// The lock, taken by every command that changes anything, with the state
 /// directory checked and any interrupted run recovered first.
-pub struct Locked {
-    pub lock: InstallLock,
-    pub recovered: Vec<Recovery>,
+pub(crate) struct Locked {
+    pub(crate) lock: InstallLock,
+    pub(crate) recovered: Vec<Recovery>,
 }
 
 /// Check the state directory, take the install lock, recover.
-pub fn lock(layout: &Layout) -> Result<Locked, RecoverError> {
+pub(crate) fn lock(layout: &Layout) -> Result<Locked, RecoverError> {
     check(layout)?;
     fs::create_dir_all(&layout.home).map_err(|cause| RecoverError::Home {
         path: layout.home.clone(),
@@ -147,7 +149,7 @@ pub fn lock(layout: &Layout) -> Result<Locked, RecoverError> {
 
 /// For read-only commands: recover when an interrupted run left anything,
 /// taking the lock only then (a home with nothing pending stays untouched).
-pub fn recover_if_pending(layout: &Layout) -> Result<Vec<Recovery>, RecoverError> {
+pub(crate) fn recover_if_pending(layout: &Layout) -> Result<Vec<Recovery>, RecoverError> {
     check(layout)?;
     if !pending(layout) {
         return Ok(Vec::new());
@@ -163,7 +165,7 @@ fn pending(layout: &Layout) -> bool {
 }
 
 /// Finish or undo what an interrupted run left. Needs the lock.
-pub fn recover(layout: &Layout, _lock: &InstallLock) -> Result<Vec<Recovery>, RecoverError> {
+pub(crate) fn recover(layout: &Layout, _lock: &InstallLock) -> Result<Vec<Recovery>, RecoverError> {
     let state = &layout.state;
     let mut out = Vec::new();
     for staging in journal::staging_leftovers(state) {
@@ -238,7 +240,7 @@ fn never_begun(wal: &Path) -> bool {
 
 /// Drop the journal of a run whose every step was undone; a run that
 /// created the state directory's chain removes it again, the same way.
-pub fn retire_undone(state: &Path, begin: &Begin) -> Result<(), ApplyError> {
+pub(crate) fn retire_undone(state: &Path, begin: &Begin) -> Result<(), ApplyError> {
     if begin.created_state_dirs.is_empty() {
         let wal = state.join(WAL);
         fs::remove_file(&wal).map_err(|cause| ApplyError::Io {
@@ -257,7 +259,7 @@ pub fn retire_undone(state: &Path, begin: &Begin) -> Result<(), ApplyError> {
 /// state directory must be a real directory or file (a link may only lead
 /// to a place inside the home), owned by this user and not writable by
 /// group or others.
-pub fn check(layout: &Layout) -> Result<(), StateError> {
+pub(crate) fn check(layout: &Layout) -> Result<(), StateError> {
     let state = &layout.state;
     let anchor = if state.starts_with(&layout.home) {
         layout.home.clone()

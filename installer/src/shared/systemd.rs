@@ -4,40 +4,45 @@
 //!
 //! [`SystemctlUser`] drives `systemctl --user` of the invoking user.
 
+// This module owns systemctl: every systemctl command of the crate is built here.
+#![allow(clippy::disallowed_types)]
+
+pub(crate) mod units;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("systemctl --user {args} failed: {message}")]
-pub struct SystemdError {
-    pub args: String,
-    pub message: String,
+pub(crate) struct SystemdError {
+    pub(crate) args: String,
+    pub(crate) message: String,
 }
 
 /// The unit names of the fleet.
-pub const HOLDER_UNIT: &str = "mosaic-tmux-holder.service";
+pub(crate) const HOLDER_UNIT: &str = "mosaic-tmux-holder.service";
 /// The agents' template unit; each agent runs as an instance of it.
-pub const AGENT_TEMPLATE: &str = "mosaic-agent@.service";
+pub(crate) const AGENT_TEMPLATE: &str = "mosaic-agent@.service";
 
-pub fn agent_unit(agent: &str) -> String {
+pub(crate) fn agent_unit(agent: &str) -> String {
     format!("mosaic-agent@{agent}.service")
 }
 
 /// One unit per agent, in the agents' order.
-pub fn agent_units<S: AsRef<str>>(agents: &[S]) -> Vec<String> {
+pub(crate) fn agent_units<S: AsRef<str>>(agents: &[S]) -> Vec<String> {
     agents.iter().map(|a| agent_unit(a.as_ref())).collect()
 }
 
 /// The holder, then one unit per agent: what is enabled and started.
-pub fn fleet_units<S: AsRef<str>>(agents: &[S]) -> Vec<String> {
+pub(crate) fn fleet_units<S: AsRef<str>>(agents: &[S]) -> Vec<String> {
     let mut units = vec![HOLDER_UNIT.to_owned()];
     units.extend(agent_units(agents));
     units
 }
 
 /// What the installer and the fleet verbs need from a service manager.
-pub trait ServiceManager {
+pub(crate) trait ServiceManager {
     /// Ok when a manager answers; Err(why) otherwise.
     fn reachable(&self) -> Result<(), String>;
     fn daemon_reload(&self) -> Result<(), SystemdError>;
@@ -67,18 +72,18 @@ pub trait ServiceManager {
     }
 
     /// The PATH the manager gives its units; None when it cannot be told
-    /// (then [`crate::runtime_path::SYSTEMD_DEFAULT_PATH`] is the best guess).
+    /// (then [`crate::shared::runtime_path::SYSTEMD_DEFAULT_PATH`] is the best guess).
     fn manager_path(&self) -> Option<String> {
         None
     }
 }
 
 /// A unit's properties by name, as `systemctl show` prints them.
-pub type Properties = BTreeMap<String, String>;
+pub(crate) type Properties = BTreeMap<String, String>;
 
 /// `systemctl --user` of the invoking user.
 #[derive(Debug, Default, Clone)]
-pub struct SystemctlUser;
+pub(crate) struct SystemctlUser;
 
 impl SystemctlUser {
     fn run(&self, args: &[&str], units: &[String]) -> Result<String, SystemdError> {
@@ -179,7 +184,7 @@ fn parse_show(text: &str, units: usize) -> Vec<Properties> {
 
 /// Whether logind keeps this user's manager running after logout; None
 /// when it cannot be told.
-pub fn linger_enabled() -> Option<bool> {
+pub(crate) fn linger_enabled() -> Option<bool> {
     let user = std::env::var("USER")
         .ok()
         .or_else(|| std::env::var("LOGNAME").ok())?;
@@ -188,7 +193,7 @@ pub fn linger_enabled() -> Option<bool> {
 }
 
 /// The commands an operator runs by hand when the installer could not.
-pub fn manual_commands(agents: &[String], removed: &[String]) -> Vec<String> {
+pub(crate) fn manual_commands(agents: &[String], removed: &[String]) -> Vec<String> {
     let mut commands = vec!["systemctl --user daemon-reload".to_owned()];
     if !removed.is_empty() {
         let units = agent_units(removed);
@@ -205,14 +210,14 @@ pub fn manual_commands(agents: &[String], removed: &[String]) -> Vec<String> {
 
 /// The commands an operator runs by hand to take the fleet's `units` down
 /// before (or after) `uninstall` when the installer could not.
-pub fn manual_uninstall_commands(units: &[String]) -> Vec<String> {
+pub(crate) fn manual_uninstall_commands(units: &[String]) -> Vec<String> {
     vec![
         format!("systemctl --user disable --now {}", units.join(" ")),
         "systemctl --user daemon-reload".to_owned(),
     ]
 }
 
-pub const LINGER_HINT: &str =
+pub(crate) const LINGER_HINT: &str =
     "loginctl enable-linger \"$USER\"   # keep the fleet running after you log out";
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! up what it replaces or removes, and writes atomically (same-directory
 //! temp file, fsync, rename, fsync of the directory). An error undoes every
 //! step in reverse order (the rustup pattern); a kill is undone by the next
-//! run, which finds the journal ([`crate::statedir::recover`]).
+//! run, which finds the journal ([`crate::shared::statedir::recover`]).
 //!
 //! [`Transaction::run`] is the only way in: install, uninstall, rollback and
 //! every roster edit call it with the steps as a closure.
@@ -14,20 +14,20 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::confine::{ConfineError, Confiner};
-use crate::lock::InstallLock;
+use crate::shared::confine::{ConfineError, Confiner};
+use crate::shared::lock::InstallLock;
 
 mod durable;
-pub mod journal;
+pub(crate) mod journal;
 
-pub use durable::atomic_write;
+pub(crate) use durable::atomic_write;
 pub(crate) use durable::sync_dir;
 use durable::{durable_temp, io, write_and_rename};
-pub use journal::{Begin, Change, Fingerprint, Finish, Prune, UndoOutcome, Unrestored};
+pub(crate) use journal::{Begin, Change, Fingerprint, Finish, Prune, UndoOutcome};
 use journal::{Wal, DONE};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
+pub(crate) enum ApplyError {
     #[error(transparent)]
     Confine(#[from] ConfineError),
     #[error("cannot {what} {}: {cause}", path.display())]
@@ -45,34 +45,21 @@ pub enum ApplyError {
     Injected(usize),
 }
 
-impl ApplyError {
-    /// Did a full disk (no space or no inodes left) cause it?
-    pub fn disk_full(&self) -> bool {
-        match self {
-            ApplyError::Io { cause, .. } | ApplyError::Write { cause, .. } => {
-                cause.raw_os_error() == Some(libc::ENOSPC)
-                    || cause.raw_os_error() == Some(libc::EDQUOT)
-            }
-            _ => false,
-        }
-    }
-}
-
 /// A transaction that failed, and how its undo went.
 #[derive(Debug, thiserror::Error)]
 #[error("{failure}\n{}", describe_undo(undo, journal))]
-pub struct TxError {
-    pub failure: Box<ApplyError>,
-    pub undo: UndoOutcome,
+pub(crate) struct TxError {
+    pub(crate) failure: Box<ApplyError>,
+    pub(crate) undo: UndoOutcome,
     /// Where the journal stays when the undo could not finish.
-    pub journal: Option<PathBuf>,
+    pub(crate) journal: Option<PathBuf>,
     /// Filesystem operations performed before the failure.
-    pub ops: usize,
+    pub(crate) ops: usize,
 }
 
 /// Operator-facing account of an undo: nothing changed, or exactly which
 /// files still need their backups, and where those are.
-pub fn describe_undo(undo: &UndoOutcome, journal: &Option<PathBuf>) -> String {
+pub(crate) fn describe_undo(undo: &UndoOutcome, journal: &Option<PathBuf>) -> String {
     let mut out = String::new();
     if undo.failed.is_empty() {
         out.push_str("nothing was changed: every step already taken was undone");
@@ -96,33 +83,31 @@ pub fn describe_undo(undo: &UndoOutcome, journal: &Option<PathBuf>) -> String {
 
 /// What a run is, for its journal.
 #[derive(Debug, Clone)]
-pub struct TxSpec {
+pub(crate) struct TxSpec {
     /// What the operator ran ("install", "agent add tui-3").
-    pub command: String,
+    pub(crate) command: String,
     /// The generation it records, if any.
-    pub generation: Option<u64>,
+    pub(crate) generation: Option<u64>,
     /// Where its backups go (everything below belongs to this run).
-    pub backup_dir: PathBuf,
+    pub(crate) backup_dir: PathBuf,
     /// What happens after the commit point.
-    pub finish: Finish,
+    pub(crate) finish: Finish,
 }
 
 /// A committed run's result.
 #[derive(Debug)]
-pub struct Committed<T> {
-    pub value: T,
+pub(crate) struct Committed<T> {
+    pub(crate) value: T,
     /// Filesystem operations performed.
-    pub ops: usize,
-    /// The state directories this run created (its chain of parents).
-    pub created_state_dirs: Vec<PathBuf>,
+    pub(crate) ops: usize,
     /// A finishing step that failed after the commit point; the next run
     /// completes it.
-    pub unfinished: Option<String>,
+    pub(crate) unfinished: Option<String>,
 }
 
 /// The filesystem changes of one run. Paths given to it are absolute and
 /// checked against `roots` (symlinks leaving every root are refused).
-pub struct Transaction {
+pub(crate) struct Transaction {
     roots: Vec<Confiner>,
     wal: Wal,
     begin: Begin,
@@ -140,7 +125,7 @@ impl Transaction {
     /// only under `roots`. The caller holds the install lock. On success
     /// the commit point is passed and the finishing steps run; on failure
     /// every step is undone (and the journal stays if that cannot finish).
-    pub fn run<T>(
+    pub(crate) fn run<T>(
         _lock: &InstallLock,
         state: &Path,
         roots: Vec<PathBuf>,
@@ -194,7 +179,6 @@ impl Transaction {
         Committed {
             value,
             ops: self.ops,
-            created_state_dirs: self.begin.created_state_dirs.clone(),
             unfinished,
         }
     }
@@ -202,7 +186,7 @@ impl Transaction {
     fn abort(self, state: &Path, failure: ApplyError) -> TxError {
         let undo = journal::undo(&self.begin, &self.steps);
         let journal = if undo.complete() {
-            crate::statedir::retire_undone(state, &self.begin)
+            crate::shared::statedir::retire_undone(state, &self.begin)
                 .err()
                 .map(|_| self.wal.path.clone())
         } else {
@@ -218,19 +202,14 @@ impl Transaction {
 
     /// Fail after the k-th filesystem operation, to prove the undo restores
     /// the tree at every crash point. Test builds only.
-    #[cfg(feature = "fault-injection")]
-    pub fn fail_after(&mut self, k: Option<usize>) {
+    #[cfg(test)]
+    pub(crate) fn fail_after(&mut self, k: Option<usize>) {
         self.fail_after = k;
     }
 
     /// The state directory and the parents of it this run created.
-    pub fn created_state_dirs(&self) -> &[PathBuf] {
+    pub(crate) fn created_state_dirs(&self) -> &[PathBuf] {
         &self.begin.created_state_dirs
-    }
-
-    /// The generation this run records, if any.
-    pub fn generation(&self) -> Option<u64> {
-        self.begin.generation
     }
 
     fn tick(&mut self) -> Result<(), ApplyError> {
@@ -271,7 +250,7 @@ impl Transaction {
 
     /// Create `dir` and any missing parents with `mode` (whatever the
     /// umask), recording each.
-    pub fn create_dir_all(&mut self, dir: &Path, mode: u32) -> Result<(), ApplyError> {
+    pub(crate) fn create_dir_all(&mut self, dir: &Path, mode: u32) -> Result<(), ApplyError> {
         let real = self.confined(dir)?;
         self.create_real_dirs(&real, mode)
     }
@@ -295,7 +274,7 @@ impl Transaction {
     }
 
     /// Write `bytes` to `path` atomically with `mode`, backing up what was there.
-    pub fn write(&mut self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
+    pub(crate) fn write(&mut self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
         let real = self.confined(path)?;
         let new = Fingerprint::of(bytes, mode);
         let temp = self.temp_for(&real);
@@ -329,7 +308,10 @@ impl Transaction {
     /// dominate, and the filesystem can commit many at once), then renamed
     /// into place one by one. A file that appeared meanwhile goes through
     /// [`Transaction::write`] (backed up first).
-    pub fn create_files(&mut self, files: &[(PathBuf, &[u8], u32)]) -> Result<(), ApplyError> {
+    pub(crate) fn create_files(
+        &mut self,
+        files: &[(PathBuf, &[u8], u32)],
+    ) -> Result<(), ApplyError> {
         let mut fresh = Vec::new();
         for (path, bytes, mode) in files {
             let real = self.confined(path)?;
@@ -345,7 +327,7 @@ impl Transaction {
                 .iter()
                 .map(|(real, temp, bytes, _)| Change::Created {
                     path: real.clone(),
-                    sha256: Some(crate::receipt::sha256_hex(bytes)),
+                    sha256: Some(crate::shared::receipt::sha256_hex(bytes)),
                     temp: Some(temp.clone()),
                 })
                 .collect(),
@@ -382,7 +364,7 @@ impl Transaction {
     }
 
     /// Remove `path` after backing it up.
-    pub fn remove(&mut self, path: &Path) -> Result<(), ApplyError> {
+    pub(crate) fn remove(&mut self, path: &Path) -> Result<(), ApplyError> {
         let real = self.confined(path)?;
         let Some((bytes, old)) = self.read_existing(&real)? else {
             return Ok(());
@@ -402,7 +384,7 @@ impl Transaction {
     }
 
     /// Change the mode of `path`.
-    pub fn chmod(&mut self, path: &Path, mode: u32) -> Result<(), ApplyError> {
+    pub(crate) fn chmod(&mut self, path: &Path, mode: u32) -> Result<(), ApplyError> {
         let real = self.confined(path)?;
         let old_mode = fs::symlink_metadata(&real)
             .map_err(io("inspect", &real))?
@@ -419,7 +401,7 @@ impl Transaction {
     }
 
     /// Remove the directory `dir` if it exists and is empty.
-    pub fn remove_dir_if_empty(&mut self, dir: &Path) -> Result<bool, ApplyError> {
+    pub(crate) fn remove_dir_if_empty(&mut self, dir: &Path) -> Result<bool, ApplyError> {
         let real = self.confined(dir)?;
         let empty = fs::read_dir(&real).is_ok_and(|mut entries| entries.next().is_none());
         if !empty {
@@ -480,7 +462,7 @@ impl Transaction {
     /// Make every rename and removal so far durable: one fsync per changed
     /// directory rather than one per file. Call before anything that must
     /// only become durable after them (the receipt).
-    pub fn sync_dirs(&mut self) -> Result<(), ApplyError> {
+    pub(crate) fn sync_dirs(&mut self) -> Result<(), ApplyError> {
         for dir in std::mem::take(&mut self.dirty_dirs) {
             match sync_dir(&dir) {
                 Ok(()) => {}

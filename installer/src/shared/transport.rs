@@ -1,11 +1,11 @@
 //! Transports: how the fleet verbs reach agents, behind one trait. The verbs
-//! in [`crate::verbs`] depend only on [`Transport`] (and on the service
+//! in [`crate::fleet::verbs`] depend only on [`Transport`] (and on the service
 //! manager traits), never on tmux itself.
 //!
 //! [`tmux::TmuxTransport`] is the transport today: every command carries
 //! `-L <socket>`, every target is exact (`=NAME:` resolved to a pane id), and
-//! the operator's default server is never addressed. [`memory::MemoryFleet`]
-//! is an in-memory fleet (transport and service manager in one) for testing
+//! the operator's default server is never addressed. `memory::MemoryFleet`
+//! (tests only) is an in-memory fleet (transport and service manager in one) for testing
 //! the verbs' logic in isolation.
 //!
 //! # A Matrix transport
@@ -26,9 +26,10 @@
 //!   never happens), and control characters are plain text.
 //! - [`Transport::wait_ready`]: the bot's presence is online.
 //! - [`Transport::recent_output`]: the room's last N messages from the agent.
-//! - [`Transport::attach_command`]: `Err(Unsupported)`, or a client deep link.
-//! - [`Transport::watch`]: a read-only client view of the room, or
-//!   `Err(Unsupported)`.
+//! - [`Transport::attach_command`]: a client deep link, or an error saying a
+//!   room cannot be attached to from a terminal.
+//! - [`Transport::watch`]: a read-only client view of the room, or that
+//!   same error.
 //! - [`Transport::isolation_problems`]: agents' rooms are private and not
 //!   federated beyond the configured homeserver.
 //! - [`Transport::caller`]: the agent whose bot credentials the caller
@@ -39,10 +40,11 @@
 //! The systemd side (units that keep each agent's process running) would not
 //! change; nor would any verb, its flags, its output or its exit codes.
 
-pub mod memory;
-pub mod tmux;
+#[cfg(test)]
+pub(crate) mod memory;
+pub(crate) mod tmux;
 
-pub use tmux::viewer::Watched;
+pub(crate) use tmux::viewer::Watched;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -50,21 +52,21 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::{InputMode, RuntimeSettings};
+use crate::shared::profile::{InputMode, RuntimeSettings};
 
 /// What the transport sees of one agent's session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionState {
+pub(crate) struct SessionState {
     /// The agent's session exists and its program has not exited.
-    pub alive: bool,
+    pub(crate) alive: bool,
     /// The program in the foreground of the agent's pane (`claude`, `bash`).
-    pub command: Option<String>,
+    pub(crate) command: Option<String>,
     /// Seconds since the pane last printed anything.
-    pub idle_secs: Option<u64>,
+    pub(crate) idle_secs: Option<u64>,
 }
 
 impl SessionState {
-    pub fn down() -> SessionState {
+    pub(crate) fn down() -> SessionState {
         SessionState {
             alive: false,
             command: None,
@@ -75,28 +77,28 @@ impl SessionState {
 
 /// The whole fleet as the transport sees it, from one query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FleetView {
+pub(crate) struct FleetView {
     /// Whether the holder (the server that carries every session) is up.
-    pub holder_up: bool,
+    pub(crate) holder_up: bool,
     /// Per agent asked about; agents without a session are `down()`.
-    pub agents: BTreeMap<String, SessionState>,
+    pub(crate) agents: BTreeMap<String, SessionState>,
 }
 
 /// How one agent's session was launched, as a rollout verifies it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Launch {
+pub(crate) struct Launch {
     /// Which launch this is: a session that ends and is created again (by
     /// the unit's restart, say) has a new id.
-    pub id: String,
+    pub(crate) id: String,
     /// The command the session was started with, as given; None when the
     /// transport cannot tell.
-    pub command: Option<String>,
+    pub(crate) command: Option<String>,
 }
 
 /// How a delivery ended. Each outcome has its exit code ([`Delivery::exit_code`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "SCREAMING-KEBAB-CASE")]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Every submission left the input line and the pane changed: the
     /// program took the text.
     Accepted {
@@ -122,7 +124,7 @@ pub enum Delivery {
 
 impl Delivery {
     /// `ACCEPTED`, `DRAFT`, `DOWN`, `UNCONFIRMED`, `NOT-READY` or `BUSY`.
-    pub fn word(&self) -> &'static str {
+    pub(crate) fn word(&self) -> &'static str {
         match self {
             Delivery::Accepted { .. } => "ACCEPTED",
             Delivery::Draft { .. } => "DRAFT",
@@ -137,7 +139,7 @@ impl Delivery {
     /// for this outcome: 0 accepted; 1 draft or unconfirmed (the text may
     /// sit unsubmitted); 3 down; 5 not ready; 6 busy. (2 is bad input and 4
     /// a failed tmux command, which are errors, not outcomes.)
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Delivery::Accepted { .. } => 0,
             Delivery::Draft { .. } | Delivery::Unconfirmed { .. } => 1,
@@ -148,7 +150,7 @@ impl Delivery {
     }
 
     /// Why it was not accepted (None when it was).
-    pub fn why(&self) -> Option<&str> {
+    pub(crate) fn why(&self) -> Option<&str> {
         match self {
             Delivery::Accepted { .. } => None,
             Delivery::Draft { why, .. }
@@ -162,29 +164,29 @@ impl Delivery {
 
 /// When an agent counts as ready for input.
 #[derive(Debug, Clone)]
-pub struct ReadyRule {
+pub(crate) struct ReadyRule {
     /// Matches the visible screen once the program can take input (the
     /// runtime's `ready_pattern`). When set, it alone decides.
-    pub pattern: Option<regex::Regex>,
+    pub(crate) pattern: Option<regex::Regex>,
     /// Without a pattern: the screen must stay unchanged this long...
-    pub quiet: Duration,
+    pub(crate) quiet: Duration,
     /// ...the program in the foreground must have run this long...
-    pub min_age: Duration,
+    pub(crate) min_age: Duration,
     /// ...and (for `input: paste`) it must have taken the terminal out of
     /// line mode, as every interactive program does once it reads keys.
-    pub raw_terminal: bool,
+    pub(crate) raw_terminal: bool,
 }
 
 impl ReadyRule {
     /// The quiet window without a pattern.
-    pub const QUIET: Duration = Duration::from_millis(500);
+    pub(crate) const QUIET: Duration = Duration::from_millis(500);
     /// How long a program must have run without a pattern.
-    pub const MIN_AGE: Duration = Duration::from_secs(2);
+    pub(crate) const MIN_AGE: Duration = Duration::from_secs(2);
 
     /// The rule for a runtime: its `ready_pattern` (already validated by the
     /// roster, so it compiles), else the quiet window and age, and the raw
     /// terminal for programs that take a paste.
-    pub fn for_runtime(settings: &RuntimeSettings) -> ReadyRule {
+    pub(crate) fn for_runtime(settings: &RuntimeSettings) -> ReadyRule {
         ReadyRule {
             pattern: settings
                 .ready_pattern
@@ -200,24 +202,24 @@ impl ReadyRule {
 /// How to deliver: the runtime's input mode and readiness, and how long to
 /// wait for the agent's lock, its readiness and its Enter.
 #[derive(Debug, Clone)]
-pub struct DeliveryOptions {
+pub(crate) struct DeliveryOptions {
     /// Enter presses before giving up on a draft (send-message.sh's `-r`).
-    pub attempts: u32,
-    pub input: InputMode,
-    pub ready: ReadyRule,
+    pub(crate) attempts: u32,
+    pub(crate) input: InputMode,
+    pub(crate) ready: ReadyRule,
     /// Longest wait for the program to become ready.
-    pub ready_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
     /// Longest wait for the senders ahead in the agent's queue.
-    pub lock_wait: Duration,
+    pub(crate) lock_wait: Duration,
 }
 
 impl DeliveryOptions {
-    pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const LOCK_WAIT: Duration = Duration::from_secs(60);
-    pub const ATTEMPTS: u32 = 3;
+    pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
+    pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(60);
+    pub(crate) const ATTEMPTS: u32 = 3;
 
     /// The defaults for a runtime's settings.
-    pub fn for_runtime(settings: &RuntimeSettings) -> DeliveryOptions {
+    pub(crate) fn for_runtime(settings: &RuntimeSettings) -> DeliveryOptions {
         DeliveryOptions {
             attempts: Self::ATTEMPTS,
             input: settings.input.unwrap_or_default(),
@@ -231,14 +233,14 @@ impl DeliveryOptions {
 /// Whether an agent became ready for input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
-pub enum Readiness {
+pub(crate) enum Readiness {
     Ready { waited_ms: u64 },
     NotReady { why: String },
     Down { why: String },
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TransportError {
+pub(crate) enum TransportError {
     #[error("cannot run {program}: {cause}; is it installed and on PATH?")]
     Spawn {
         program: String,
@@ -248,8 +250,6 @@ pub enum TransportError {
     Failed { command: String, message: String },
     #[error("agent {agent} has no live session {where_}")]
     NoSession { agent: String, where_: String },
-    #[error("{0} is not supported by this transport")]
-    Unsupported(&'static str),
     #[error("cannot {what} the agent's send queue {}: {cause}; check that directory's owner and permissions", path.display())]
     Lock {
         what: String,
@@ -259,7 +259,7 @@ pub enum TransportError {
 }
 
 /// What the verbs need from whatever carries messages to agents.
-pub trait Transport {
+pub(crate) trait Transport {
     /// Where the fleet lives, for people: `tmux -L mosaic-fleet`.
     fn describe(&self) -> String;
 
@@ -319,7 +319,7 @@ pub trait Transport {
 /// line: at most 16 characters, trailing whitespace and anything up to the
 /// last control character dropped (terminals show those differently). The
 /// same marker send-message.sh uses.
-pub fn draft_marker(text: &str) -> String {
+pub(crate) fn draft_marker(text: &str) -> String {
     let trimmed = text.trim_end();
     let last_line = trimmed.rsplit('\n').next().unwrap_or("");
     let tail: Vec<char> = last_line.chars().collect();

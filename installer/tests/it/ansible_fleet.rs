@@ -186,14 +186,15 @@ fn playbook_rolls_the_fleet_out_canary_host_first() {
     if !debian::can_build() || !require_tool("sudo", "the role installs the package with become") {
         return;
     }
-    let Some(mut machine) = Machine::new(&["host-a", "host-b", "host-c"]) else {
+    let Some(mut machine) = Machine::new(&["host-a", "host-b", "host-c"], crate::support::PRODUCT)
+    else {
         return;
     };
     let Some(_purge) = debian::PurgeOnDrop::new() else {
         return;
     };
     machine.allow_sudo();
-    let deb = debian::build(&machine.root().join("dist"));
+    let deb = debian::build(&machine.root().join("dist"), crate::support::PRODUCT);
     let play = Play {
         machine: &machine,
         playbook: workspace_root().join("deploy/ansible/site.yml"),

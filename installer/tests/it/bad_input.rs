@@ -6,11 +6,12 @@
 //! fix on stderr, and leave the home byte-identical: both a fresh one and one
 //! holding an existing install next to an unrelated file of the operator's.
 
+use crate::support::mosaic_install;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use mosaic_tests::{
-    fixture_header, fixtures_dir, mosaic_install, templates_dir, tree_listing, TempHome, TmuxWorld,
+    fixture_header, fixtures_dir, templates_dir, tree_listing, TempHome, TmuxWorld,
 };
 
 /// The rules of issue 2 ("Bad input"), one fixture each; a missing file fails.

@@ -6,10 +6,12 @@
 //! commands to run later; and `cargo xtask canary` end to end. Sandboxed
 //! tests are root only: skipped with a reason otherwise, failing under CI=true.
 
+use crate::support::mosaic_install;
 use std::process::Command;
 
-use mosaic_tests::sandbox::{agent_unit, inside_systemd_sandbox, SandboxFleet, HOLDER};
-use mosaic_tests::{mosaic_install, workspace_bin, TempHome, TmuxWorld};
+use mosaic_tests::live::{agent_unit, HOLDER};
+use mosaic_tests::sandbox::inside_systemd_sandbox;
+use mosaic_tests::{TempHome, TmuxWorld};
 use serde_json::Value;
 
 fn step_names(report: &Value) -> Vec<String> {
@@ -27,11 +29,14 @@ fn stopped(report: &Value) -> Vec<String> {
 
 #[test]
 fn start_rolls_out_the_canary_then_waves_with_timings() {
-    if !inside_systemd_sandbox("start_rolls_out_the_canary_then_waves_with_timings") {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "start_rolls_out_the_canary_then_waves_with_timings",
+    ) {
         return;
     }
-    let fleet = SandboxFleet::new();
-    let profile = fleet.roster("suffixes.yaml");
+    let fleet = crate::support::sandbox_fleet();
+    let profile = mosaic_tests::sandbox::canary_roster("suffixes.yaml");
 
     let report = fleet.install_ok(&[
         "--profile",
@@ -80,20 +85,23 @@ fn start_rolls_out_the_canary_then_waves_with_timings() {
 #[test]
 fn a_failed_canary_or_wave_stops_what_the_run_started_and_nothing_else() {
     if !inside_systemd_sandbox(
+        module_path!(),
         "a_failed_canary_or_wave_stops_what_the_run_started_and_nothing_else",
     ) {
         return;
     }
-    let fleet = SandboxFleet::new();
-    let profile = fleet.roster("mixed.yaml");
+    let fleet = crate::support::sandbox_fleet();
+    let profile = mosaic_tests::sandbox::canary_roster("mixed.yaml");
     fleet.install_ok(&["--profile", &profile]);
-    fleet.systemctl(&["start", &agent_unit("steady")]);
+    fleet.systemctl_ok(&["start", &agent_unit("steady")]);
     let steady = fleet
         .session("steady")
         .expect("steady runs before the rollout");
 
     // The canary itself fails: nothing else is started.
-    let (output, report) = fleet.install(&["--profile", &profile, "--start", "--canary", "broken"]);
+    let (output, report) = fleet
+        .install(&["--profile", &profile, "--start", "--canary", "broken"])
+        .unwrap();
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -117,7 +125,7 @@ fn a_failed_canary_or_wave_stops_what_the_run_started_and_nothing_else() {
 
     // A wave fails after a good canary: the canary and the wave's agents
     // this run started are stopped, `steady` (already running) is not.
-    let output = Command::new(mosaic_tests::sandbox::built_bin("mosaic-install"))
+    let output = Command::new(crate::support::PRODUCT.install)
         .args(["--profile", &profile, "--start", "--canary", "good-1"])
         .output()
         .unwrap();
@@ -151,14 +159,15 @@ fn a_failed_canary_or_wave_stops_what_the_run_started_and_nothing_else() {
 #[test]
 fn an_agent_crashing_at_3s_fails_the_rollout_within_the_default_settle_window() {
     if !inside_systemd_sandbox(
+        module_path!(),
         "an_agent_crashing_at_3s_fails_the_rollout_within_the_default_settle_window",
     ) {
         return;
     }
-    let fleet = SandboxFleet::new();
-    let profile = fleet.roster("late-crash.yaml");
+    let fleet = crate::support::sandbox_fleet();
+    let profile = mosaic_tests::sandbox::canary_roster("late-crash.yaml");
 
-    let (output, report) = fleet.install(&["--profile", &profile, "--start"]);
+    let (output, report) = fleet.install(&["--profile", &profile, "--start"]).unwrap();
 
     assert_eq!(
         output.status.code(),
@@ -232,7 +241,7 @@ fn cargo_xtask_canary_passes_every_step() {
     if !mosaic_tests::sandbox::systemd_sandbox_available() {
         return;
     }
-    let output = Command::new(workspace_bin("xtask"))
+    let output = Command::new(mosaic_tests::xtask())
         .arg("canary")
         .output()
         .expect("run xtask canary");

@@ -57,9 +57,9 @@ fn deb_is_reproducible_lintian_clean_and_lists_what_the_readme_says() {
     }
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (first, second) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| debian::build(two.path()));
+        let other = scope.spawn(|| debian::build(two.path(), crate::support::PRODUCT));
         (
-            debian::build(one.path()),
+            debian::build(one.path(), crate::support::PRODUCT),
             other.join().expect("second build"),
         )
     });

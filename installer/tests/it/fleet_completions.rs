@@ -7,11 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mosaic_tests::{require_tool, workspace_bin};
+use mosaic_tests::require_tool;
 
 fn generate() -> (tempfile::TempDir, Vec<String>) {
     let out = tempfile::tempdir().unwrap();
-    let run = Command::new(workspace_bin("xtask"))
+    let run = Command::new(mosaic_tests::xtask())
         .args(["completions", "--out"])
         .arg(out.path())
         .output()

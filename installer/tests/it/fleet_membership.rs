@@ -6,14 +6,12 @@
 //! edited is kept unless `--purge`). Bad input changes nothing on disk, and
 //! a run that cannot write changes nothing either.
 
-#[path = "fleet_support/harness.rs"]
-mod harness;
+use crate::support::fleet as harness;
 
 use std::os::unix::fs::PermissionsExt;
 
 use harness::{assert_ok, json, stderr, stdout, FleetWorld};
-use mosaic_install::envfile;
-use mosaic_tests::{append, assert_same_tree, tree_listing};
+use mosaic_tests::{append, assert_same_tree, env_file_values, templates_dir, tree_listing};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
@@ -28,18 +26,15 @@ fn init_writes_the_profile_and_refuses_to_replace_it_without_force() {
     let again = fx.run(&["fleet", "init", "--profile", "usc"]);
 
     assert_ok(&first, "fleet init");
-    let minimal = mosaic_install::bundle::Bundle::embedded();
     assert_eq!(
         std::fs::read_to_string(fx.roster_path()).unwrap(),
-        minimal.profile_text("minimal").unwrap()
+        std::fs::read_to_string(templates_dir().join("framework/fleet/examples/minimal.yaml"))
+            .unwrap()
     );
     let env = fx.config("mosaic/fleet/agents/canary.env");
     assert_eq!(mode(&env), 0o600);
     assert_eq!(mode(env.parent().unwrap()), 0o700);
-    assert_eq!(
-        envfile::parse(&std::fs::read_to_string(&env).unwrap())["MOSAIC_AGENT_RUNTIME"],
-        "claude"
-    );
+    assert_eq!(env_file_values(&env)["MOSAIC_AGENT_RUNTIME"], "claude");
     assert_eq!(again.status.code(), Some(2));
     assert!(
         stderr(&again).contains("a roster already exists at"),
@@ -129,7 +124,7 @@ fn add_appends_the_agent_keeps_the_operators_text_and_writes_its_env_file() {
     );
     let env = fx.config("mosaic/fleet/agents/agent-2.env");
     assert_eq!(mode(&env), 0o600);
-    let vars = envfile::parse(&std::fs::read_to_string(&env).unwrap());
+    let vars = env_file_values(&env);
     assert_eq!(vars["MOSAIC_AGENT_COMMAND"], r#"bash -c 'echo "$HOME"'"#);
     assert_eq!(vars["MOSAIC_AGENT_MODEL"], "big model");
     assert_eq!(vars["MOSAIC_AGENT_WORKDIR"], "~/w2");
@@ -238,7 +233,7 @@ fn remove_cuts_the_agent_and_keeps_its_edited_env_file_unless_purged() {
     assert_ok(&purged, "remove sink --purge");
     let roster = std::fs::read_to_string(fx.roster_path()).unwrap();
     assert!(
-        !roster.contains("- name: agent-10") && !roster.contains("draft-sink.sh"),
+        !roster.contains("- name: agent-10") && !roster.contains("sink.sh"),
         "{roster}"
     );
     assert!(roster.contains("- name: agent-1\n"), "{roster}");

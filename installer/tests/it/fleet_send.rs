@@ -5,8 +5,7 @@
 //! exact-match targets are checked by what the panes and records show, and
 //! the world's default tmux server must end exactly as it began.
 
-#[path = "fleet_support/harness.rs"]
-mod harness;
+use crate::support::fleet as harness;
 
 use harness::{assert_ok, json, short_host, stderr, stdout, tricky_message, FleetWorld};
 

@@ -8,37 +8,31 @@
 //! takes everything down. Root only: skipped with a reason otherwise,
 //! failing under CI=true.
 
+use mosaic_tests::{json, stdout as text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use mosaic_tests::fixtures_dir;
-use mosaic_tests::sandbox::{
-    agent_unit, built_bin, inside_systemd_sandbox, wait_until, SandboxFleet, HOLDER,
-};
+use mosaic_tests::live::LiveFleet;
+use mosaic_tests::live::{agent_unit, wait_until, HOLDER};
+use mosaic_tests::sandbox::inside_systemd_sandbox;
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The sandbox fleet with the fleet tests' roster installed and enabled.
-fn installed() -> SandboxFleet {
-    let mut fleet = SandboxFleet::new();
+fn installed() -> LiveFleet {
+    let mut fleet = crate::support::sandbox_fleet();
     fleet.socket = "fleet-verbs".into();
-    let text = std::fs::read_to_string(fixtures_dir().join("fleet/roster.yaml")).unwrap();
     let roster = fleet.home.join("roster.yaml");
-    let text = text
-        .replace(
-            "@SCRIPTS@",
-            &fixtures_dir().join("scripts").display().to_string(),
-        )
-        .replace("@HOME@", &fleet.home.display().to_string());
+    let text = crate::support::fleet::fixture_roster_text("fleet/roster.yaml", &fleet.home);
     std::fs::write(&roster, text).unwrap();
     fleet.install_ok(&["--profile", roster.to_str().unwrap()]);
     fleet
 }
 
 fn mosaic_fleet(args: &[&str]) -> Output {
-    Command::new(built_bin("mosaic-fleet"))
+    Command::new(crate::support::PRODUCT.fleet)
         .env("USER", "tester")
         .args(args)
         .output()
@@ -57,14 +51,6 @@ fn ok(args: &[&str]) -> Output {
     out
 }
 
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("JSON output")
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn record(home: &Path, agent: &str) -> Vec<String> {
     let path: PathBuf = home.join(format!("{agent}.rec"));
     std::fs::read_to_string(path)
@@ -75,7 +61,7 @@ fn record(home: &Path, agent: &str) -> Vec<String> {
 }
 
 /// Each unit's InvocationID: a unit started or restarted gets a new one.
-fn invocation_ids(fleet: &SandboxFleet) -> Vec<String> {
+fn invocation_ids(fleet: &LiveFleet) -> Vec<String> {
     [HOLDER.to_owned()]
         .into_iter()
         .chain(["agent-1", "agent-10", "sink"].map(agent_unit))
@@ -83,7 +69,7 @@ fn invocation_ids(fleet: &SandboxFleet) -> Vec<String> {
         .collect()
 }
 
-fn started() -> SandboxFleet {
+fn started() -> LiveFleet {
     let fleet = installed();
     let report = json(&ok(&[
         "--json", "fleet", "start", "--canary", "agent-10", "--wave", "1", "--settle", "1",
@@ -100,7 +86,10 @@ fn started() -> SandboxFleet {
 
 #[test]
 fn fleet_start_status_verify_stop_and_unit_verbs() {
-    if !inside_systemd_sandbox("fleet_start_status_verify_stop_and_unit_verbs") {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "fleet_start_status_verify_stop_and_unit_verbs",
+    ) {
         return;
     }
     let fleet = started();
@@ -177,14 +166,17 @@ fn fleet_start_status_verify_stop_and_unit_verbs() {
 
 #[test]
 fn agent_add_send_reset_and_remove_over_real_units() {
-    if !inside_systemd_sandbox("agent_add_send_reset_and_remove_over_real_units") {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "agent_add_send_reset_and_remove_over_real_units",
+    ) {
         return;
     }
     let fleet = started();
     let home = fleet.home.clone();
     let command = format!(
         "bash {} {}/agent-2.rec",
-        fixtures_dir().join("scripts/recorder.sh").display(),
+        mosaic_tests::stand_ins_dir().join("recorder.sh").display(),
         home.display()
     );
 
@@ -199,7 +191,7 @@ fn agent_add_send_reset_and_remove_over_real_units() {
     ]);
     assert_eq!(
         fleet
-            .systemctl(&["is-enabled", &agent_unit("agent-2")])
+            .systemctl_ok(&["is-enabled", &agent_unit("agent-2")])
             .trim(),
         "enabled"
     );
@@ -224,7 +216,7 @@ fn agent_add_send_reset_and_remove_over_real_units() {
         "welcome $USER",
     ]);
     assert_eq!(text(&sent), "agent-2: ACCEPTED\n");
-    let host = mosaic_install::verbs::send::short_hostname();
+    let host = mosaic_tests::short_hostname();
     assert!(wait_until(PATIENCE, || record(&home, "agent-2")
         == [format!("[ops:desk -> {host}:agent-2] welcome $USER")]));
 
@@ -250,9 +242,7 @@ fn agent_add_send_reset_and_remove_over_real_units() {
     assert_ne!(fleet.session("agent-10"), Some(before));
     assert!(wait_until(PATIENCE, || record(&home, "agent-10")
         .last()
-        .is_some_and(
-            |l| l.ends_with(mosaic_install::verbs::agent::KICK_START)
-        )));
+        .is_some_and(|l| l.ends_with(crate::support::KICK_START))));
 
     ok(&["agent", "remove", "agent-2"]);
     let enabled = fleet.systemctl_output(&["is-enabled", &agent_unit("agent-2")]);

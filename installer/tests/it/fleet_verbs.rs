@@ -6,8 +6,7 @@
 //! manager answers. Agent sessions are started directly on the roster's
 //! socket; the default server must end as it began.
 
-#[path = "fleet_support/harness.rs"]
-mod harness;
+use crate::support::fleet as harness;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -6,11 +6,9 @@
 //! the agent's session ends meanwhile. `agent tail` shows the visible screen
 //! of a full-screen program.
 
-#[path = "fleet_support/harness.rs"]
-mod harness;
+use crate::support::fleet as harness;
 
 use harness::{assert_ok, fixture, stderr, stdout, wait_until, FleetWorld, SOCKET};
-use mosaic_tests::workspace_bin;
 
 /// The operator's terminal: an outer server on its own socket.
 const OUTER: &str = "outer-terminal";
@@ -46,7 +44,7 @@ fn clients(fx: &FleetWorld) -> Vec<String> {
 fn in_terminal(fx: &FleetWorld, args: &str) {
     let command = format!(
         "{} --home {} {args}",
-        workspace_bin("mosaic-fleet").display(),
+        crate::support::PRODUCT.fleet,
         fx.home().display()
     );
     let started = fx.world.run(

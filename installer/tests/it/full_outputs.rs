@@ -5,14 +5,14 @@
 //! lost report is said on stderr. Text and `--json` alike. And a full disk,
 //! whose error names the file being written, not its temp file.
 
-#[path = "fleet_support/harness.rs"]
-mod harness;
+use crate::support::fleet as harness;
+use crate::support::mosaic_install;
 
 use std::fs::File;
 use std::process::{Command, Output, Stdio};
 
 use harness::FleetWorld;
-use mosaic_tests::{mosaic_install, require_tool, workspace_bin, TempHome, TmuxWorld};
+use mosaic_tests::{require_tool, TempHome, TmuxWorld};
 
 /// Where the command's stdout (and maybe stderr) goes.
 #[derive(Clone, Copy, Debug)]
@@ -201,7 +201,7 @@ exit $code"#;
             "sh",
         ])
         .arg(home.path())
-        .arg(workspace_bin("mosaic-install"))
+        .arg(crate::support::PRODUCT.install)
         .output()
         .unwrap();
     let message = stderr(&out);

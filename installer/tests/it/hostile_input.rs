@@ -4,6 +4,7 @@
 //! would expand to gigabytes, and a roster with a byte-order mark, which is
 //! no attack and must simply install.
 
+use crate::support::mosaic_install;
 use std::io::Read;
 use std::mem::MaybeUninit;
 use std::os::unix::process::CommandExt;
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
-use mosaic_tests::{bundle_copy, mosaic_install, templates_dir, tree_listing, TempHome, TmuxWorld};
+use mosaic_tests::{bundle_copy, templates_dir, tree_listing, TempHome, TmuxWorld};
 use serde_json::Value;
 
 /// The tester's file name: each line after the first would be read by

@@ -3,12 +3,13 @@
 //! `--json`, `profiles` and `render --out`. Where files go without `--home`
 //! is `install_locations.rs`.
 
+use crate::support::mosaic_install;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mosaic_tests::{mosaic_install, templates_dir, tree_listing, TempHome, TmuxWorld};
+use mosaic_tests::{templates_dir, tree_listing, TempHome, TmuxWorld};
 use serde_json::Value;
 
 const USC_AGENTS: [&str; 7] = [
@@ -35,6 +36,13 @@ fn expected_usc_files() -> BTreeMap<String, u32> {
         ("mosaic/tools/fleet/README.md", 0o644),
         ("mosaic/tools/fleet/start-agent-session.sh", 0o755),
         ("mosaic/tools/fleet/test-start-agent-session.sh", 0o755),
+        ("mosaic/tools/selftest/lib.sh", 0o755),
+        ("mosaic/tools/selftest/recorder.sh", 0o755),
+        ("mosaic/tools/selftest/slow-recorder.sh", 0o755),
+        ("mosaic/tools/selftest/line-reader.sh", 0o755),
+        ("mosaic/tools/selftest/sink.sh", 0o755),
+        ("mosaic/tools/selftest/ssh.sh", 0o755),
+        ("mosaic/tools/selftest/mosaic.sh", 0o755),
         ("mosaic/fleet/roster.schema.json", 0o644),
         ("mosaic/fleet/roster.yaml", 0o644),
         ("mosaic/fleet/examples/minimal.yaml", 0o644),

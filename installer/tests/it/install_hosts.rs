@@ -4,10 +4,11 @@
 //! and nothing written; an upgrade without `--host` keeps the host of the
 //! last install; and `--json` says `changed` as an orchestrator needs it.
 
+use crate::support::mosaic_install;
 use std::path::Path;
 use std::process::Output;
 
-use mosaic_tests::{describe, mosaic_install, tree_listing, TempHome, TmuxWorld};
+use mosaic_tests::{describe, tree_listing, TempHome, TmuxWorld};
 use serde_json::Value;
 
 const ROSTER: &str = "\

@@ -3,10 +3,11 @@
 //! the Mosaic tree; and `--home` winning over all of them. Each case is compared with a reference `--home` install (whose
 //! exact file set `install.rs` checks).
 
+use crate::support::mosaic_install;
 use std::path::Path;
 use std::process::Command;
 
-use mosaic_tests::{mosaic_install, tree_listing, TempHome, TmuxWorld};
+use mosaic_tests::{tree_listing, TempHome, TmuxWorld};
 
 /// Regular files under `root` with their modes (contents differ when units
 /// spell a moved config dir out).

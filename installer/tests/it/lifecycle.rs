@@ -2,12 +2,12 @@
 //! `uninstall` and `rollback` round trips, symlink traps that must be refused
 //! without touching anything, and concurrent runs against one lock.
 
+use crate::support::mosaic_install;
+use mosaic_tests::{json, text};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mosaic_tests::{
-    append, assert_same_tree, bundle_copy, mosaic_install, tree_listing, TempHome, TmuxWorld,
-};
+use mosaic_tests::{append, assert_same_tree, bundle_copy, tree_listing, TempHome, TmuxWorld};
 
 const AGENT_SEND: &str = ".config/mosaic/tools/tmux/agent-send.sh";
 const HOLDER_UNIT: &str = ".config/systemd/user/mosaic-tmux-holder.service";
@@ -23,23 +23,8 @@ fn run(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
     cmd(world, home, args).output().expect("run mosaic-install")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "mosaic-install failed ({}):\n{}\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", text(&out.stdout)))
+    mosaic_tests::assert_ok(out, "mosaic-install");
 }
 
 #[test]
@@ -500,9 +485,8 @@ fn uninstall_without_systemctl_tells_the_whole_story() {
     let out = run(&world, h, &["uninstall", "--no-systemctl"]);
     assert_ok(&out);
     let text = text(&out.stdout).replace(&h.display().to_string(), "[HOME]");
-    insta::with_settings!({ snapshot_path => "snapshots" }, {
-        insta::assert_snapshot!("uninstall_no_systemctl", text);
-    });
+    crate::support::snapshots()
+        .bind(|| insta::assert_snapshot!("lifecycle__uninstall_no_systemctl", text));
     assert!(h.join(".config/mosaic/fleet/roster.yaml").is_file());
     assert!(h.join(STATE).join("generations").is_dir());
     assert!(!h.join(STATE).join("receipt.json").exists());

@@ -7,12 +7,14 @@
 //! in Mosaic's "keep" mode) `status` names each file Mosaic replaced or
 //! removed, and the next install restores ours without a conflict.
 
+use crate::support::mosaic_install;
+use mosaic_tests::stdout;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mosaic_tests::{
-    append, bundle_copy, copy_tree, fixtures_dir, mosaic_install, require_tool, templates_dir,
-    tree_listing, workspace_bin, TempHome, TmuxWorld,
+    append, bundle_copy, copy_tree, fixtures_dir, require_tool, templates_dir, tree_listing,
+    TempHome, TmuxWorld,
 };
 
 const FLEET_SCRIPT: &str = ".config/mosaic/tools/fleet/start-agent-session.sh";
@@ -75,10 +77,6 @@ fn run(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run mosaic-install")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn ok(out: Output) -> String {
@@ -366,11 +364,12 @@ fn after_mosaic_update_status_names_each_file_and_install_restores_ours() {
 fn known_hashes_adds_mosaics_copies_of_our_files_once() {
     let table_dir = tempfile::tempdir().unwrap();
     let table = table_dir.path().join("known-hashes.tsv");
-    let shipped = mosaic_tests::workspace_root().join("installer/src/legacy/known-hashes.tsv");
+    let shipped =
+        mosaic_tests::workspace_root().join("installer/src/install/legacy/known-hashes.tsv");
     std::fs::copy(&shipped, &table).unwrap();
     let before = std::fs::read_to_string(&table).unwrap();
     let known_hashes = |dir: &Path| {
-        Command::new(workspace_bin("xtask"))
+        Command::new(mosaic_tests::xtask())
             .arg("known-hashes")
             .arg(dir)
             .args(["--release", "0.0.31", "--table"])
@@ -392,7 +391,7 @@ fn known_hashes_adds_mosaics_copies_of_our_files_once() {
     let readme = std::fs::read(fixture("mosaic-framework/tools/tmux/README.md")).unwrap();
     let row = format!(
         "mosaic/tools/tmux/README.md\t{}\tMosaic 0.0.31\n",
-        mosaic_install::receipt::sha256_hex(&readme)
+        mosaic_tests::sha256_hex(&readme)
     );
     assert_eq!(std::fs::read_to_string(&table).unwrap(), before + &row);
 

@@ -8,8 +8,7 @@
 //! byte for byte. Each listing is also a reviewed snapshot, so the rules
 //! stay pinned where npm is not installed.
 
-#[path = "pack/fixture.rs"]
-mod fixture;
+use crate::support::pack as fixture;
 
 use fixture::{assert_success, fixtures, require_pinned_npm, run, xtask, Fixture};
 use mosaic_tests::require_tool;
@@ -61,7 +60,9 @@ fn gunzip(tgz: &Path) -> Vec<u8> {
 fn packs_like_npm(name: &str) {
     let fixture = Fixture::package(name);
     let ours = fixture.xtask_report();
-    insta::assert_yaml_snapshot!(format!("listing-{name}"), listing(&ours));
+    crate::support::snapshots().bind(|| {
+        insta::assert_yaml_snapshot!(format!("pack__listing-{name}"), listing(&ours));
+    });
     if !require_pinned_npm("the listing is compared with real npm pack") {
         return;
     }
@@ -365,7 +366,7 @@ fn a_failed_write_leaves_no_tgz_and_keeps_the_old_one() {
             "trap '' XFSZ; exec prlimit --fsize=100 -- \"$@\"",
             "sh",
         ])
-        .arg(mosaic_tests::workspace_bin("xtask"))
+        .arg(mosaic_tests::xtask())
         .args(["pack", "--package-dir"])
         .arg(fixture.root())
         .arg("--out-dir")
@@ -512,9 +513,9 @@ fn dist_artifacts_verify_with_sha256sum() {
     // A private copy: other builds may replace target/debug/ meanwhile.
     let built = tempfile::tempdir().expect("temp dir");
     let binary = built.path().join("mosaic-install");
-    std::fs::copy(mosaic_tests::workspace_bin("mosaic-install"), &binary).expect("copy binary");
+    std::fs::copy(crate::support::PRODUCT.install, &binary).expect("copy binary");
     let fleet = built.path().join("mosaic-fleet");
-    std::fs::copy(mosaic_tests::workspace_bin("mosaic-fleet"), &fleet).expect("copy binary");
+    std::fs::copy(crate::support::PRODUCT.fleet, &fleet).expect("copy binary");
     let out = run(xtask()
         .args(["dist", "--out-dir"])
         .arg(out_dir.path())

@@ -8,14 +8,13 @@
 //! an unresolved conflict needs is never pruned; rollback keeps an env file
 //! the operator changed since.
 
+use crate::support::mosaic_install;
+use mosaic_tests::{assert_ok, json, text};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mosaic_tests::{
-    append, assert_same_tree, mosaic_install, require_tool, tree_listing, workspace_bin, TempHome,
-    TmuxWorld,
-};
+use mosaic_tests::{append, assert_same_tree, require_tool, tree_listing, TempHome, TmuxWorld};
 
 const STATE: &str = ".local/state/mosaic-install";
 const AGENT_SEND: &str = ".config/mosaic/tools/tmux/agent-send.sh";
@@ -30,7 +29,7 @@ fn install(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
 }
 
 fn fleet_cmd(world: &TmuxWorld, home: &Path, args: &[&str]) -> Command {
-    let mut cmd = world.command(workspace_bin("mosaic-fleet"));
+    let mut cmd = world.command(crate::support::PRODUCT.fleet);
     cmd.env("HOME", home)
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_STATE_HOME")
@@ -48,25 +47,6 @@ fn fleet(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
         .expect("run mosaic-fleet")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", text(&out.stdout)))
-}
-
 /// Run `mosaic-install --home HOME ARGS` killed by SIGKILL at the `n`-th
 /// call of `syscall`.
 fn killed_install(world: &TmuxWorld, home: &Path, syscall: &str, n: usize, args: &[&str]) {
@@ -75,7 +55,7 @@ fn killed_install(world: &TmuxWorld, home: &Path, syscall: &str, n: usize, args:
         .arg(format!("trace={syscall}"))
         .arg("-e")
         .arg(format!("inject={syscall}:signal=KILL:when={n}"))
-        .arg(workspace_bin("mosaic-install"))
+        .arg(crate::support::PRODUCT.install)
         .arg("--home")
         .arg(home)
         .args(args)
@@ -99,7 +79,7 @@ fn calls(world: &TmuxWorld, home: &Path, syscall: &str, args: &[&str]) -> usize 
         .arg(&summary)
         .arg("-e")
         .arg(format!("trace={syscall}"))
-        .arg(workspace_bin("mosaic-install"))
+        .arg(crate::support::PRODUCT.install)
         .arg("--home")
         .arg(home)
         .args(args)
@@ -343,7 +323,7 @@ fn under_umask_000_the_state_directory_is_private() {
     let out = Command::new("sh")
         .arg("-c")
         .arg("umask 000 && exec \"$0\" --home \"$1\" --no-systemctl --profile minimal")
-        .arg(workspace_bin("mosaic-install"))
+        .arg(crate::support::PRODUCT.install)
         .arg(h)
         .env("TMUX_TMPDIR", world.tmpdir())
         .output()

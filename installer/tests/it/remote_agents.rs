@@ -10,7 +10,8 @@
 
 use std::process::Output;
 
-use mosaic_tests::hosts::{wait_until, Host, Machine};
+use mosaic_tests::hosts::{Host, Machine};
+use mosaic_tests::wait_until;
 use mosaic_tests::{describe, text, NO_TMUX_CONFIG};
 
 const SOCKET: &str = "mt-fleet";
@@ -45,7 +46,7 @@ impl Fleet {
     fn start_agent(&self, host: &str, agent: &str, sink: bool) {
         let bin = self.machine.bin();
         let command = if sink {
-            format!("bash {}", bin.join("draft-sink.sh").display())
+            format!("bash {}", bin.join("sink.sh").display())
         } else {
             format!(
                 "bash {} {}",
@@ -125,7 +126,7 @@ fn roster(machine: &Machine) -> String {
 /// A, bravo (recorder) and delta (draft sink) on B, charlie on C; echo on C
 /// has no session.
 fn fleet() -> Option<Fleet> {
-    let machine = Machine::new(&["host-a", "host-b", "host-c"])?;
+    let machine = Machine::new(&["host-a", "host-b", "host-c"], crate::support::PRODUCT)?;
     let roster_file = machine.root().join("roster.yaml");
     std::fs::write(&roster_file, roster(&machine)).expect("write the roster");
     let install = machine.bin().join("mosaic-install");

@@ -8,10 +8,13 @@
 //! takes back, unit included. Root only: skipped with a reason otherwise,
 //! failing under CI=true.
 
+use mosaic_tests::assert_ok;
 use std::process::{Command, Output};
 
 use mosaic_tests::fixtures_dir;
-use mosaic_tests::sandbox::{agent_unit, built_bin, inside_systemd_sandbox, SandboxFleet};
+use mosaic_tests::live::agent_unit;
+use mosaic_tests::live::LiveFleet;
+use mosaic_tests::sandbox::inside_systemd_sandbox;
 
 fn roster(name: &str) -> String {
     fixtures_dir()
@@ -22,30 +25,20 @@ fn roster(name: &str) -> String {
 }
 
 fn fleet_cmd(args: &[&str]) -> Output {
-    Command::new(built_bin("mosaic-fleet"))
+    Command::new(crate::support::PRODUCT.fleet)
         .env("USER", "tester")
         .args(args)
         .output()
         .expect("run mosaic-fleet")
 }
 
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn enabled(fleet: &SandboxFleet, agent: &str) -> String {
+fn enabled(fleet: &LiveFleet, agent: &str) -> String {
     let out = fleet.systemctl_output(&["is-enabled", &agent_unit(agent)]);
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The value of `name` in the environment of `agent`'s pane process.
-fn pane_env(fleet: &SandboxFleet, agent: &str, name: &str) -> Option<String> {
+fn pane_env(fleet: &LiveFleet, agent: &str, name: &str) -> Option<String> {
     let pid = fleet.session(agent)?.pane_pid;
     let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     environ
@@ -56,10 +49,13 @@ fn pane_env(fleet: &SandboxFleet, agent: &str, name: &str) -> Option<String> {
 
 #[test]
 fn a_new_roster_drives_units_sessions_and_every_verb() {
-    if !inside_systemd_sandbox("a_new_roster_drives_units_sessions_and_every_verb") {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "a_new_roster_drives_units_sessions_and_every_verb",
+    ) {
         return;
     }
-    let fleet = SandboxFleet::new();
+    let fleet = crate::support::sandbox_fleet();
     fleet.install_ok(&["--profile", &roster("a.yaml"), "--start"]);
     let before = fleet.sessions();
     for agent in ["keep", "change", "gone"] {
@@ -118,7 +114,7 @@ fn a_new_roster_drives_units_sessions_and_every_verb() {
     );
     assert_ok(&fleet_cmd(&["agent", "tail", "fresh"]), "agent tail fresh");
     assert_ok(&fleet_cmd(&["fleet", "verify"]), "fleet verify");
-    let status = Command::new(built_bin("mosaic-install"))
+    let status = Command::new(crate::support::PRODUCT.install)
         .arg("status")
         .output()
         .unwrap();
@@ -140,14 +136,14 @@ fn a_new_roster_drives_units_sessions_and_every_verb() {
         "active",
         "new agent on a running fleet starts"
     );
-    let status = Command::new(built_bin("mosaic-install"))
+    let status = Command::new(crate::support::PRODUCT.install)
         .arg("status")
         .output()
         .unwrap();
     assert_ok(&status, "status after agent add");
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("clean: "), "{text}");
-    let rolled = Command::new(built_bin("mosaic-install"))
+    let rolled = Command::new(crate::support::PRODUCT.install)
         .arg("rollback")
         .output()
         .unwrap();

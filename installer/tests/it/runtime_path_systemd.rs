@@ -12,9 +12,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use mosaic_tests::fixtures_dir;
-use mosaic_tests::sandbox::{
-    agent_unit, built_bin, inside_systemd_sandbox, wait_until, SandboxFleet,
-};
+use mosaic_tests::live::{agent_unit, wait_until};
+use mosaic_tests::sandbox::inside_systemd_sandbox;
 
 const AGENT: &str = "scout";
 const COMMAND: &str = "mosaic yolo claude --model opus-4";
@@ -29,7 +28,7 @@ fn roster() -> String {
 }
 
 fn mosaic_fleet(args: &[&str]) -> Output {
-    Command::new(built_bin("mosaic-fleet"))
+    Command::new(crate::support::PRODUCT.fleet)
         .args(args)
         .output()
         .expect("run mosaic-fleet")
@@ -45,14 +44,21 @@ fn lines(path: &Path) -> Vec<String> {
 
 #[test]
 fn the_default_command_finds_mosaic_in_the_npm_prefix() {
-    if !inside_systemd_sandbox("the_default_command_finds_mosaic_in_the_npm_prefix") {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "the_default_command_finds_mosaic_in_the_npm_prefix",
+    ) {
         return;
     }
-    let fleet = SandboxFleet::new();
+    let fleet = crate::support::sandbox_fleet();
     let npm_bin = fleet.home.join(".npm-global/bin");
     std::fs::create_dir_all(&npm_bin).unwrap();
-    std::fs::copy(fixture("fake-mosaic.sh"), npm_bin.join("mosaic")).unwrap();
-    let manager = fleet.systemctl(&["show-environment"]);
+    std::fs::copy(
+        mosaic_tests::stand_ins_dir().join("mosaic.sh"),
+        npm_bin.join("mosaic"),
+    )
+    .unwrap();
+    let manager = fleet.systemctl_ok(&["show-environment"]);
     assert!(!manager.contains(".npm-global"), "the premise: {manager}");
 
     let report = fleet.install_ok(&["--profile", &roster(), "--start"]);
@@ -91,17 +97,20 @@ fn the_default_command_finds_mosaic_in_the_npm_prefix() {
 
 #[test]
 fn without_mosaic_the_start_fails_naming_the_command_and_the_path() {
-    if !inside_systemd_sandbox("without_mosaic_the_start_fails_naming_the_command_and_the_path") {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "without_mosaic_the_start_fails_naming_the_command_and_the_path",
+    ) {
         return;
     }
-    let fleet = SandboxFleet::new();
+    let fleet = crate::support::sandbox_fleet();
     let dropin = fleet
         .home
         .join(".config/systemd/user/mosaic-agent@.service.d/capture-stderr.conf");
     std::fs::create_dir_all(dropin.parent().unwrap()).unwrap();
     std::fs::copy(fixture("capture-stderr.conf"), &dropin).unwrap();
 
-    let (output, report) = fleet.install(&["--profile", &roster(), "--start"]);
+    let (output, report) = fleet.install(&["--profile", &roster(), "--start"]).unwrap();
 
     assert_eq!(output.status.code(), Some(1), "{report:#}");
     let steps = report["systemd"]["rollout"]["steps"].as_array().unwrap();

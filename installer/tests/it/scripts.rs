@@ -1,15 +1,14 @@
 //! Real-tmux tests of the bundle's shell scripts: the shipped `test-*.sh`
 //! self-tests must pass, and `send-message.sh`, `agent-send.sh` and
 //! `start-agent-session.sh` are driven directly against panes running the
-//! programs in `tests/fixtures/scripts/` (a recorder of submitted lines, a
+//! stand-ins the self-tests use too (`tools/selftest/`: a recorder of submitted lines, a
 //! sink that never accepts Enter, an ssh stand-in).
 //!
 //! Every test runs in its own `TmuxWorld` and first plants a session on that
 //! world's *default* tmux server; at the end that server must be exactly as it
 //! was, which shows the scripts only ever talk to their named socket.
 
-#[path = "scripts/harness.rs"]
-mod harness;
+use crate::support::scripts as harness;
 
 use harness::{short_host, tricky_message, wait_until, Fixture, SOCKET};
 use mosaic_tests::{require_tool, templates_dir};
@@ -89,7 +88,7 @@ fn send_message_submits_tricky_4k_text_exactly_once() {
     let message = tricky_message();
     assert!(message.len() >= 4096);
     let record = fx.start_recorder("rec");
-    fx.assert_ok(&fx.send(&["-t", "=rec", &message]), "send-message");
+    mosaic_tests::assert_ok(&fx.send(&["-t", "=rec", &message]), "send-message");
     fx.expect_record("rec", &record, &[&message]);
     fx.assert_default_server_untouched();
 }
@@ -100,7 +99,7 @@ fn send_message_base64_input_delivers_the_same_bytes() {
     let message = tricky_message();
     let encoded = harness::base64(&message);
     let record = fx.start_recorder("rec");
-    fx.assert_ok(&fx.send(&["-t", "=rec", "-b", &encoded]), "send-message -b");
+    mosaic_tests::assert_ok(&fx.send(&["-t", "=rec", "-b", &encoded]), "send-message -b");
     fx.expect_record("rec", &record, &[&message]);
     fx.assert_default_server_untouched();
 }
@@ -112,7 +111,7 @@ fn session_target_is_normalized_to_its_first_pane() {
     let second = fx.path("second.rec");
     // split-window makes the new pane =rec:0.1 the active one: a bare `=rec`
     // target would mean it.
-    let recorder = harness::fixture("recorder.sh");
+    let recorder = harness::stand_in("recorder.sh");
     let split = fx.tmux(&[
         "split-window",
         "-t",
@@ -120,9 +119,9 @@ fn session_target_is_normalized_to_its_first_pane() {
         recorder.to_str().unwrap(),
         second.to_str().unwrap(),
     ]);
-    fx.assert_ok(&split, "split-window");
+    mosaic_tests::assert_ok(&split, "split-window");
     fx.wait_for_pane("=rec:0.1", "ready>");
-    fx.assert_ok(&fx.send(&["-v", "-t", "=rec", "to pane 0"]), "send-message");
+    mosaic_tests::assert_ok(&fx.send(&["-v", "-t", "=rec", "to pane 0"]), "send-message");
     fx.expect_record("rec", &first, &["to pane 0"]);
     assert_eq!(harness::lines(&second), Vec::<String>::new());
     fx.assert_default_server_untouched();
@@ -131,7 +130,7 @@ fn session_target_is_normalized_to_its_first_pane() {
 #[test]
 fn draft_left_on_the_input_line_is_reported() {
     let Some(fx) = Fixture::new() else { return };
-    let sink = harness::fixture("draft-sink.sh");
+    let sink = harness::stand_in("sink.sh");
     fx.new_session("sink", &[sink.to_str().unwrap()]);
     fx.wait_for_pane("=sink:0.0", "sink>");
     let out = fx.send(&["-r", "2", "-t", "=sink", "this never gets submitted"]);
@@ -156,14 +155,14 @@ fn aiming_at_agent_1_never_touches_agent_10() {
     let record_1 = fx.path("agent-1.rec");
     let command = format!(
         "{} {}",
-        harness::fixture("recorder.sh").display(),
+        harness::stand_in("recorder.sh").display(),
         record_1.display()
     );
     let started = fx.start_agent(&["agent-1"], &[("MOSAIC_AGENT_COMMAND", &command)]);
-    fx.assert_ok(&started, "start agent-1");
+    mosaic_tests::assert_ok(&started, "start agent-1");
     assert!(String::from_utf8_lossy(&started.stdout).starts_with("started"));
     fx.wait_for_pane("=agent-1:0.0", "ready>");
-    fx.assert_ok(
+    mosaic_tests::assert_ok(
         &fx.send(&["-t", "=agent-1", "for agent-1"]),
         "send to agent-1",
     );
@@ -172,7 +171,7 @@ fn aiming_at_agent_1_never_touches_agent_10() {
     });
 
     // The agent unit's ExecStop, with the unit's exact-match target.
-    fx.assert_ok(
+    mosaic_tests::assert_ok(
         &fx.tmux(&["kill-session", "-t", "=agent-1"]),
         "ExecStop agent-1",
     );
@@ -196,11 +195,11 @@ fn start_agent_session_starts_then_reuses() {
     .expect("write env file");
 
     let first = fx.start_agent(&["agent-1"], &[]);
-    fx.assert_ok(&first, "first start");
+    mosaic_tests::assert_ok(&first, "first start");
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(stdout.starts_with("started session agent-1"), "{stdout}");
     let second = fx.start_agent(&["agent-1"], &[]);
-    fx.assert_ok(&second, "second start");
+    mosaic_tests::assert_ok(&second, "second start");
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert!(stdout.starts_with("reusing session agent-1"), "{stdout}");
 
@@ -265,7 +264,7 @@ fn supervise_exits_non_zero_once_the_session_is_killed() {
     wait_until("agent-1 to start", || {
         fx.world.sessions(SOCKET).contains(&"agent-1".into())
     });
-    fx.assert_ok(
+    mosaic_tests::assert_ok(
         &fx.tmux(&["kill-session", "-t", "=agent-1"]),
         "kill agent-1",
     );
@@ -316,7 +315,7 @@ fn agent_send_prepends_the_addressing_preamble() {
         ])
         .output()
         .expect("run agent-send.sh");
-    fx.assert_ok(&out, "agent-send -S");
+    mosaic_tests::assert_ok(&out, "agent-send -S");
     let host = short_host();
     fx.expect_record(
         "rec",
@@ -339,7 +338,7 @@ fn agent_send_remote_ships_send_message_over_ssh() {
     let message = tricky_message();
     let log = fx.path("ssh.log");
     let out = fx.remote_agent_send(&log, &message);
-    fx.assert_ok(&out, "agent-send -H");
+    mosaic_tests::assert_ok(&out, "agent-send -H");
     fx.expect_record(
         "rec",
         &record,

@@ -11,8 +11,7 @@
 //! script's exit code) matches the log. Repeated `MOSAIC_CHAOS_RUNS` times
 //! (default 3); each run starts fresh programs.
 
-#[path = "fleet_support/harness.rs"]
-mod harness;
+use crate::support::fleet as harness;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

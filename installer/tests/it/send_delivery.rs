@@ -7,8 +7,7 @@
 //! submission, no empty submission) against the outcome `agent send`
 //! printed and its exit code.
 
-#[path = "fleet_support/harness.rs"]
-mod harness;
+use crate::support::fleet as harness;
 
 use harness::{assert_ok, json, short_host, stderr, stdout, wait_until, FleetWorld};
 
@@ -278,12 +277,12 @@ fn a_message_may_start_with_a_dash_and_a_missing_name_mentions_all() {
 fn the_sender_is_the_agent_it_runs_in_and_otherwise_the_operator() {
     let Some(fx) = world() else { return };
     started(&fx, "tui");
-    let fleet = mosaic_tests::workspace_bin("mosaic-fleet");
+    let fleet = crate::support::PRODUCT.fleet;
     let send = |from: &str| {
         format!(
             "env HOME={} XDG_RUNTIME_DIR= {} agent send tui -m 'hello from {from}'; sleep 60",
             fx.home().display(),
-            fleet.display()
+            fleet
         )
     };
 

@@ -10,16 +10,17 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use mosaic_install::verbs::agent::KICK_START;
-use mosaic_install::verbs::send::short_hostname;
+use crate::support::KICK_START;
 use mosaic_tests::fixtures_dir;
-use mosaic_tests::sandbox::{built_bin, inside_systemd_sandbox, wait_until, SandboxFleet, HOLDER};
+use mosaic_tests::live::{wait_until, HOLDER};
+use mosaic_tests::sandbox::inside_systemd_sandbox;
+use mosaic_tests::short_hostname;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 const TEXT: &str = "first line\nsecond line\nthird line";
 
 fn mosaic_fleet(args: &[&str]) -> Output {
-    Command::new(built_bin("mosaic-fleet"))
+    Command::new(crate::support::PRODUCT.fleet)
         .args(args)
         .output()
         .expect("run mosaic-fleet")
@@ -70,21 +71,24 @@ fn send_once(home: &Path, agent: &str, text: &str) {
 
 #[test]
 fn start_restart_and_reset_deliver_once_the_program_is_ready() {
-    if !inside_systemd_sandbox("start_restart_and_reset_deliver_once_the_program_is_ready") {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "start_restart_and_reset_deliver_once_the_program_is_ready",
+    ) {
         return;
     }
-    let mut fleet = SandboxFleet::new();
+    let mut fleet = crate::support::sandbox_fleet();
     fleet.socket = "fleet-send".into();
     let home = fleet.home.clone();
     let text = std::fs::read_to_string(fixtures_dir().join("send/systemd-roster.yaml")).unwrap();
-    let bin = built_bin("stand-in-tui");
+    let bin = mosaic_tests::stand_in_tui();
     let text = text
         .replace("@BIN@", &bin.parent().unwrap().display().to_string())
         .replace("@HOME@", &home.display().to_string());
     let roster = home.join("roster.yaml");
     std::fs::write(&roster, text).unwrap();
     fleet.install_ok(&["--profile", roster.to_str().unwrap()]);
-    fleet.systemctl(&["start", HOLDER]);
+    fleet.systemctl_ok(&["start", HOLDER]);
 
     for agent in ["slow", "flush"] {
         // Start, then send: start returns once the program is ready.

@@ -10,23 +10,26 @@ use std::path::Path;
 use std::time::Duration;
 
 use mosaic_tests::bundle_copy;
-use mosaic_tests::sandbox::{
-    agent_unit, inside_systemd_sandbox, wait_until, SandboxFleet, Session, HOLDER,
-};
+use mosaic_tests::live::LiveFleet;
+use mosaic_tests::live::{agent_unit, wait_until, Session, HOLDER};
+use mosaic_tests::sandbox::inside_systemd_sandbox;
 
 /// The bound for systemd to bring a vanished session back.
 const RESTART_BOUND: Duration = Duration::from_secs(10);
 const AGENTS: [&str; 3] = ["agent-1", "agent-10", "agent-2"];
 
 /// Installs `suffixes.yaml` and starts the holder and its three agents.
-fn running_fleet() -> SandboxFleet {
-    let fleet = SandboxFleet::new();
-    fleet.install_ok(&["--profile", &fleet.roster("suffixes.yaml")]);
+fn running_fleet() -> LiveFleet {
+    let fleet = crate::support::sandbox_fleet();
+    fleet.install_ok(&[
+        "--profile",
+        &mosaic_tests::sandbox::canary_roster("suffixes.yaml"),
+    ]);
     let mut units = vec![HOLDER.to_owned()];
     units.extend(AGENTS.map(agent_unit));
     let mut args = vec!["start"];
     args.extend(units.iter().map(String::as_str));
-    fleet.systemctl(&args);
+    fleet.systemctl_ok(&args);
     let sessions = fleet.sessions();
     for agent in AGENTS {
         assert!(
@@ -38,7 +41,7 @@ fn running_fleet() -> SandboxFleet {
 }
 
 /// Waits until `agent`'s unit is active with a session other than `old`.
-fn comes_back(fleet: &SandboxFleet, agent: &str, old: &Session) -> bool {
+fn comes_back(fleet: &LiveFleet, agent: &str, old: &Session) -> bool {
     wait_until(RESTART_BOUND, || {
         fleet.state(&agent_unit(agent)) == "active"
             && fleet
@@ -49,13 +52,16 @@ fn comes_back(fleet: &SandboxFleet, agent: &str, old: &Session) -> bool {
 
 #[test]
 fn an_agent_stops_alone_and_comes_back_when_its_session_goes() {
-    if !inside_systemd_sandbox("an_agent_stops_alone_and_comes_back_when_its_session_goes") {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "an_agent_stops_alone_and_comes_back_when_its_session_goes",
+    ) {
         return;
     }
     let fleet = running_fleet();
     let before = fleet.sessions();
 
-    fleet.systemctl(&["stop", &agent_unit("agent-1")]);
+    fleet.systemctl_ok(&["stop", &agent_unit("agent-1")]);
     let after = fleet.sessions();
     assert_eq!(fleet.state(&agent_unit("agent-1")), "inactive");
     assert!(!after.contains_key("agent-1"), "agent-1 survived its stop");
@@ -91,12 +97,15 @@ fn an_agent_stops_alone_and_comes_back_when_its_session_goes() {
 
 #[test]
 fn the_holder_takes_the_fleet_down_and_brings_it_back() {
-    if !inside_systemd_sandbox("the_holder_takes_the_fleet_down_and_brings_it_back") {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "the_holder_takes_the_fleet_down_and_brings_it_back",
+    ) {
         return;
     }
     let fleet = running_fleet();
 
-    fleet.systemctl(&["stop", HOLDER]);
+    fleet.systemctl_ok(&["stop", HOLDER]);
     for agent in AGENTS {
         assert_eq!(fleet.state(&agent_unit(agent)), "inactive", "{agent}");
     }
@@ -105,7 +114,7 @@ fn the_holder_takes_the_fleet_down_and_brings_it_back() {
         "the server survived"
     );
 
-    fleet.systemctl(&["start", &agent_unit("agent-2")]);
+    fleet.systemctl_ok(&["start", &agent_unit("agent-2")]);
     assert_eq!(
         fleet.state(HOLDER),
         "active",
@@ -114,9 +123,9 @@ fn the_holder_takes_the_fleet_down_and_brings_it_back() {
     assert!(fleet.session("agent-2").is_some());
     assert_eq!(fleet.state(&agent_unit("agent-1")), "inactive");
 
-    fleet.systemctl(&["start", &agent_unit("agent-1"), &agent_unit("agent-10")]);
+    fleet.systemctl_ok(&["start", &agent_unit("agent-1"), &agent_unit("agent-10")]);
     let before = fleet.sessions();
-    fleet.systemctl(&["restart", HOLDER]);
+    fleet.systemctl_ok(&["restart", HOLDER]);
     for agent in AGENTS {
         assert!(
             comes_back(&fleet, agent, &before[agent]),
@@ -128,12 +137,13 @@ fn the_holder_takes_the_fleet_down_and_brings_it_back() {
 #[test]
 fn after_kill_server_the_holder_comes_back_by_itself_and_the_agents_with_it() {
     if !inside_systemd_sandbox(
+        module_path!(),
         "after_kill_server_the_holder_comes_back_by_itself_and_the_agents_with_it",
     ) {
         return;
     }
     let fleet = running_fleet();
-    fleet.systemctl(&["stop", &agent_unit("agent-1")]);
+    fleet.systemctl_ok(&["stop", &agent_unit("agent-1")]);
     let before = fleet.sessions();
 
     // `tmux kill-server` ends the server cleanly (exit 0): Restart=always
@@ -157,7 +167,7 @@ fn after_kill_server_the_holder_comes_back_by_itself_and_the_agents_with_it() {
     );
 
     // With no agent running, nothing else would bring the holder back.
-    fleet.systemctl(&["stop", &agent_unit("agent-10"), &agent_unit("agent-2")]);
+    fleet.systemctl_ok(&["stop", &agent_unit("agent-10"), &agent_unit("agent-2")]);
     assert!(fleet.tmux(&["kill-server"]).status.success());
     assert!(
         holder_restarted(&fleet, 2),
@@ -170,7 +180,7 @@ fn after_kill_server_the_holder_comes_back_by_itself_and_the_agents_with_it() {
 
 /// Waits until the holder has restarted `times` times in all and is up
 /// again with its session.
-fn holder_restarted(fleet: &SandboxFleet, times: u64) -> bool {
+fn holder_restarted(fleet: &LiveFleet, times: u64) -> bool {
     wait_until(RESTART_BOUND, || {
         fleet.property(HOLDER, "NRestarts").parse() == Ok(times)
             && fleet.state(HOLDER) == "active"
@@ -184,12 +194,13 @@ fn holder_restarted(fleet: &SandboxFleet, times: u64) -> bool {
 #[test]
 fn an_upgrade_reloads_the_units_and_keeps_sessions_unless_restart_changed() {
     if !inside_systemd_sandbox(
+        module_path!(),
         "an_upgrade_reloads_the_units_and_keeps_sessions_unless_restart_changed",
     ) {
         return;
     }
     let fleet = running_fleet();
-    let profile = fleet.roster("suffixes.yaml");
+    let profile = mosaic_tests::sandbox::canary_roster("suffixes.yaml");
     let sessions = fleet.sessions();
     let units_before = invocations(&fleet);
 
@@ -245,21 +256,25 @@ fn an_upgrade_reloads_the_units_and_keeps_sessions_unless_restart_changed() {
 }
 
 #[test]
-fn deactivating_before_uninstall_leaves_no_unit_behind() {
-    if !inside_systemd_sandbox("deactivating_before_uninstall_leaves_no_unit_behind") {
+fn uninstall_purge_stops_and_disables_every_unit_and_leaves_none_behind() {
+    if !inside_systemd_sandbox(
+        module_path!(),
+        "uninstall_purge_stops_and_disables_every_unit_and_leaves_none_behind",
+    ) {
         return;
     }
-    use mosaic_install::systemd::{ServiceManager, SystemctlUser};
     let fleet = running_fleet();
-    let agents: Vec<String> = AGENTS.map(str::to_owned).to_vec();
-    let layout = mosaic_install::layout::Layout::for_home(&fleet.home).unwrap();
 
-    let report = mosaic_install::activate::deactivate(&SystemctlUser, &layout, &agents).unwrap();
-    mosaic_install::uninstall::uninstall(&layout, false, true).unwrap();
-    SystemctlUser.daemon_reload().unwrap();
+    let report = fleet.install_ok(&["uninstall", "--purge"]);
 
-    assert_eq!(report.units.len(), 4);
-    assert_eq!(report.stopped.len(), 4, "every unit was running");
+    let systemd = &report["systemd"];
+    assert_eq!(systemd["outcome"], "done", "{report:#}");
+    assert_eq!(systemd["units"].as_array().unwrap().len(), 4, "{report:#}");
+    assert_eq!(
+        systemd["stopped"].as_array().unwrap().len(),
+        4,
+        "every unit was running: {report:#}"
+    );
     let listed = |args: &[&str]| -> String {
         let output = fleet.systemctl_output(args);
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -278,7 +293,7 @@ fn deactivating_before_uninstall_leaves_no_unit_behind() {
     );
 }
 
-fn invocations(fleet: &SandboxFleet) -> BTreeMap<String, String> {
+fn invocations(fleet: &LiveFleet) -> BTreeMap<String, String> {
     AGENTS
         .iter()
         .map(|a| {
@@ -290,7 +305,7 @@ fn invocations(fleet: &SandboxFleet) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn assert_descriptions_end_with(fleet: &SandboxFleet, marker: &str) {
+fn assert_descriptions_end_with(fleet: &LiveFleet, marker: &str) {
     for agent in AGENTS {
         let unit = agent_unit(agent);
         assert_eq!(fleet.property(&unit, "NeedDaemonReload"), "no", "{unit}");

@@ -5,11 +5,12 @@
 //! `XDG_RUNTIME_DIR`; it loads unit files and checks them, it never starts a
 //! service manager. The template is verified as concrete instances.
 
+use crate::support::mosaic_install;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mosaic_tests::{fixtures_dir, mosaic_install, require_tool, TempHome, TmuxWorld};
+use mosaic_tests::{fixtures_dir, require_tool, TempHome, TmuxWorld};
 use serde_json::Value;
 
 const HOLDER: &str = "mosaic-tmux-holder.service";

@@ -1,6 +1,7 @@
 //! Repository-wide conventions as ordinary tests (the rust-analyzer "tidy"
 //! pattern): every Rust file says what it owns, nothing is left as a stub,
-//! and no shipped script runs tmux without naming its server.
+//! only the modules that own a program start it, the library's layers
+//! depend one way, and no shipped script runs tmux without naming its server.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,78 @@ fn every_rust_file_opens_with_a_module_doc() {
         })
         .collect();
     assert!(missing.is_empty(), "files without a //! doc: {missing:#?}");
+}
+
+/// Where the installer starts a program, by file and first argument of
+/// `Command::new`: tmux only from `shared/tmux.rs`, systemctl only from
+/// `shared/systemd.rs`, ssh only from `fleet/remote/ssh.rs`; `agent attach`
+/// execs the argv `shared::tmux` built; one unit test runs `sh`. A new spawn
+/// site has to be added here on purpose (clippy's `disallowed_types` stops
+/// the rest at compile time).
+#[test]
+fn only_the_owning_modules_start_programs() {
+    let src = workspace_root().join("installer/src");
+    let mut files = Vec::new();
+    files_under(&src, "rs", &mut files);
+    let mut sites = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (at, _) in text.match_indices("Command::new(") {
+            let rest = &text[at + "Command::new(".len()..];
+            let program = &rest[..rest.find(')').unwrap()];
+            let file = path.strip_prefix(&src).unwrap().display().to_string();
+            sites.push(format!("{file}: {program}"));
+        }
+    }
+    sites.sort();
+    assert_eq!(
+        sites,
+        [
+            "fleet/cli.rs: &argv[0]",
+            "fleet/remote.rs: \"sh\"",
+            "fleet/remote/ssh.rs: \"ssh\"",
+            "shared/systemd.rs: \"systemctl\"",
+            "shared/tmux.rs: \"tmux\"",
+        ],
+        "a program is started outside the module that owns it"
+    );
+}
+
+/// The layers of the library, one way: `fleet` may use `install` (a roster
+/// edit is an install) and both use `shared`; `shared` uses neither, and
+/// `install` never uses `fleet`. Code lines only (docs may point upward).
+#[test]
+fn the_layers_depend_one_way() {
+    let src = workspace_root().join("installer/src");
+    let rules: [(&str, &[&str]); 2] = [
+        ("shared", &["crate::install", "crate::fleet"]),
+        ("install", &["crate::fleet"]),
+    ];
+    let mut wrong = Vec::new();
+    for (layer, forbidden) in rules {
+        let mut files = vec![src.join(format!("{layer}.rs"))];
+        files_under(&src.join(layer), "rs", &mut files);
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") {
+                    continue;
+                }
+                for name in forbidden {
+                    if code.contains(name) {
+                        let file = path.strip_prefix(&src).unwrap().display();
+                        wrong.push(format!("{file}:{}: {}", n + 1, code));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "a lower layer uses a higher one:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -194,7 +267,7 @@ fn readme_commands_are_true() {
     let mut words: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
     let at = words.iter().position(|w| w == "--home").expect("--home");
     words[at + 1] = home.path().display().to_string();
-    let out = mosaic_tests::mosaic_install(home.path(), &world)
+    let out = crate::support::mosaic_install(home.path(), &world)
         .args(&words)
         .output()
         .unwrap();

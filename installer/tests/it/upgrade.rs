@@ -7,19 +7,31 @@
 //! changes, unless it is a provably pristine shipped copy or `--force` says so
 //! (and then a backup holds it).
 
+use crate::support::mosaic_install;
+use mosaic_tests::stdout;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
 use mosaic_tests::{
-    append, bundle_copy, copy_tree, fixtures_dir, mosaic_install, require_tool, templates_dir,
-    tree_listing, TempHome, TmuxWorld,
+    append, bundle_copy, copy_tree, fixtures_dir, require_tool, templates_dir, tree_listing,
+    TempHome, TmuxWorld,
 };
 
 const SEND_MESSAGE: &str = ".config/mosaic/tools/tmux/send-message.sh";
 const AGENT_SEND: &str = ".config/mosaic/tools/tmux/agent-send.sh";
 const HOLDER_UNIT: &str = ".config/systemd/user/mosaic-tmux-holder.service";
 const STATE: &str = ".local/state/mosaic-install";
+
+fn assert_ok(out: &Output) {
+    mosaic_tests::assert_ok(out, "mosaic-install");
+}
+
+/// `--json` output of a run that must succeed.
+fn json(out: &Output) -> serde_json::Value {
+    assert_ok(out);
+    mosaic_tests::json(out)
+}
 
 fn run(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
     mosaic_install(home, world)
@@ -28,25 +40,6 @@ fn run(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run mosaic-install")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "mosaic-install failed ({}):\n{}\n{}",
-        out.status,
-        stdout(out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert_ok(out);
-    serde_json::from_slice(&out.stdout).expect("--json prints JSON")
 }
 
 /// A home whose `~/.config/mosaic/` is the given fixture layers, with the

@@ -44,7 +44,7 @@ const LOOP_SOCKET: &str = "bench-loop";
 const HEALTHY_SETTLE: Duration = Duration::from_secs(5);
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Timed rounds (after one warm-up round); each runs every side once.
     #[arg(long, default_value_t = 10)]
     runs: usize,
@@ -63,7 +63,7 @@ pub struct Args {
     inside: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     ensure!(args.agents > 0, "--agents must be at least 1");
     ensure!(args.wave > 0, "--wave must be at least 1");
     if args.inside {

@@ -15,7 +15,7 @@ use xshell::{cmd, Shell};
 use super::measure::{measure, print_table, release_installer, Comparison, Measurement};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Timed runs per command (after one warm-up run).
     #[arg(long, default_value_t = 10)]
     runs: usize,
@@ -28,7 +28,7 @@ struct Case {
     rendered: PathBuf,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     let sh = Shell::new()?;
     let root = crate::project_root();
     sh.change_dir(&root);

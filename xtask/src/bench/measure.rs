@@ -16,35 +16,35 @@ use std::time::{Duration, Instant};
 
 /// Timing and memory of one command over several runs.
 #[derive(Clone)]
-pub struct Measurement {
-    pub runs: usize,
-    pub median: Duration,
+pub(crate) struct Measurement {
+    pub(crate) runs: usize,
+    pub(crate) median: Duration,
     /// Peak RSS of one run under GNU time, in KiB.
-    pub peak_rss_kib: u64,
+    pub(crate) peak_rss_kib: u64,
 }
 
 /// One task done by both tools.
-pub struct Comparison {
-    pub task: String,
-    pub ours: Measurement,
-    pub theirs: Measurement,
+pub(crate) struct Comparison {
+    pub(crate) task: String,
+    pub(crate) ours: Measurement,
+    pub(crate) theirs: Measurement,
 }
 
 impl Comparison {
     /// How many times faster ours is (median against median).
-    pub fn speedup(&self) -> f64 {
+    pub(crate) fn speedup(&self) -> f64 {
         self.theirs.median.as_secs_f64() / self.ours.median.as_secs_f64()
     }
 
     /// How many times less memory ours peaks at.
-    pub fn memory_ratio(&self) -> f64 {
+    pub(crate) fn memory_ratio(&self) -> f64 {
         self.theirs.peak_rss_kib as f64 / self.ours.peak_rss_kib.max(1) as f64
     }
 }
 
 /// Runs `make()`'s command once to warm caches, then `runs` more times.
 /// Output is discarded; a failing run is an error that shows its stderr.
-pub fn measure(runs: usize, mut make: impl FnMut() -> Command) -> Result<Measurement> {
+pub(crate) fn measure(runs: usize, mut make: impl FnMut() -> Command) -> Result<Measurement> {
     if runs == 0 {
         bail!("at least one run is needed");
     }
@@ -63,7 +63,7 @@ pub fn measure(runs: usize, mut make: impl FnMut() -> Command) -> Result<Measure
 /// Two commands measured as [`measure`] does, their runs interleaved (and
 /// which goes first alternating) so that both see the same load on a
 /// shared machine: a fair ratio even when the load changes during the run.
-pub fn measure_pair(
+pub(crate) fn measure_pair(
     runs: usize,
     mut ours: impl FnMut() -> Command,
     mut theirs: impl FnMut() -> Command,
@@ -101,7 +101,7 @@ pub fn measure_pair(
 /// then `runs` rounds that each run every command once, in order, so that
 /// load coming and going on the machine meanwhile weighs on each alike.
 /// Each maker sets up its run (untimed) and returns the command to time.
-pub fn measure_rounds(
+pub(crate) fn measure_rounds(
     runs: usize,
     makers: &mut [&mut dyn FnMut() -> Result<Command>],
 ) -> Result<Vec<Measurement>> {
@@ -214,7 +214,7 @@ fn wait_for(child: &std::process::Child) -> Result<i32> {
 }
 
 /// Prints the comparisons as a table: medians, peak RSS and both ratios.
-pub fn print_table(ours: &str, theirs: &str, rows: &[Comparison]) {
+pub(crate) fn print_table(ours: &str, theirs: &str, rows: &[Comparison]) {
     let task_width = rows.iter().map(|r| r.task.len()).max().unwrap_or(4).max(4);
     let headers = [
         format!("{ours} median"),
@@ -265,7 +265,7 @@ fn mebibytes(kib: u64) -> String {
 
 /// Build the release `mosaic-install` (benchmarks measure what operators
 /// run) and return its path.
-pub fn release_installer(sh: &xshell::Shell) -> Result<PathBuf> {
+pub(crate) fn release_installer(sh: &xshell::Shell) -> Result<PathBuf> {
     let root = crate::project_root();
     let _dir = sh.push_dir(&root);
     xshell::cmd!(sh, "cargo build --quiet --release -p mosaic-install")

@@ -33,7 +33,7 @@ const SMALL_MEMORY: f64 = 5.0;
 const LARGE_SPEEDUP: f64 = 4.0;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Timed runs per command on the small package (after one warm-up run).
     #[arg(long, default_value_t = 10)]
     runs: usize,
@@ -48,7 +48,7 @@ pub struct Args {
     large_dir: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     if let Err(why) = pack::npm_reference() {
         bail!(
             "bench pack compares with npm {}, and {why}",

@@ -31,7 +31,7 @@ const SENDERS: usize = 8;
 const READY: &str = "^> ";
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Timed sends per tool for the latency percentiles (after one warm-up).
     #[arg(long, default_value_t = 100)]
     runs: usize,
@@ -171,7 +171,7 @@ fn throughput(sender: &Sender<'_>, ours: bool, per_sender: usize) -> Result<f64>
     Ok((SENDERS * per_sender) as f64 / start.elapsed().as_secs_f64())
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     ensure!(
         args.runs > 0 && args.per_sender > 0,
         "give at least one run and one message"

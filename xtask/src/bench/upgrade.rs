@@ -17,13 +17,13 @@ const LEGACY_LAYERS: [&str; 3] = ["base", "marker", "shipped"];
 const PROFILE: &str = "usc";
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Timed runs per command (after one warm-up run).
     #[arg(long, default_value_t = 10)]
     runs: usize,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(crate) fn run(args: Args) -> Result<()> {
     let sh = Shell::new()?;
     let root = crate::project_root();
     sh.change_dir(&root);

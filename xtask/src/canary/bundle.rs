@@ -10,15 +10,15 @@ use anyhow::{bail, Context, Result};
 
 const AGENT_TEMPLATE: &str = "systemd/user/mosaic-agent@.service.j2";
 
-pub struct ChangedBundle {
-    pub dir: tempfile::TempDir,
-    pub version: String,
+pub(crate) struct ChangedBundle {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) version: String,
     /// What every agent unit's Description now ends with.
-    pub marker: String,
+    pub(crate) marker: String,
 }
 
 /// Generation `n` (1, 2, ...) after the bundle in `templates`.
-pub fn changed(templates: &Path, n: u32) -> Result<ChangedBundle> {
+pub(crate) fn changed(templates: &Path, n: u32) -> Result<ChangedBundle> {
     let dir = tempfile::Builder::new()
         .prefix("mosaic-canary-bundle-")
         .tempdir()

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
-use super::fleet::{agent_unit, Fleet, HOLDER};
+use mosaic_tests::live::{agent_unit, LiveFleet, HOLDER};
 
-pub fn run(installer: &Path) -> Result<()> {
+pub(crate) fn run(installer: &Path) -> Result<()> {
     let sh = Shell::new()?;
     let Ok(environment) = cmd!(sh, "systemctl --user show-environment")
         .quiet()
@@ -41,7 +41,7 @@ pub fn run(installer: &Path) -> Result<()> {
     let tmux_tmpdir = environment
         .lines()
         .find_map(|line| line.strip_prefix("TMUX_TMPDIR="));
-    let mut fleet = Fleet::new(installer, &socket, tmux_tmpdir)?;
+    let mut fleet = LiveFleet::new(installer, &socket, tmux_tmpdir)?;
     let target = super::target(roster.display().to_string(), false);
     println!(
         "canary --live: your systemd user manager; HOME={}, tmux -L {socket}, profile usc with that socket",
@@ -113,7 +113,7 @@ fn write_roster(path: &Path, socket: &str) -> Result<()> {
 
 /// Best effort: on failure take the units down and uninstall; always remove
 /// the env files the canary edited (uninstall keeps them as the operator's).
-fn clean_up(fleet: &Fleet, home: &Path, failed: bool) {
+fn clean_up(fleet: &LiveFleet, home: &Path, failed: bool) {
     if failed {
         let mut units: Vec<String> = fleet.agents.iter().map(|a| agent_unit(a)).collect();
         units.push(HOLDER.to_owned());

@@ -4,26 +4,26 @@
 
 use std::time::{Duration, Instant};
 
-pub struct StepResult {
-    pub name: String,
+pub(crate) struct StepResult {
+    pub(crate) name: String,
     /// None: skipped after an earlier failure.
-    pub ok: Option<bool>,
-    pub duration: Option<Duration>,
-    pub detail: String,
+    pub(crate) ok: Option<bool>,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) detail: String,
 }
 
 #[derive(Default)]
-pub struct Report {
-    pub steps: Vec<StepResult>,
+pub(crate) struct Report {
+    pub(crate) steps: Vec<StepResult>,
 }
 
 impl Report {
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.steps.iter().any(|s| s.ok == Some(false))
     }
 
     /// Runs `body` as the next step unless an earlier one failed.
-    pub fn step(&mut self, name: &str, body: impl FnOnce() -> anyhow::Result<String>) {
+    pub(crate) fn step(&mut self, name: &str, body: impl FnOnce() -> anyhow::Result<String>) {
         if self.failed() {
             self.skip(name);
             return;
@@ -39,7 +39,13 @@ impl Report {
     }
 
     /// A step someone else timed (the installer's own rollout steps).
-    pub fn push(&mut self, name: &str, ok: bool, duration: Option<Duration>, detail: String) {
+    pub(crate) fn push(
+        &mut self,
+        name: &str,
+        ok: bool,
+        duration: Option<Duration>,
+        detail: String,
+    ) {
         self.steps.push(StepResult {
             name: name.to_owned(),
             ok: Some(ok),
@@ -48,7 +54,7 @@ impl Report {
         });
     }
 
-    pub fn skip(&mut self, name: &str) {
+    pub(crate) fn skip(&mut self, name: &str) {
         self.steps.push(StepResult {
             name: name.to_owned(),
             ok: None,
@@ -57,7 +63,7 @@ impl Report {
         });
     }
 
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
         println!(
             "{:<width$}  {:<6}  {:>9}  detail",

@@ -14,9 +14,9 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 
-use super::fleet::{agent_unit, wait_until, Fleet, Session, HOLDER};
 use super::report::Report;
 use super::upgrade;
+use mosaic_tests::live::{agent_unit, time_until, LiveFleet, Session, HOLDER};
 
 /// The agent stopped by the exact-match step, and its numeric-suffix siblings.
 const STOPPED: &str = "usc-worker-1";
@@ -28,17 +28,17 @@ const RESTART_BOUND: Duration = Duration::from_secs(10);
 pub(super) const UP_TIMEOUT: Duration = Duration::from_secs(30);
 const PROBE: &str = "canary-probe";
 
-pub struct Target {
+pub(crate) struct Target {
     /// `--profile`: `usc`, or (live) a roster derived from it.
-    pub profile: String,
+    pub(crate) profile: String,
     /// Create a probe session on the default server first (sandbox only;
     /// live runs only compare the operator's default server before and after).
-    pub create_probe: bool,
-    pub templates: PathBuf,
-    pub fake_agent: PathBuf,
+    pub(crate) create_probe: bool,
+    pub(crate) templates: PathBuf,
+    pub(crate) fake_agent: PathBuf,
 }
 
-pub fn run(fleet: &mut Fleet, target: &Target) -> Report {
+pub(crate) fn run(fleet: &mut LiveFleet, target: &Target) -> Report {
     let mut report = Report::default();
     let mut default_before = BTreeMap::new();
     report.step("default tmux session before the run", || {
@@ -79,8 +79,9 @@ pub fn run(fleet: &mut Fleet, target: &Target) -> Report {
     report
 }
 
-fn install(fleet: &mut Fleet, target: &Target) -> Result<String> {
-    let (ok, json) = fleet.install(&["--profile", &target.profile, "--no-systemctl"])?;
+fn install(fleet: &mut LiveFleet, target: &Target) -> Result<String> {
+    let (output, json) = fleet.install(&["--profile", &target.profile, "--no-systemctl"])?;
+    let ok = output.status.success();
     ensure!(ok, "mosaic-install failed: {json}");
     fleet.agents = strings(&json["agents"]);
     ensure!(
@@ -94,8 +95,8 @@ fn install(fleet: &mut Fleet, target: &Target) -> Result<String> {
     ))
 }
 
-fn point_agents(fleet: &Fleet, target: &Target) -> Result<String> {
-    let agents_dir = fleet.home()?.join(".config/mosaic/fleet/agents");
+fn point_agents(fleet: &LiveFleet, target: &Target) -> Result<String> {
+    let agents_dir = fleet.home.join(".config/mosaic/fleet/agents");
     let line = format!("MOSAIC_AGENT_COMMAND=\"{}\"\n", target.fake_agent.display());
     for agent in &fleet.agents {
         let file = agents_dir.join(format!("{agent}.env"));
@@ -112,10 +113,11 @@ fn point_agents(fleet: &Fleet, target: &Target) -> Result<String> {
 }
 
 /// `mosaic-install --start`, and the installer's own steps as sub-rows.
-fn rollout(fleet: &Fleet, target: &Target, report: &mut Report) {
+fn rollout(fleet: &LiveFleet, target: &Target, report: &mut Report) {
     let mut json = Value::Null;
     report.step("mosaic-install --start", || {
-        let (ok, report) = fleet.install(&["--profile", &target.profile, "--start"])?;
+        let (output, report) = fleet.install(&["--profile", &target.profile, "--start"])?;
+        let ok = output.status.success();
         json = report;
         ensure!(ok, "exited non-zero; see the steps below");
         Ok("exit 0".to_owned())
@@ -145,7 +147,7 @@ fn rollout(fleet: &Fleet, target: &Target, report: &mut Report) {
     }
 }
 
-fn verify_fleet(fleet: &Fleet, target: &Target) -> Result<String> {
+fn verify_fleet(fleet: &LiveFleet, target: &Target) -> Result<String> {
     ensure!(fleet.active(HOLDER), "{HOLDER} is not active");
     let sessions = fleet.sessions();
     for agent in &fleet.agents {
@@ -166,7 +168,7 @@ fn verify_fleet(fleet: &Fleet, target: &Target) -> Result<String> {
     ))
 }
 
-fn exact_stop(fleet: &Fleet) -> Result<String> {
+fn exact_stop(fleet: &LiveFleet) -> Result<String> {
     let before = fleet.sessions();
     fleet.systemctl(&["stop", &agent_unit(STOPPED)])?;
     let after = fleet.sessions();
@@ -193,13 +195,13 @@ fn exact_stop(fleet: &Fleet) -> Result<String> {
     ))
 }
 
-fn kill_session(fleet: &Fleet) -> Result<String> {
+fn kill_session(fleet: &LiveFleet) -> Result<String> {
     let unit = agent_unit(KILLED);
     let old = fleet
         .session(KILLED)
         .with_context(|| format!("no session ={KILLED} to kill"))?;
     fleet.kill_session(KILLED)?;
-    let took = wait_until(RESTART_BOUND, || {
+    let took = time_until(RESTART_BOUND, || {
         fleet.active(&unit)
             && fleet
                 .session(KILLED)
@@ -219,7 +221,7 @@ fn kill_session(fleet: &Fleet) -> Result<String> {
     ))
 }
 
-fn stop_holder(fleet: &Fleet) -> Result<String> {
+fn stop_holder(fleet: &LiveFleet) -> Result<String> {
     fleet.systemctl(&["stop", HOLDER])?;
     let still: Vec<String> = fleet
         .agents
@@ -240,8 +242,9 @@ fn stop_holder(fleet: &Fleet) -> Result<String> {
     ))
 }
 
-fn start_again(fleet: &Fleet, target: &Target) -> Result<String> {
-    let (ok, json) = fleet.install(&["--profile", &target.profile, "--start"])?;
+fn start_again(fleet: &LiveFleet, target: &Target) -> Result<String> {
+    let (output, json) = fleet.install(&["--profile", &target.profile, "--start"])?;
+    let ok = output.status.success();
     let steps: Vec<String> = json["systemd"]["rollout"]["steps"]
         .as_array()
         .into_iter()
@@ -261,8 +264,9 @@ fn start_again(fleet: &Fleet, target: &Target) -> Result<String> {
     ))
 }
 
-fn uninstall(fleet: &Fleet) -> Result<String> {
-    let (ok, json) = fleet.install(&["uninstall", "--purge"])?;
+fn uninstall(fleet: &LiveFleet) -> Result<String> {
+    let (output, json) = fleet.install(&["uninstall", "--purge"])?;
+    let ok = output.status.success();
     ensure!(ok, "mosaic-install uninstall --purge failed: {json}");
     let loaded = fleet.loaded_units();
     ensure!(
@@ -297,7 +301,7 @@ fn uninstall(fleet: &Fleet) -> Result<String> {
         not_env.is_empty(),
         "kept more than the edited env files: {not_env:?}"
     );
-    let home = fleet.home()?;
+    let home = fleet.home.clone();
     let left: Vec<PathBuf> = [".config/mosaic", ".config/systemd/user"]
         .iter()
         .flat_map(|dir| files_under(&home.join(dir)))
@@ -333,7 +337,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-pub(super) fn all_up(fleet: &Fleet) -> bool {
+pub(super) fn all_up(fleet: &LiveFleet) -> bool {
     let sessions = fleet.sessions();
     fleet
         .agents
@@ -341,7 +345,7 @@ pub(super) fn all_up(fleet: &Fleet) -> bool {
         .all(|a| sessions.contains_key(a) && fleet.active(&agent_unit(a)))
 }
 
-pub(super) fn agent_sessions(fleet: &Fleet) -> BTreeMap<String, Session> {
+pub(super) fn agent_sessions(fleet: &LiveFleet) -> BTreeMap<String, Session> {
     let mut sessions = fleet.sessions();
     sessions.retain(|name, _| fleet.agents.contains(name));
     sessions

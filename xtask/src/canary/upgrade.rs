@@ -8,16 +8,17 @@ use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 
 use super::bundle;
-use super::fleet::{agent_unit, wait_until, Fleet};
 use super::steps::{agent_sessions, all_up, strings, Target, UP_TIMEOUT};
+use mosaic_tests::live::{agent_unit, time_until, LiveFleet};
 
-pub(super) fn in_place(fleet: &Fleet, target: &Target) -> Result<String> {
+pub(super) fn in_place(fleet: &LiveFleet, target: &Target) -> Result<String> {
     let next = bundle::changed(&target.templates, 1)?;
     let sessions = agent_sessions(fleet);
     let units_before = invocations(fleet);
     let bundle = next.dir.path().display().to_string();
-    let (ok, json) =
+    let (output, json) =
         fleet.install(&["--bundle", &bundle, "--profile", &target.profile, "--start"])?;
+    let ok = output.status.success();
     ensure!(ok, "mosaic-install failed: {json}");
     agent_unit_updated(&json)?;
     reloaded(fleet, &next.marker)?;
@@ -38,7 +39,7 @@ pub(super) fn in_place(fleet: &Fleet, target: &Target) -> Result<String> {
     ))
 }
 
-pub(super) fn restart_changed(fleet: &Fleet, target: &Target) -> Result<String> {
+pub(super) fn restart_changed(fleet: &LiveFleet, target: &Target) -> Result<String> {
     let next = bundle::changed(&target.templates, 2)?;
     let sessions = agent_sessions(fleet);
     let units_before = invocations(fleet);
@@ -50,7 +51,8 @@ pub(super) fn restart_changed(fleet: &Fleet, target: &Target) -> Result<String> 
         &target.profile,
         "--restart-changed",
     ];
-    let (ok, json) = fleet.install(&args)?;
+    let (output, json) = fleet.install(&args)?;
+    let ok = output.status.success();
     ensure!(ok, "mosaic-install failed: {json}");
     agent_unit_updated(&json)?;
     reloaded(fleet, &next.marker)?;
@@ -62,7 +64,7 @@ pub(super) fn restart_changed(fleet: &Fleet, target: &Target) -> Result<String> 
         restarted == expected,
         "restarted {restarted:?}, expected {expected:?}"
     );
-    wait_until(UP_TIMEOUT, || all_up(fleet)).context("not every agent came back")?;
+    time_until(UP_TIMEOUT, || all_up(fleet)).context("not every agent came back")?;
     let now = agent_sessions(fleet);
     let now_invocations = invocations(fleet);
     for agent in &fleet.agents {
@@ -83,7 +85,7 @@ pub(super) fn restart_changed(fleet: &Fleet, target: &Target) -> Result<String> 
     ))
 }
 
-fn invocations(fleet: &Fleet) -> BTreeMap<String, String> {
+fn invocations(fleet: &LiveFleet) -> BTreeMap<String, String> {
     fleet
         .agents
         .iter()
@@ -107,7 +109,7 @@ fn agent_unit_updated(json: &Value) -> Result<()> {
 }
 
 /// The manager runs the new unit files: no reload pending, new Description.
-fn reloaded(fleet: &Fleet, marker: &str) -> Result<()> {
+fn reloaded(fleet: &LiveFleet, marker: &str) -> Result<()> {
     for agent in &fleet.agents {
         let unit = agent_unit(agent);
         ensure!(

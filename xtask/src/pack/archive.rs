@@ -28,30 +28,30 @@ use std::path::{Path, PathBuf};
 /// at level 9 (1.3% larger) in a quarter of the time; level 8 would be 0.5%
 /// smaller than Node's but three times slower than 6, level 4 twice as fast
 /// as 6 but 5% larger.
-pub const LEVEL: i32 = 6;
+pub(crate) const LEVEL: i32 = 6;
 
 /// One entry of the archive, as `npm pack --json` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Path inside the package (without `package/`).
-    pub path: String,
+    pub(crate) path: String,
     /// Bytes stored (0 for a hard link).
-    pub size: u64,
-    pub mode: u32,
+    pub(crate) size: u64,
+    pub(crate) mode: u32,
     /// For a second name of a hard-linked file: the first name (`package/...`).
-    pub link_to: Option<String>,
+    pub(crate) link_to: Option<String>,
 }
 
-pub struct Archive {
-    pub tgz: Vec<u8>,
+pub(crate) struct Archive {
+    pub(crate) tgz: Vec<u8>,
     /// In archive order.
-    pub entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 impl Archive {
     /// Builds the archive of `files` (relative to `dir`), in the order given;
     /// `bins` are the root package's normalized `bin` targets.
-    pub fn build(dir: &Path, files: &[String], bins: &[String]) -> Result<Archive> {
+    pub(crate) fn build(dir: &Path, files: &[String], bins: &[String]) -> Result<Archive> {
         let tar = tar_of(dir, files, bins)?;
         Ok(Archive {
             tgz: gzip(&tar.bytes)?,
@@ -60,23 +60,23 @@ impl Archive {
     }
 
     /// Sum of the entry sizes (npm's `unpackedSize`).
-    pub fn unpacked_size(&self) -> u64 {
+    pub(crate) fn unpacked_size(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()
     }
 
     /// sha1 hex of the `.tgz` (npm's `shasum`).
-    pub fn shasum(&self) -> String {
+    pub(crate) fn shasum(&self) -> String {
         hex(&sha1::Sha1::digest(&self.tgz))
     }
 
     /// `sha512-` and the base64 sha512 of the `.tgz` (npm's `integrity`).
-    pub fn integrity(&self) -> String {
+    pub(crate) fn integrity(&self) -> String {
         integrity_of(&self.tgz)
     }
 }
 
 /// `sha512-` and the base64 sha512 of `bytes` (an SRI string as npm writes it).
-pub fn integrity_of(bytes: &[u8]) -> String {
+pub(crate) fn integrity_of(bytes: &[u8]) -> String {
     let digest = sha2::Sha512::digest(bytes);
     format!(
         "sha512-{}",
@@ -85,13 +85,13 @@ pub fn integrity_of(bytes: &[u8]) -> String {
 }
 
 /// An uncompressed tar and what it holds.
-pub struct Tar {
-    pub bytes: Vec<u8>,
-    pub entries: Vec<Entry>,
+pub(crate) struct Tar {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 /// The uncompressed tar npm would write for `files`.
-pub fn tar_of(dir: &Path, files: &[String], bins: &[String]) -> Result<Tar> {
+pub(crate) fn tar_of(dir: &Path, files: &[String], bins: &[String]) -> Result<Tar> {
     let mut bytes = Vec::new();
     let mut entries = Vec::with_capacity(files.len());
     let mut first_name_of_inode: HashMap<(u64, u64), String> = HashMap::new();
@@ -175,7 +175,7 @@ fn append_content(bytes: &mut Vec<u8>, source: &Path, size: u64) -> Result<()> {
 }
 
 /// The gzip member of `tar`: libdeflate at [`LEVEL`].
-pub fn gzip(tar: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn gzip(tar: &[u8]) -> Result<Vec<u8>> {
     let level = libdeflater::CompressionLvl::new(LEVEL).expect("LEVEL is a libdeflate level");
     let mut compressor = libdeflater::Compressor::new(level);
     let mut out = vec![0; compressor.gzip_compress_bound(tar.len())];
@@ -188,16 +188,16 @@ pub fn gzip(tar: &[u8]) -> Result<Vec<u8>> {
 
 /// An entry as read back from a `.tgz`.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Unpacked {
-    pub path: String,
-    pub size: u64,
-    pub mode: u32,
+pub(crate) struct Unpacked {
+    pub(crate) path: String,
+    pub(crate) size: u64,
+    pub(crate) mode: u32,
     /// sha256 hex of the content; for a hard link, the link's target path.
-    pub content: String,
+    pub(crate) content: String,
 }
 
 /// Reads every entry of a `.tgz` produced by npm or by [`Archive::build`].
-pub fn unpack(tgz: &[u8]) -> Result<Vec<Unpacked>> {
+pub(crate) fn unpack(tgz: &[u8]) -> Result<Vec<Unpacked>> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
     let mut out = Vec::new();
     for entry in archive.entries().context("read the archive")? {
@@ -240,7 +240,7 @@ pub fn unpack(tgz: &[u8]) -> Result<Vec<Unpacked>> {
 /// `.tgz`, and an older one of the same name untouched. Like npm, it does
 /// not fsync: the archive is a build output, made again at will, and an
 /// fsync would cost more than the rest of packing a small package.
-pub fn write(dir: &Path, filename: &str, tgz: &[u8]) -> Result<PathBuf> {
+pub(crate) fn write(dir: &Path, filename: &str, tgz: &[u8]) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let path = dir.join(filename);
     let mut partial = tempfile::Builder::new()
@@ -262,7 +262,7 @@ pub fn write(dir: &Path, filename: &str, tgz: &[u8]) -> Result<PathBuf> {
     Ok(path)
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::new(), |mut out, b| {
         let _ = write!(out, "{b:02x}");

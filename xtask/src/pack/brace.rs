@@ -5,7 +5,7 @@
 //! refused rather than approximated.
 
 /// The alternatives of `pattern`, or what it uses that is not supported.
-pub fn expand(pattern: &str) -> Result<Vec<String>, &'static str> {
+pub(crate) fn expand(pattern: &str) -> Result<Vec<String>, &'static str> {
     if !has_group(pattern) {
         return Ok(vec![pattern.to_owned()]);
     }

@@ -17,18 +17,18 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// One bundled package.
-pub struct Bundled {
+pub(crate) struct Bundled {
     /// Where it sits, relative to the package root (`node_modules/a/node_modules/b`).
-    pub location: String,
-    pub dir: PathBuf,
-    pub manifest: Manifest,
+    pub(crate) location: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) manifest: Manifest,
     /// A symlink in `node_modules` (from `npm link` or a workspace): npm
     /// walks it with every ignore rule, a real directory with fewer.
-    pub is_link: bool,
+    pub(crate) is_link: bool,
 }
 
 /// Every package the root bundles, each location once.
-pub fn bundled(package: &Package) -> Result<Vec<Bundled>> {
+pub(crate) fn bundled(package: &Package) -> Result<Vec<Bundled>> {
     let root = &package.manifest;
     let is_dependency = |name: &String| {
         (root.dependencies.contains(name) || root.optional_dependencies.contains(name))

@@ -95,7 +95,7 @@ impl Manifest {
     }
 }
 
-pub fn run(dir: &Path, manifest_path: Option<&Path>) -> Result<()> {
+pub(crate) fn run(dir: &Path, manifest_path: Option<&Path>) -> Result<()> {
     let packed = Packed::new(dir)?;
     let mut problems = Vec::new();
     let manifest_summary = match manifest_path {

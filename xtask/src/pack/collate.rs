@@ -34,12 +34,12 @@ static LISTING: LazyLock<CollatorBorrowed<'static>> = LazyLock::new(|| {
 });
 
 /// `a.localeCompare(b, 'en')`.
-pub fn locale_compare(a: &str, b: &str) -> Ordering {
+pub(crate) fn locale_compare(a: &str, b: &str) -> Ordering {
     LOCALE.compare(a, b)
 }
 
 /// npm-packlist's sort: extension, then basename (both lowercased), then path.
-pub fn archive_order(a: &str, b: &str) -> Ordering {
+pub(crate) fn archive_order(a: &str, b: &str) -> Ordering {
     let lower = |s: &str| s.to_lowercase();
     locale_compare(&lower(extname(a)), &lower(extname(b)))
         .then_with(|| locale_compare(&lower(basename(a)), &lower(basename(b))))
@@ -47,7 +47,7 @@ pub fn archive_order(a: &str, b: &str) -> Ordering {
 }
 
 /// npm's `getContents` order for the `files` list of `npm pack --json`.
-pub fn listing_order(a: &str, b: &str) -> Ordering {
+pub(crate) fn listing_order(a: &str, b: &str) -> Ordering {
     starts_lower(a)
         .cmp(&starts_lower(b))
         .then_with(|| LISTING.compare(a, b))

@@ -13,35 +13,35 @@ use super::segment::Segment;
 /// How a pattern compares paths (minimatch's options of the same names;
 /// `dot` is always on, as in every caller npm has here).
 #[derive(Clone, Copy, Debug)]
-pub struct MatchOptions {
+pub(crate) struct MatchOptions {
     /// A pattern without `/` is compared with the path's last segment only.
-    pub match_base: bool,
+    pub(crate) match_base: bool,
     /// Letters compare case-insensitively.
-    pub nocase: bool,
+    pub(crate) nocase: bool,
 }
 
 /// npm's ignore-file options (ignore-walk: `matchBase`, `dot`, `nocase`).
-pub const IGNORE_RULES: MatchOptions = MatchOptions {
+pub(crate) const IGNORE_RULES: MatchOptions = MatchOptions {
     match_base: true,
     nocase: true,
 };
 
 /// Plain path globs (the pack manifest's allow-list).
-pub const PATH_GLOBS: MatchOptions = MatchOptions {
+pub(crate) const PATH_GLOBS: MatchOptions = MatchOptions {
     match_base: false,
     nocase: false,
 };
 
 #[derive(Debug, thiserror::Error)]
 #[error("pattern `{pattern}`: {what} is not supported by xtask pack")]
-pub struct UnsupportedPattern {
+pub(crate) struct UnsupportedPattern {
     pattern: String,
     what: &'static str,
 }
 
 /// One compiled pattern (one line of an ignore file).
 #[derive(Debug)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     negate: bool,
     options: MatchOptions,
     /// One segment list per brace alternative, as minimatch's `set`.
@@ -51,7 +51,7 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    pub fn new(source: &str, options: MatchOptions) -> Result<Pattern, UnsupportedPattern> {
+    pub(crate) fn new(source: &str, options: MatchOptions) -> Result<Pattern, UnsupportedPattern> {
         let unsupported = |what| UnsupportedPattern {
             pattern: source.to_owned(),
             what,
@@ -79,13 +79,13 @@ impl Pattern {
     }
 
     /// Whether the pattern started with (an odd number of) `!`.
-    pub fn negate(&self) -> bool {
+    pub(crate) fn negate(&self) -> bool {
         self.negate
     }
 
     /// ignore-walk's test for a rule that may match a bare basename: one
     /// segment, or one segment and a trailing `/`.
-    pub fn is_relative(&self) -> bool {
+    pub(crate) fn is_relative(&self) -> bool {
         self.glob_parts.iter().any(|part| match part.last() {
             Some(last) if !last.is_empty() => part.len() <= 1,
             _ => part.len() <= 2,
@@ -95,7 +95,7 @@ impl Pattern {
     /// minimatch's `match(path, partial)` with `flipNegate`: whether the
     /// pattern (without its `!`) matches. With `partial`, a path that is a
     /// prefix of a possible match also matches.
-    pub fn matches(&self, path: &str, partial: bool) -> bool {
+    pub(crate) fn matches(&self, path: &str, partial: bool) -> bool {
         if path == "/" && partial {
             return true;
         }

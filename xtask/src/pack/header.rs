@@ -15,15 +15,15 @@
 use super::node_path::{basename, dirname, slice_utf16, utf16_len};
 
 /// pacote's fixed timestamp: 1985-10-26T08:15:00Z.
-pub const NPM_MTIME: u64 = 499_162_500;
+pub(crate) const NPM_MTIME: u64 = 499_162_500;
 
 /// The largest size a ustar size field holds (node-tar would switch to
 /// base-256 and a PAX `size`; archives here are built in memory, far below).
-pub const MAX_SIZE: u64 = 0o77777777777;
+pub(crate) const MAX_SIZE: u64 = 0o77777777777;
 
 /// Appends the header (and any PAX header before it) of a file, or of a
 /// hard link to `link`, with the mtime npm uses.
-pub fn write(out: &mut Vec<u8>, path: &str, mode: u32, size: u64, link: Option<&str>) {
+pub(crate) fn write(out: &mut Vec<u8>, path: &str, mode: u32, size: u64, link: Option<&str>) {
     let fields = Fields {
         path,
         mode,

@@ -5,7 +5,7 @@
 //! as npm sees them, never resolved against the disk.
 
 /// `path.posix.normalize`.
-pub fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     if path.is_empty() {
         return ".".to_owned();
     }
@@ -58,7 +58,7 @@ fn normalize_segments(path: &str, above_root: bool) -> String {
 }
 
 /// `path.posix.join`: the non-empty parts joined with `/`, normalized.
-pub fn join(parts: &[&str]) -> String {
+pub(crate) fn join(parts: &[&str]) -> String {
     let joined: Vec<&str> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
     if joined.is_empty() {
         return ".".to_owned();
@@ -67,7 +67,7 @@ pub fn join(parts: &[&str]) -> String {
 }
 
 /// `path.posix.basename` (trailing slashes ignored).
-pub fn basename(path: &str) -> &str {
+pub(crate) fn basename(path: &str) -> &str {
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() {
         return "";
@@ -77,7 +77,7 @@ pub fn basename(path: &str) -> &str {
 
 /// `path.posix.dirname` for the relative, slash-free-at-the-end paths of a
 /// package (`a/b` is `a`, `a` is `.`).
-pub fn dirname(path: &str) -> &str {
+pub(crate) fn dirname(path: &str) -> &str {
     let trimmed = path.trim_end_matches('/');
     match trimmed.rfind('/') {
         Some(0) => "/",
@@ -90,7 +90,7 @@ pub fn dirname(path: &str) -> &str {
 /// JavaScript's `s.slice(0, units)` on UTF-16 code units, as the bytes
 /// `Buffer.from` would encode: a surrogate pair cut in half leaves a lone
 /// surrogate, which UTF-8 encoding turns into U+FFFD.
-pub fn slice_utf16(s: &str, units: usize) -> String {
+pub(crate) fn slice_utf16(s: &str, units: usize) -> String {
     let mut out = String::new();
     let mut used = 0;
     for c in s.chars() {
@@ -108,13 +108,13 @@ pub fn slice_utf16(s: &str, units: usize) -> String {
 }
 
 /// JavaScript's `s.length`: UTF-16 code units.
-pub fn utf16_len(s: &str) -> usize {
+pub(crate) fn utf16_len(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
 }
 
 /// npm's `secureAndUnixifyPath`: `\` and `:` become `/`, the path is
 /// confined under `/` and made relative; `""` when nothing is left.
-pub fn secure_and_unixify(reference: &str) -> String {
+pub(crate) fn secure_and_unixify(reference: &str) -> String {
     let unixify = |s: &str| s.replace(['\\', ':'], "/");
     let secured = unixify(&join(&[".", &join(&["/", &unixify(reference)])]));
     match secured.starts_with("./") {

@@ -11,18 +11,18 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 /// The npm version xtask pack follows (`xtask/npm-version.txt`).
-pub fn pinned() -> &'static str {
+pub(crate) fn pinned() -> &'static str {
     include_str!("../../npm-version.txt").trim()
 }
 
 /// Whether `npm` is on PATH.
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("npm").is_file()))
 }
 
 /// The version of the npm on PATH, if there is one.
-pub fn version() -> Option<String> {
+pub(crate) fn version() -> Option<String> {
     if !available() {
         return None;
     }
@@ -36,7 +36,7 @@ pub fn version() -> Option<String> {
 }
 
 /// npm on PATH, or why it cannot be the reference.
-pub fn reference() -> std::result::Result<(), String> {
+pub(crate) fn reference() -> std::result::Result<(), String> {
     match version() {
         None => Err("npm is not on PATH".to_owned()),
         Some(v) if v == pinned() => Ok(()),
@@ -48,14 +48,14 @@ pub fn reference() -> std::result::Result<(), String> {
 }
 
 /// The report of `npm pack --dry-run --json --ignore-scripts` in `dir`.
-pub fn dry_run(dir: &Path) -> Result<PackReport> {
+pub(crate) fn dry_run(dir: &Path) -> Result<PackReport> {
     let (report, _) = pack(dir, &["--dry-run"], None)?;
     Ok(report)
 }
 
 /// `npm pack --json --ignore-scripts <extra>` in `dir`, with npm's cache
 /// in `cache` when given: the report, and the JSON object it came from.
-pub fn pack<S: AsRef<OsStr>>(
+pub(crate) fn pack<S: AsRef<OsStr>>(
     dir: &Path,
     extra: &[S],
     cache: Option<&Path>,
@@ -97,14 +97,14 @@ pub fn pack<S: AsRef<OsStr>>(
 
 /// How our report differs from npm's.
 #[derive(Default)]
-pub struct Comparison {
+pub(crate) struct Comparison {
     /// Differences in what is packed: these fail a check.
-    pub differences: Vec<String>,
+    pub(crate) differences: Vec<String>,
     /// Differences that only reflect the gzip implementation.
-    pub gzip_notes: Vec<String>,
+    pub(crate) gzip_notes: Vec<String>,
 }
 
-pub fn compare(ours: &PackReport, npm: &PackReport) -> Comparison {
+pub(crate) fn compare(ours: &PackReport, npm: &PackReport) -> Comparison {
     let mut out = Comparison::default();
     let mut field = |name: &str, a: String, b: String, fatal: bool| {
         if a != b {

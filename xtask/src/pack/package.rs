@@ -26,36 +26,36 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// A package directory and its normalized manifest.
-pub struct Package {
-    pub dir: PathBuf,
-    pub name: String,
-    pub version: String,
-    pub manifest: Manifest,
+pub(crate) struct Package {
+    pub(crate) dir: PathBuf,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) manifest: Manifest,
     /// The root of a workspace project whose workspaces exist.
-    pub has_workspaces: bool,
+    pub(crate) has_workspaces: bool,
 }
 
 /// The fields of one `package.json` that packing reads.
 #[derive(Default)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// The `files` list, when there is one (without it npm takes everything
     /// not ignored).
-    pub files: Option<Vec<String>>,
+    pub(crate) files: Option<Vec<String>>,
     /// `main`, as JavaScript would turn it into a string, when truthy.
-    pub main: Option<String>,
+    pub(crate) main: Option<String>,
     /// `browser`, likewise (an object becomes `[object Object]`, as in npm).
-    pub browser: Option<String>,
+    pub(crate) browser: Option<String>,
     /// `bin` after normalization: (command, path).
-    pub bin: Vec<(String, String)>,
-    pub bundle_dependencies: Vec<String>,
-    pub dependencies: Vec<String>,
-    pub optional_dependencies: Vec<String>,
-    pub dev_dependencies: Vec<String>,
+    pub(crate) bin: Vec<(String, String)>,
+    pub(crate) bundle_dependencies: Vec<String>,
+    pub(crate) dependencies: Vec<String>,
+    pub(crate) optional_dependencies: Vec<String>,
+    pub(crate) dev_dependencies: Vec<String>,
 }
 
 impl Package {
     /// The package to pack: its manifest must parse and name the package.
-    pub fn load(dir: &Path) -> Result<Package> {
+    pub(crate) fn load(dir: &Path) -> Result<Package> {
         let manifest_path = dir.join("package.json");
         let text = std::fs::read_to_string(&manifest_path)
             .with_context(|| format!("read {}", manifest_path.display()))?;
@@ -83,12 +83,12 @@ impl Package {
     }
 
     /// npm's `<name>@<version>`.
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         format!("{}@{}", self.name, self.version)
     }
 
     /// The root's `bin` targets, which pacote makes executable (see `archive`).
-    pub fn bin_targets(&self) -> Vec<String> {
+    pub(crate) fn bin_targets(&self) -> Vec<String> {
         self.manifest
             .bin
             .iter()
@@ -97,14 +97,14 @@ impl Package {
     }
 
     /// The `filename` npm reports: the first `@` dropped, the first `/` a `-`.
-    pub fn filename(&self) -> String {
+    pub(crate) fn filename(&self) -> String {
         let name = self.name.replacen('@', "", 1).replacen('/', "-", 1);
         format!("{name}-{}.tgz", self.version)
     }
 
     /// The name npm writes the archive under: a leading `@` dropped, every
     /// `/` and `\` a `-` (the same as [`Package::filename`] for valid names).
-    pub fn tarball_file_name(&self) -> String {
+    pub(crate) fn tarball_file_name(&self) -> String {
         let raw = format!("{}-{}.tgz", self.name, self.version);
         raw.strip_prefix('@')
             .unwrap_or(&raw)
@@ -115,7 +115,7 @@ impl Package {
 impl Manifest {
     /// The manifest of a bundled package as arborist loads it: one that is
     /// missing or does not parse is an empty manifest, as npm treats it.
-    pub fn read_bundled(dir: &Path) -> Result<Manifest> {
+    pub(crate) fn read_bundled(dir: &Path) -> Result<Manifest> {
         let path = dir.join("package.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(Manifest::default());

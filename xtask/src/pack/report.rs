@@ -9,30 +9,30 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct PackReport {
-    pub id: String,
-    pub name: String,
-    pub version: String,
+pub(crate) struct PackReport {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// Bytes of the `.tgz`.
-    pub size: u64,
-    pub unpacked_size: u64,
-    pub shasum: String,
-    pub integrity: String,
-    pub filename: String,
-    pub files: Vec<FileReport>,
-    pub entry_count: usize,
-    pub bundled: Vec<String>,
+    pub(crate) size: u64,
+    pub(crate) unpacked_size: u64,
+    pub(crate) shasum: String,
+    pub(crate) integrity: String,
+    pub(crate) filename: String,
+    pub(crate) files: Vec<FileReport>,
+    pub(crate) entry_count: usize,
+    pub(crate) bundled: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FileReport {
-    pub path: String,
-    pub size: u64,
-    pub mode: u32,
+pub(crate) struct FileReport {
+    pub(crate) path: String,
+    pub(crate) size: u64,
+    pub(crate) mode: u32,
 }
 
 impl PackReport {
-    pub fn new(package: &Package, archive: &Archive) -> PackReport {
+    pub(crate) fn new(package: &Package, archive: &Archive) -> PackReport {
         let mut files: Vec<FileReport> = archive.entries.iter().map(FileReport::from).collect();
         files.sort_by(|a, b| listing_order(&a.path, &b.path));
         PackReport {
@@ -51,12 +51,12 @@ impl PackReport {
     }
 
     /// npm's `--json` output: an array holding this one report.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string_pretty(&[self]).expect("a pack report serializes")
     }
 
     /// The human summary, line for line npm's notice block.
-    pub fn to_table(&self) -> String {
+    pub(crate) fn to_table(&self) -> String {
         let mut lines = vec![
             format!("package: {}", self.id),
             "Tarball Contents".to_owned(),

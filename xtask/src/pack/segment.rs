@@ -6,7 +6,7 @@
 
 /// One `/`-separated part of a pattern.
 #[derive(Debug)]
-pub struct Segment(Kind);
+pub(crate) struct Segment(Kind);
 
 #[derive(Debug)]
 enum Kind {
@@ -30,16 +30,16 @@ enum Token {
 
 impl Segment {
     /// Parses one segment, or names the syntax that is not supported.
-    pub fn parse(glob: &str) -> Result<Segment, &'static str> {
+    pub(crate) fn parse(glob: &str) -> Result<Segment, &'static str> {
         parse_segment(glob).map(Segment)
     }
 
-    pub fn is_globstar(&self) -> bool {
+    pub(crate) fn is_globstar(&self) -> bool {
         matches!(self.0, Kind::GlobStar)
     }
 
     /// Whether one path segment matches (minimatch's per-segment regex).
-    pub fn matches(&self, file: &str, nocase: bool) -> bool {
+    pub(crate) fn matches(&self, file: &str, nocase: bool) -> bool {
         match &self.0 {
             Kind::GlobStar => false,
             Kind::Literal(literal) if nocase => eq_nocase(file, literal),

@@ -116,7 +116,7 @@ const WORKSPACE_CHILD_SOURCES: &[Source] = PACKAGE_SOURCES;
 
 /// The package's files (its own and its bundled dependencies'), relative to
 /// its directory with `/` separators, in npm's archive order.
-pub fn select(package: &Package) -> Result<Vec<String>> {
+pub(crate) fn select(package: &Package) -> Result<Vec<String>> {
     let mut found = BTreeSet::new();
     let mut root = Walker::package(&package.dir, &package.manifest, PACKAGE_SOURCES)?;
     if package.has_workspaces {

@@ -16,11 +16,11 @@ pub(super) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// expects (`name=systemd` plus the controllers it uses, cgroup2 at `unified`).
 pub(super) struct Hierarchy {
     /// Directory under [`CGROUP_ROOT`].
-    pub dir: &'static str,
+    pub(crate) dir: &'static str,
     /// The controller list as `/proc/<pid>/cgroup` spells it (empty for cgroup2).
     key: &'static str,
     /// `-o` options for mounting it again inside; `None` for cgroup2.
-    pub v1_options: Option<&'static str>,
+    pub(crate) v1_options: Option<&'static str>,
 }
 
 pub(super) const HIERARCHIES: [Hierarchy; 6] = [
@@ -57,7 +57,7 @@ pub(super) const HIERARCHIES: [Hierarchy; 6] = [
 ];
 
 impl Hierarchy {
-    pub fn mount_point(&self) -> PathBuf {
+    pub(crate) fn mount_point(&self) -> PathBuf {
         Path::new(CGROUP_ROOT).join(self.dir)
     }
 
@@ -87,12 +87,12 @@ impl Hierarchy {
 pub(super) struct MountInfo {
     /// The mount's root inside its filesystem (for cgroups: relative to the
     /// reader's cgroup namespace).
-    pub root: String,
-    pub mount_point: String,
+    pub(crate) root: String,
+    pub(crate) mount_point: String,
     /// Optional fields such as `shared:1` (propagation).
-    pub optional: Vec<String>,
-    pub fs_type: String,
-    pub super_options: String,
+    pub(crate) optional: Vec<String>,
+    pub(crate) fs_type: String,
+    pub(crate) super_options: String,
 }
 
 pub(super) fn mountinfo(pid: &str) -> Result<Vec<MountInfo>> {
@@ -192,7 +192,7 @@ pub(super) struct ChildCgroups {
 }
 
 impl ChildCgroups {
-    pub fn create(name: &str) -> Result<Self> {
+    pub(crate) fn create(name: &str) -> Result<Self> {
         let mut cgroups = Self {
             parents: Vec::new(),
             children: Vec::new(),
@@ -211,23 +211,23 @@ impl ChildCgroups {
     }
 
     /// Moves this process into the children (every thread of it).
-    pub fn enter(&self) -> Result<()> {
+    pub(crate) fn enter(&self) -> Result<()> {
         move_self(&self.children)
     }
 
     /// Moves this process back to where it was.
-    pub fn leave(&self) -> Result<()> {
+    pub(crate) fn leave(&self) -> Result<()> {
         move_self(&self.parents)
     }
 
     /// Fails unless `pid` sits exactly in the children.
-    pub fn check_inside(&self, pid: &str) -> Result<()> {
+    pub(crate) fn check_inside(&self, pid: &str) -> Result<()> {
         check_in(pid, &self.children)
     }
 
     /// Moves this process back, then removes the children bottom-up. Waits
     /// (bounded) for the sandbox's last processes to finish exiting.
-    pub fn remove(&mut self) -> Result<()> {
+    pub(crate) fn remove(&mut self) -> Result<()> {
         self.removed = true;
         let left = self.leave();
         let mut leftovers = Vec::new();

@@ -41,7 +41,7 @@ const HOST_VARIABLES: [&str; 9] = [
 ];
 
 #[derive(clap::Args)]
-pub struct InsideArgs {
+pub(crate) struct InsideArgs {
     #[arg(long)]
     home: PathBuf,
     #[arg(long)]
@@ -53,7 +53,7 @@ pub struct InsideArgs {
     command: Vec<OsString>,
 }
 
-pub fn inside(args: InsideArgs) -> Result<()> {
+pub(crate) fn inside(args: InsideArgs) -> Result<()> {
     check_fresh_namespaces(&args.host_namespaces)?;
     // The outer process blocks signals while it waits, and spawned processes
     // inherit the mask: the manager and the command get a clean one.

@@ -27,7 +27,7 @@ pub(super) struct SignalWatch {
 
 impl SignalWatch {
     /// Must run on the thread that waits for the sandbox, before it spawns.
-    pub fn start() -> Result<Self> {
+    pub(crate) fn start() -> Result<Self> {
         let mut mask = SigSet::empty();
         for signal in [
             Signal::SIGINT,
@@ -45,7 +45,7 @@ impl SignalWatch {
     }
 
     /// Waits for the next watched signal.
-    pub fn next(&self) -> Result<Event> {
+    pub(crate) fn next(&self) -> Result<Event> {
         loop {
             let Some(info) = self.fd.read_signal().context("read signalfd")? else {
                 continue;

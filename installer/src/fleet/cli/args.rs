@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, Subcommand};
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// The whole fleet: init, start, stop, verify, status.
     #[command(subcommand)]
     Fleet(FleetVerb),
@@ -17,7 +17,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum FleetVerb {
+pub(crate) enum FleetVerb {
     /// Write the roster from a shipped profile (or a roster file) and env files for its agents.
     Init {
         /// Embedded profile name (minimal, local-canary, usc) or path of a roster file.
@@ -36,7 +36,7 @@ pub enum FleetVerb {
         #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
         wave: u64,
         /// Seconds each agent this run starts must then keep running (same session, no unit restart) before the next wave.
-        #[arg(long, value_name = "SECS", default_value_t = crate::rollout::SETTLE.as_secs())]
+        #[arg(long, value_name = "SECS", default_value_t = crate::install::rollout::SETTLE.as_secs())]
         settle: u64,
         #[command(flatten)]
         wait: WaitArgs,
@@ -57,22 +57,22 @@ pub enum FleetVerb {
 }
 
 #[derive(Args, Debug, Clone, Copy)]
-pub struct WaitArgs {
+pub(crate) struct WaitArgs {
     /// Seconds to wait for a unit and its session.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
 }
 
 /// The wait for an agent's program to take input (start, restart, reset).
 #[derive(Args, Debug, Clone, Copy)]
-pub struct ReadyArgs {
+pub(crate) struct ReadyArgs {
     /// Seconds to wait for the agent's program to be ready for input (its runtime's ready_pattern, else a still screen); past it the agent is NOT-READY and nothing is typed.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub ready_timeout: u64,
+    pub(crate) ready_timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum AgentVerb {
+pub(crate) enum AgentVerb {
     /// The roster as a table.
     Roster,
     /// Status of one agent (or all); exit 1 when it is down.
@@ -138,48 +138,48 @@ characters (unless --sanitize), and for `input: lines` runtimes a line over 4095
 or several lines without --lines.";
 
 #[derive(Args, Debug)]
-pub struct UnitArgs {
-    pub name: String,
+pub(crate) struct UnitArgs {
+    pub(crate) name: String,
     #[command(flatten)]
-    pub wait: WaitArgs,
+    pub(crate) wait: WaitArgs,
 }
 
 #[derive(Args, Debug)]
-pub struct ReadyUnitArgs {
+pub(crate) struct ReadyUnitArgs {
     #[command(flatten)]
-    pub unit: UnitArgs,
+    pub(crate) unit: UnitArgs,
     #[command(flatten)]
-    pub ready: ReadyArgs,
+    pub(crate) ready: ReadyArgs,
 }
 
 #[derive(Args, Debug)]
-pub struct AddArgs {
-    pub name: String,
+pub(crate) struct AddArgs {
+    pub(crate) name: String,
     /// claude, codex, opencode or pi.
     #[arg(long, value_name = "RUNTIME")]
-    pub runtime: String,
+    pub(crate) runtime: String,
     /// Working directory (absolute or ~/...; default: the roster's default).
     #[arg(long, value_name = "DIR")]
-    pub working_directory: Option<String>,
+    pub(crate) working_directory: Option<String>,
     /// Model passed as --model (the roster's model_hint).
     #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// Command to run instead of `mosaic yolo <runtime> [--model M]`.
     #[arg(long, value_name = "COMMAND")]
-    pub command: Option<String>,
+    pub(crate) command: Option<String>,
     /// The agent's class (worker, reviewer, ...).
     #[arg(long, value_name = "CLASS")]
-    pub class: Option<String>,
+    pub(crate) class: Option<String>,
 }
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("to").required(true).args(["name", "all"])))]
-pub struct SendArgs {
+pub(crate) struct SendArgs {
     /// The agent to send to (or --all).
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Send to every agent of the roster on this machine; report per agent.
     #[arg(long, conflicts_with = "name")]
-    pub all: bool,
+    pub(crate) all: bool,
     /// The message (else --file, else stdin); it may start with `-`.
     #[arg(
         short = 'm',
@@ -188,28 +188,28 @@ pub struct SendArgs {
         conflicts_with = "file",
         allow_hyphen_values = true
     )]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     /// Read the message from a file.
     #[arg(short = 'f', long, value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
     /// Print ACCEPTED, DRAFT, DOWN, UNCONFIRMED, NOT-READY or BUSY per agent.
     #[arg(long)]
-    pub verify: bool,
+    pub(crate) verify: bool,
     /// Source label replacing `<host>:<sender>` in the preamble (the sender is the agent you run in, else `operator`).
     #[arg(long = "from", value_name = "LABEL", allow_hyphen_values = true)]
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// Enter presses before giving up on a draft.
     #[arg(short = 'r', long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=999))]
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Seconds to wait for other senders to the same agent (one at a time, in arrival order); past it the agent is BUSY and nothing is typed.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub wait: u64,
+    pub(crate) wait: u64,
     #[command(flatten)]
-    pub ready: ReadyArgs,
+    pub(crate) ready: ReadyArgs,
     /// Strip control characters (ESC, NUL, ...) from the message instead of refusing it.
     #[arg(long)]
-    pub sanitize: bool,
+    pub(crate) sanitize: bool,
     /// Send each non-blank line as its own submission (needed for a multi-line message to an `input: lines` runtime).
     #[arg(long)]
-    pub lines: bool,
+    pub(crate) lines: bool,
 }

@@ -1,20 +1,20 @@
 //! Output of `mosaic-fleet`: tables and lines for people, one JSON document
 //! per command for tools (`--json`). Nothing here decides anything. Every
 //! printer writes to the `Write` it is given and returns its error (see
-//! [`crate::output`]).
+//! [`crate::shared::output`]).
 
 use std::io::{self, Write};
 
-use crate::remote::HostsReport;
-use crate::report::print_json;
-use crate::rollout::RolloutReport;
-use crate::transport::{Delivery, Readiness};
-use crate::verbs::agent::{ResetMethod, ResetReport, UnitActionReport};
-use crate::verbs::fleet::{AgentStatus, StatusReport, StopReport, VerifyReport};
-use crate::verbs::membership::MembershipReport;
-use crate::verbs::send::SendReport;
-use crate::verbs::units::UnitState;
-use crate::verbs::AgentView;
+use crate::fleet::remote::HostsReport;
+use crate::fleet::verbs::agent::{ResetMethod, ResetReport, UnitActionReport};
+use crate::fleet::verbs::fleet_wide::{AgentStatus, StatusReport, StopReport, VerifyReport};
+use crate::fleet::verbs::membership::MembershipReport;
+use crate::fleet::verbs::send::SendReport;
+use crate::fleet::verbs::AgentView;
+use crate::install::report::print_json;
+use crate::install::rollout::RolloutReport;
+use crate::shared::systemd::units::UnitState;
+use crate::shared::transport::{Delivery, Readiness};
 
 /// Columns padded to their widest cell, two spaces apart.
 fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
@@ -58,7 +58,7 @@ fn unit_cell(unit: Option<&UnitState>) -> String {
 }
 
 /// `42s`, `3m05s`, `2h07m`, `3d04h`.
-pub fn duration(secs: u64) -> String {
+pub(crate) fn duration(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs}s"),
         60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
@@ -86,14 +86,14 @@ fn agent_row(agent: &AgentStatus) -> Vec<String> {
     ]
 }
 
-pub fn status(out: &mut dyn Write, report: &StatusReport, json: bool) -> io::Result<()> {
+pub(crate) fn status(out: &mut dyn Write, report: &StatusReport, json: bool) -> io::Result<()> {
     if json {
         return print_json(out, report);
     }
     writeln!(
         out,
         "holder: {} {}; {} session {} {}",
-        crate::systemd::HOLDER_UNIT,
+        crate::shared::systemd::HOLDER_UNIT,
         unit_cell(report.holder_unit.as_ref()),
         report.transport,
         report.holder_session,
@@ -115,7 +115,11 @@ pub fn status(out: &mut dyn Write, report: &StatusReport, json: bool) -> io::Res
 }
 
 /// One redraw of `status --watch`: the screen cleared, or one JSON line.
-pub fn status_frame(out: &mut dyn Write, report: &StatusReport, json: bool) -> io::Result<()> {
+pub(crate) fn status_frame(
+    out: &mut dyn Write,
+    report: &StatusReport,
+    json: bool,
+) -> io::Result<()> {
     if json {
         serde_json::to_writer(&mut *out, report)?;
         writeln!(out)
@@ -129,7 +133,7 @@ pub fn status_frame(out: &mut dyn Write, report: &StatusReport, json: bool) -> i
     }
 }
 
-pub fn verify(out: &mut dyn Write, report: &VerifyReport, json: bool) -> io::Result<()> {
+pub(crate) fn verify(out: &mut dyn Write, report: &VerifyReport, json: bool) -> io::Result<()> {
     if json {
         return print_json(out, report);
     }
@@ -157,7 +161,7 @@ pub fn verify(out: &mut dyn Write, report: &VerifyReport, json: bool) -> io::Res
     Ok(())
 }
 
-pub fn rollout(out: &mut dyn Write, report: &RolloutReport, json: bool) -> io::Result<()> {
+pub(crate) fn rollout(out: &mut dyn Write, report: &RolloutReport, json: bool) -> io::Result<()> {
     if json {
         return print_json(out, report);
     }
@@ -184,7 +188,7 @@ pub fn rollout(out: &mut dyn Write, report: &RolloutReport, json: bool) -> io::R
     Ok(())
 }
 
-pub fn stop(out: &mut dyn Write, report: &StopReport, json: bool) -> io::Result<()> {
+pub(crate) fn stop(out: &mut dyn Write, report: &StopReport, json: bool) -> io::Result<()> {
     if json {
         return print_json(out, report);
     }
@@ -195,7 +199,7 @@ pub fn stop(out: &mut dyn Write, report: &StopReport, json: bool) -> io::Result<
     Ok(())
 }
 
-pub fn roster(out: &mut dyn Write, agents: &[AgentView], json: bool) -> io::Result<()> {
+pub(crate) fn roster(out: &mut dyn Write, agents: &[AgentView], json: bool) -> io::Result<()> {
     if json {
         return print_json(out, &agents);
     }
@@ -223,7 +227,11 @@ pub fn roster(out: &mut dyn Write, agents: &[AgentView], json: bool) -> io::Resu
     )
 }
 
-pub fn unit_action(out: &mut dyn Write, report: &UnitActionReport, json: bool) -> io::Result<()> {
+pub(crate) fn unit_action(
+    out: &mut dyn Write,
+    report: &UnitActionReport,
+    json: bool,
+) -> io::Result<()> {
     if json {
         return print_json(out, report);
     }
@@ -255,7 +263,7 @@ pub fn unit_action(out: &mut dyn Write, report: &UnitActionReport, json: bool) -
     Ok(())
 }
 
-pub fn membership(
+pub(crate) fn membership(
     out: &mut dyn Write,
     verb: &str,
     report: &MembershipReport,
@@ -279,9 +287,14 @@ pub fn membership(
         writeln!(out, "  previous files backed up in {}", backup.display())?;
     }
     if let Some(systemd) = &report.systemd {
-        let done = systemd.outcome == crate::activate::Outcome::Done
-            || systemd.outcome == crate::activate::Outcome::RolloutFailed;
-        crate::report::print_unit_actions(out, &systemd.actions, report.agents.len(), done)?;
+        let done = systemd.outcome == crate::install::activate::Outcome::Done
+            || systemd.outcome == crate::install::activate::Outcome::RolloutFailed;
+        crate::install::report::print_unit_actions(
+            out,
+            &systemd.actions,
+            report.agents.len(),
+            done,
+        )?;
         if let Some(rollout) = systemd.rollout.as_ref().filter(|r| !r.ok) {
             writeln!(
                 out,
@@ -299,7 +312,12 @@ pub fn membership(
     Ok(())
 }
 
-pub fn send(out: &mut dyn Write, report: &SendReport, verify: bool, json: bool) -> io::Result<()> {
+pub(crate) fn send(
+    out: &mut dyn Write,
+    report: &SendReport,
+    verify: bool,
+    json: bool,
+) -> io::Result<()> {
     if json {
         return print_json(out, report);
     }
@@ -320,7 +338,7 @@ pub fn send(out: &mut dyn Write, report: &SendReport, verify: bool, json: bool) 
                 };
                 writeln!(out, "delivered to {} ({parts}{enters} Enter)", result.agent)?
             }
-            (other, false) => crate::output::to_stderr(format_args!(
+            (other, false) => crate::shared::output::to_stderr(format_args!(
                 "mosaic-fleet: {}: {}: {}",
                 result.agent,
                 result.outcome,
@@ -329,7 +347,7 @@ pub fn send(out: &mut dyn Write, report: &SendReport, verify: bool, json: bool) 
         }
         if verify {
             if let Some(why) = result.delivery.why() {
-                crate::output::to_stderr(format_args!(
+                crate::shared::output::to_stderr(format_args!(
                     "mosaic-fleet: {}: {}: {why}",
                     result.agent, result.outcome
                 ));
@@ -339,7 +357,7 @@ pub fn send(out: &mut dyn Write, report: &SendReport, verify: bool, json: bool) 
     Ok(())
 }
 
-pub fn reset(out: &mut dyn Write, report: &ResetReport, json: bool) -> io::Result<()> {
+pub(crate) fn reset(out: &mut dyn Write, report: &ResetReport, json: bool) -> io::Result<()> {
     if json {
         return print_json(out, report);
     }
@@ -356,7 +374,7 @@ pub fn reset(out: &mut dyn Write, report: &ResetReport, json: bool) -> io::Resul
         )?,
     }
     if let Some(why) = report.delivery.why() {
-        crate::output::to_stderr(format_args!(
+        crate::shared::output::to_stderr(format_args!(
             "mosaic-fleet: {}: {}: {why}",
             report.agent, report.outcome
         ));
@@ -365,7 +383,7 @@ pub fn reset(out: &mut dyn Write, report: &ResetReport, json: bool) -> io::Resul
 }
 
 /// A remote `mosaic-fleet`'s output, byte for byte; returns its exit code.
-pub fn verbatim(relayed: &crate::remote::Verbatim) -> u8 {
+pub(crate) fn verbatim(relayed: &crate::fleet::remote::Verbatim) -> u8 {
     let _ = std::io::stdout().write_all(&relayed.stdout);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().write_all(&relayed.stderr);
@@ -374,7 +392,11 @@ pub fn verbatim(relayed: &crate::remote::Verbatim) -> u8 {
 
 /// `fleet status --hosts`: one table over every host; a host without a
 /// status gets one row saying why, below the table in full.
-pub fn hosts_status(out: &mut dyn Write, report: &HostsReport, json: bool) -> io::Result<()> {
+pub(crate) fn hosts_status(
+    out: &mut dyn Write,
+    report: &HostsReport,
+    json: bool,
+) -> io::Result<()> {
     if json {
         return print_json(out, report);
     }
@@ -438,7 +460,7 @@ pub fn hosts_status(out: &mut dyn Write, report: &HostsReport, json: bool) -> io
     Ok(())
 }
 
-pub fn tail(out: &mut dyn Write, agent: &str, text: &str, json: bool) -> io::Result<()> {
+pub(crate) fn tail(out: &mut dyn Write, agent: &str, text: &str, json: bool) -> io::Result<()> {
     if json {
         return print_json(out, &serde_json::json!({ "agent": agent, "output": text }));
     }

@@ -10,24 +10,27 @@
 //! nothing ran there) is told apart from a connection lost while the remote
 //! program ran (exit 255 after it: the outcome there is unknown).
 
+// This module owns ssh: every ssh command of the crate is built here.
+#![allow(clippy::disallowed_types)]
+
 use std::fs::File;
 use std::io::{Seek, Write};
 use std::process::{Command, Stdio};
 
 /// The first stdout line of every remote command, before its runner's name.
-pub const MARKER: &str = "mosaic-remote: ";
+pub(crate) const MARKER: &str = "mosaic-remote: ";
 
 /// ssh's own exit status for its failures (connection, authentication).
 const SSH_FAILED: i32 = 255;
 
 /// An ssh destination from the roster: `[user@]host`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Destination(String);
+pub(crate) struct Destination(String);
 
 impl Destination {
     /// Accept what ssh takes as a destination; refuse what could be read
     /// as an option or split by a shell.
-    pub fn parse(text: &str) -> Result<Destination, String> {
+    pub(crate) fn parse(text: &str) -> Result<Destination, String> {
         if text.is_empty() {
             return Err("is empty".into());
         }
@@ -43,7 +46,7 @@ impl Destination {
         Ok(Destination(text.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -56,31 +59,31 @@ impl std::fmt::Display for Destination {
 
 /// What came back from one remote command.
 #[derive(Debug, Clone)]
-pub struct RemoteRun {
+pub(crate) struct RemoteRun {
     /// What the remote side announced it runs; None when the command never
     /// started there.
-    pub runner: Option<String>,
+    pub(crate) runner: Option<String>,
     /// The exit status (ssh passes the remote one through); None when ssh
     /// was killed by a signal.
-    pub code: Option<i32>,
+    pub(crate) code: Option<i32>,
     /// Standard output after the marker line.
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
 }
 
 impl RemoteRun {
     /// ssh failed before the remote command started: nothing ran there.
-    pub fn unreached(&self) -> bool {
+    pub(crate) fn unreached(&self) -> bool {
         self.runner.is_none() && self.code == Some(SSH_FAILED)
     }
 
     /// The connection failed after the remote command had started.
-    pub fn dropped(&self) -> bool {
+    pub(crate) fn dropped(&self) -> bool {
         self.runner.is_some() && self.code == Some(SSH_FAILED)
     }
 
     /// The last non-empty line ssh or the remote side wrote to stderr.
-    pub fn why(&self) -> String {
+    pub(crate) fn why(&self) -> String {
         String::from_utf8_lossy(&self.stderr)
             .lines()
             .map(str::trim)
@@ -91,7 +94,7 @@ impl RemoteRun {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SshError {
+pub(crate) enum SshError {
     #[error("cannot run ssh: {0}; install the OpenSSH client (apt-get install openssh-client)")]
     Spawn(std::io::Error),
     #[error("cannot hand the message to ssh: {0}")]
@@ -101,7 +104,11 @@ pub enum SshError {
 /// Run `script` (a POSIX shell command line) on `dest`, with `input` on its
 /// standard input (none: /dev/null). The input goes through an unlinked
 /// temp file, so a remote side that stops reading never blocks or signals us.
-pub fn run(dest: &Destination, script: &str, input: Option<&[u8]>) -> Result<RemoteRun, SshError> {
+pub(crate) fn run(
+    dest: &Destination,
+    script: &str,
+    input: Option<&[u8]>,
+) -> Result<RemoteRun, SshError> {
     let stdin = match input {
         Some(bytes) => {
             let mut file: File = tempfile::tempfile().map_err(SshError::Input)?;

@@ -5,7 +5,7 @@
 //! `reset` (the runtime's reset command, or a restart and a kick-start
 //! message when the runtime has none; either is delivered like `agent send`,
 //! so only once the program is ready). `agent status` is
-//! [`super::fleet::status`] for one agent; `send` has its own module.
+//! [`super::fleet_wide::status`] for one agent; `send` has its own module.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -14,28 +14,28 @@ use serde::Serialize;
 
 use super::send::{source_label, with_preamble};
 use super::{AgentView, Fleet, FleetError};
-use crate::systemd::agent_unit;
-use crate::transport::{Delivery, DeliveryOptions, Readiness, ReadyRule, Watched};
+use crate::shared::systemd::agent_unit;
+use crate::shared::transport::{Delivery, DeliveryOptions, Readiness, ReadyRule, Watched};
 
 /// The message a freshly restarted agent gets when its runtime has no reset
 /// command.
-pub const KICK_START: &str = "You were restarted with a fresh conversation by `mosaic-fleet agent reset`. Wait for your next instruction.";
+pub(crate) const KICK_START: &str = "You were restarted with a fresh conversation by `mosaic-fleet agent reset`. Wait for your next instruction.";
 
 /// Every agent of the roster, local or not.
-pub fn roster<'a>(fleet: &'a Fleet<'_>) -> &'a [AgentView] {
+pub(crate) fn roster<'a>(fleet: &'a Fleet<'_>) -> &'a [AgentView] {
     &fleet.roster.agents
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum UnitAction {
+pub(crate) enum UnitAction {
     Start,
     Stop,
     Restart,
 }
 
 impl UnitAction {
-    pub fn verb(self) -> &'static str {
+    pub(crate) fn verb(self) -> &'static str {
         match self {
             UnitAction::Start => "start",
             UnitAction::Stop => "stop",
@@ -46,26 +46,26 @@ impl UnitAction {
 
 /// How long a verb waits for an agent's session, then for its program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Waits {
+pub(crate) struct Waits {
     /// For the unit's session to come up or go away.
-    pub session: Duration,
+    pub(crate) session: Duration,
     /// For the program to be ready for input (start, restart, reset).
-    pub ready: Duration,
+    pub(crate) ready: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct UnitActionReport {
-    pub agent: String,
-    pub unit: String,
-    pub action: UnitAction,
+pub(crate) struct UnitActionReport {
+    pub(crate) agent: String,
+    pub(crate) unit: String,
+    pub(crate) action: UnitAction,
     /// Whether the session is alive once the action settled.
-    pub session_alive: bool,
+    pub(crate) session_alive: bool,
     /// For start and restart: whether the program became ready for input.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub readiness: Option<Readiness>,
+    pub(crate) readiness: Option<Readiness>,
     /// Whether the session ended up as the action wants it (and, for start
     /// and restart, its program ready).
-    pub ok: bool,
+    pub(crate) ok: bool,
 }
 
 /// The readiness rule of an agent's runtime.
@@ -75,7 +75,7 @@ fn ready_rule(fleet: &Fleet<'_>, runtime: &str) -> ReadyRule {
 
 /// Start, stop or restart one agent's unit, then wait for its session to
 /// come up or go away, and (start, restart) for its program to be ready.
-pub fn unit_action(
+pub(crate) fn unit_action(
     fleet: &Fleet<'_>,
     name: &str,
     action: UnitAction,
@@ -116,20 +116,20 @@ pub fn unit_action(
 }
 
 /// The last `lines` lines of the agent's pane.
-pub fn tail(fleet: &Fleet<'_>, name: &str, lines: usize) -> Result<String, FleetError> {
+pub(crate) fn tail(fleet: &Fleet<'_>, name: &str, lines: usize) -> Result<String, FleetError> {
     let agent = fleet.local_agent(name)?;
     Ok(fleet.transport.recent_output(&agent.name, lines)?)
 }
 
 /// The program and arguments that attach a terminal to the agent.
-pub fn attach(fleet: &Fleet<'_>, name: &str) -> Result<Vec<OsString>, FleetError> {
+pub(crate) fn attach(fleet: &Fleet<'_>, name: &str) -> Result<Vec<OsString>, FleetError> {
     let agent = fleet.local_agent(name)?;
     Ok(fleet.transport.attach_command(&agent.name)?)
 }
 
 /// Watch the agent on this terminal until the viewer detaches: read-only,
 /// its window size unchanged, nothing left behind.
-pub fn watch(fleet: &Fleet<'_>, name: &str) -> Result<Watched, FleetError> {
+pub(crate) fn watch(fleet: &Fleet<'_>, name: &str) -> Result<Watched, FleetError> {
     let agent = fleet.local_agent(name)?;
     Ok(fleet.transport.watch(&agent.name)?)
 }
@@ -137,7 +137,7 @@ pub fn watch(fleet: &Fleet<'_>, name: &str) -> Result<Watched, FleetError> {
 /// How an agent was reset.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "method", rename_all = "kebab-case")]
-pub enum ResetMethod {
+pub(crate) enum ResetMethod {
     /// The runtime's reset command was submitted to the running agent.
     ResetCommand { command: String },
     /// The unit was restarted and a kick-start message sent.
@@ -145,21 +145,21 @@ pub enum ResetMethod {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ResetReport {
-    pub agent: String,
+pub(crate) struct ResetReport {
+    pub(crate) agent: String,
     #[serde(flatten)]
-    pub method: ResetMethod,
+    pub(crate) method: ResetMethod,
     /// `ACCEPTED`, `DRAFT`, `DOWN`, `UNCONFIRMED`, `NOT-READY` or `BUSY`
     /// for what was submitted.
-    pub outcome: &'static str,
-    pub delivery: Delivery,
+    pub(crate) outcome: &'static str,
+    pub(crate) delivery: Delivery,
 }
 
 /// Clear an agent's conversation: its runtime's `reset_command` from the
 /// roster, or (no such command, or `new_process`) a unit restart followed by
 /// a kick-start message. Whatever is submitted waits for the program to be
 /// ready, and for any other sender to finish.
-pub fn reset(
+pub(crate) fn reset(
     fleet: &Fleet<'_>,
     name: &str,
     new_process: bool,
@@ -192,7 +192,7 @@ pub fn reset(
         },
         Some(Readiness::Down { why }) => Delivery::Down { why },
         _ => {
-            let host = crate::host::short(&fleet.roster.host).to_owned();
+            let host = crate::shared::host::short(&fleet.roster.host).to_owned();
             let source = source_label(fleet, &host);
             let text = with_preamble(&source, &host, &agent.name, KICK_START);
             fleet.transport.deliver(&agent.name, &[text], &options)?

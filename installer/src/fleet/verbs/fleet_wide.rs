@@ -1,5 +1,5 @@
 //! The fleet verbs over a running fleet: `fleet start` (the canary-first
-//! rollout of [`crate::rollout`]), `fleet stop` (agents, then the holder),
+//! rollout of [`crate::install::rollout`]), `fleet stop` (agents, then the holder),
 //! `fleet verify` (every check listed, pass or fail) and `fleet status`
 //! (one row per agent from one unit query and one transport query).
 //! `fleet init` lives in [`super::membership`] with the other roster writes.
@@ -8,49 +8,51 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::units::UnitState;
 use super::{AgentView, Fleet, FleetError};
-use crate::rollout::{self, AgentExpectation, Clock, RolloutPlan, RolloutReport};
-use crate::runtime_path::{agent_pane_path, find_program, ProgramLookup, SYSTEMD_DEFAULT_PATH};
-use crate::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
-use crate::transport::SessionState;
+use crate::install::rollout::{self, AgentExpectation, Clock, RolloutPlan, RolloutReport};
+use crate::shared::runtime_path::{
+    agent_pane_path, find_program, ProgramLookup, SYSTEMD_DEFAULT_PATH,
+};
+use crate::shared::systemd::units::UnitState;
+use crate::shared::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
+use crate::shared::transport::SessionState;
 
 /// One agent's row of `status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AgentStatus {
-    pub name: String,
+pub(crate) struct AgentStatus {
+    pub(crate) name: String,
     /// None when no service manager answered.
-    pub unit: Option<UnitState>,
-    pub session: SessionState,
+    pub(crate) unit: Option<UnitState>,
+    pub(crate) session: SessionState,
 }
 
 impl AgentStatus {
     /// Session alive and unit active (or the unit's state unknown).
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.session.alive && self.unit.as_ref().is_none_or(UnitState::is_active)
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StatusReport {
+pub(crate) struct StatusReport {
     /// Where the fleet lives: `tmux -L mosaic-fleet`.
-    pub transport: String,
-    pub holder_session: String,
-    pub holder_up: bool,
-    pub holder_unit: Option<UnitState>,
-    pub agents: Vec<AgentStatus>,
+    pub(crate) transport: String,
+    pub(crate) holder_session: String,
+    pub(crate) holder_up: bool,
+    pub(crate) holder_unit: Option<UnitState>,
+    pub(crate) agents: Vec<AgentStatus>,
     /// Why unit states are missing, when no service manager answered.
-    pub systemd_error: Option<String>,
+    pub(crate) systemd_error: Option<String>,
 }
 
 impl StatusReport {
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.holder_up && self.agents.iter().all(AgentStatus::healthy)
     }
 }
 
 /// Status of every local agent, or of `only`.
-pub fn status(fleet: &Fleet<'_>, only: Option<&str>) -> Result<StatusReport, FleetError> {
+pub(crate) fn status(fleet: &Fleet<'_>, only: Option<&str>) -> Result<StatusReport, FleetError> {
     let names = match only {
         Some(name) => vec![fleet.local_agent(name)?.name.clone()],
         None => fleet.local_names(),
@@ -88,27 +90,27 @@ pub fn status(fleet: &Fleet<'_>, only: Option<&str>) -> Result<StatusReport, Fle
 
 /// One check of `fleet verify`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub check: String,
-    pub ok: bool,
-    pub detail: String,
+pub(crate) struct Check {
+    pub(crate) check: String,
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct VerifyReport {
-    pub ok: bool,
-    pub checks: Vec<Check>,
+pub(crate) struct VerifyReport {
+    pub(crate) ok: bool,
+    pub(crate) checks: Vec<Check>,
 }
 
 impl VerifyReport {
-    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+    pub(crate) fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| !c.ok)
     }
 }
 
 /// Holder up, every enabled agent's unit active and session alive, and no
 /// fleet session where the operator's own sessions live.
-pub fn verify(fleet: &Fleet<'_>) -> Result<VerifyReport, FleetError> {
+pub(crate) fn verify(fleet: &Fleet<'_>) -> Result<VerifyReport, FleetError> {
     let report = status(fleet, None)?;
     let base_path = fleet
         .services
@@ -170,7 +172,7 @@ pub fn verify(fleet: &Fleet<'_>) -> Result<VerifyReport, FleetError> {
     }
     // A unit enabled outside the roster is a second truth about the fleet.
     let names = fleet.local_names();
-    for stray in crate::activate::enabled_instances(&fleet.layout)
+    for stray in crate::install::activate::enabled_instances(&fleet.layout)
         .into_iter()
         .filter(|agent| !names.contains(agent))
     {
@@ -235,20 +237,20 @@ fn describe_unit(unit: Option<&UnitState>) -> String {
 
 /// How `fleet start` rolls out.
 #[derive(Debug, Clone)]
-pub struct StartOptions {
+pub(crate) struct StartOptions {
     /// Default: the roster's first local agent.
-    pub canary: Option<String>,
-    pub wave: usize,
+    pub(crate) canary: Option<String>,
+    pub(crate) wave: usize,
     /// How long one verification may wait for units and sessions.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// How long each freshly started agent must keep running.
-    pub settle: Duration,
+    pub(crate) settle: Duration,
 }
 
 /// Canary-first start of every local agent, reusing the installer's
 /// rollout: units already running are not started again, and a healthy
 /// fleet is verified from one look and returned at once.
-pub fn start(
+pub(crate) fn start(
     fleet: &Fleet<'_>,
     options: &StartOptions,
     clock: &dyn Clock,
@@ -283,15 +285,15 @@ pub fn start(
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct StopReport {
-    pub stopped: Vec<String>,
+pub(crate) struct StopReport {
+    pub(crate) stopped: Vec<String>,
     /// Agent sessions still alive afterwards (should be none).
-    pub sessions_left: Vec<String>,
-    pub holder_up: bool,
+    pub(crate) sessions_left: Vec<String>,
+    pub(crate) holder_up: bool,
 }
 
 /// Stop every agent's unit, then the holder's.
-pub fn stop(fleet: &Fleet<'_>) -> Result<StopReport, FleetError> {
+pub(crate) fn stop(fleet: &Fleet<'_>) -> Result<StopReport, FleetError> {
     let names = fleet.local_names();
     let agents: Vec<String> = names.iter().map(|n| agent_unit(n)).collect();
     let holder = vec![HOLDER_UNIT.to_owned()];

@@ -1,12 +1,12 @@
 //! The verbs that change who is in the fleet: `fleet init` (a roster from a
 //! shipped profile), `agent add` and `agent remove`. Each is a roster edit
-//! run through the installer itself ([`crate::install`] with a
+//! run through the installer itself ([`crate::install::pipeline`] with a
 //! [`RosterSource::Edit`]): the edit is made on the installed roster under
 //! the install lock, validated as a whole, and installed with everything
 //! that follows from it (env files, units) as one journaled transaction and
 //! a new generation — so `status`, `rollback` and `uninstall` see it, and a
 //! kill midway is undone by the next command. The units follow through the
-//! same reconcile as `mosaic-install` ([`crate::activate`]): a new agent is
+//! same reconcile as `mosaic-install` ([`crate::install::activate`]): a new agent is
 //! enabled (and started when the fleet is running), a removed one stopped
 //! and disabled; when the manager refuses, the generation is rolled back.
 
@@ -16,40 +16,43 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::roster_edit::{self, NewAgent};
-use super::units::FleetServices;
 use super::{Fleet, FleetError};
-use crate::activate::{self, ActivateOptions, ActivationReport};
-use crate::install::{self, EditRefused, InstallOptions, InstallReport, RosterEdit, RosterSource};
-use crate::install::{InstallError, ROSTER_PATH};
-use crate::layout::Layout;
-use crate::plan::Action;
-use crate::profile::{name_problem, Profile};
-use crate::render::agent_env_path;
-use crate::statedir::Recovery;
-use crate::systemd::{agent_unit, agent_units};
+use crate::install::activate::{self, ActivateOptions, ActivationReport};
+use crate::install::pipeline::InstallError;
+use crate::install::pipeline::{
+    self, EditRefused, InstallOptions, InstallReport, RosterEdit, RosterSource,
+};
+use crate::install::plan::Action;
+use crate::shared::layout::Layout;
+use crate::shared::profile::ROSTER_PATH;
+use crate::shared::profile::{name_problem, Profile};
+use crate::shared::render::agent_env_path;
+use crate::shared::statedir::Recovery;
+use crate::shared::systemd::units::FleetServices;
+use crate::shared::systemd::{agent_unit, agent_units};
 
 /// What a roster-writing verb did.
 #[derive(Debug, Clone, Serialize)]
-pub struct MembershipReport {
-    pub roster: PathBuf,
-    pub agents: Vec<String>,
+pub(crate) struct MembershipReport {
+    pub(crate) roster: PathBuf,
+    pub(crate) agents: Vec<String>,
     /// The generation recorded (None when nothing changed).
-    pub generation: Option<u64>,
+    pub(crate) generation: Option<u64>,
     /// Where the replaced roster (and removed env files) were backed up.
-    pub backup: Option<PathBuf>,
-    pub env_written: Vec<PathBuf>,
+    pub(crate) backup: Option<PathBuf>,
+    pub(crate) env_written: Vec<PathBuf>,
     /// Env files the operator changed: kept, ours waits beside them.
-    pub env_kept: Vec<PathBuf>,
-    pub env_removed: Vec<PathBuf>,
+    pub(crate) env_kept: Vec<PathBuf>,
+    pub(crate) env_removed: Vec<PathBuf>,
     /// Units enabled or disabled.
-    pub units: Vec<String>,
+    pub(crate) units: Vec<String>,
     /// systemctl commands to run later, when no manager answered.
-    pub commands: Vec<String>,
+    pub(crate) commands: Vec<String>,
     /// The reconcile of the units that followed.
-    pub systemd: Option<ActivationReport>,
+    pub(crate) systemd: Option<ActivationReport>,
     /// Interrupted runs finished or undone first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub recovered: Vec<Recovery>,
+    pub(crate) recovered: Vec<Recovery>,
 }
 
 impl MembershipReport {
@@ -69,7 +72,7 @@ impl MembershipReport {
         let backup = report
             .generation
             .map(|n| {
-                crate::generation::Generations::new(layout)
+                crate::shared::generation::Generations::new(layout)
                     .backup_dir(n)
                     .join("files")
             })
@@ -92,11 +95,11 @@ impl MembershipReport {
 
 impl MembershipReport {
     /// 1 when the units did not follow (a new agent failed its start).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         let failed = self
             .systemd
             .as_ref()
-            .is_some_and(|s| s.outcome == crate::activate::Outcome::RolloutFailed);
+            .is_some_and(|s| s.outcome == crate::install::activate::Outcome::RolloutFailed);
         u8::from(failed)
     }
 }
@@ -115,7 +118,7 @@ fn follow(
         wave: 4,
         restart_changed: false,
         timeout: std::time::Duration::from_secs(20),
-        settle: crate::rollout::SETTLE,
+        settle: crate::install::rollout::SETTLE,
     };
     let changes = activate::Changeset::of_install(report);
     let activation = match activate::activate(services, layout, &changes, &opts) {
@@ -148,7 +151,7 @@ fn install_edit(
             edit(installed).map_err(|err| EditRefused(err.to_string()))
         }),
     });
-    install::install(&opts).map_err(|err| match err {
+    pipeline::install(&opts).map_err(|err| match err {
         InstallError::Edit(refused) => FleetError::Refused(refused.0),
         other => FleetError::Install(Box::new(other)),
     })
@@ -156,14 +159,14 @@ fn install_edit(
 
 /// `fleet init --profile P [--force]`: the roster from a shipped profile
 /// (or a roster file) installed with everything that follows from it.
-pub fn init(
+pub(crate) fn init(
     layout: &Layout,
     services: &dyn FleetServices,
     spec: &str,
     force: bool,
     host: &str,
 ) -> Result<MembershipReport, FleetError> {
-    let profile = Profile::resolve(spec, &crate::bundle::Bundle::embedded())?;
+    let profile = Profile::resolve(spec, &crate::shared::bundle::Bundle::embedded())?;
     let roster = layout.target(Path::new(ROSTER_PATH));
     let text = profile.text.clone();
     let report = install_edit(
@@ -187,7 +190,7 @@ pub fn init(
 /// `agent add`: validated like a profile, appended to the roster as text,
 /// installed (its env file), then its unit enabled (or the command to run
 /// reported when no manager answers). A failed enable rolls it back.
-pub fn add(fleet: &Fleet<'_>, agent: &NewAgent) -> Result<MembershipReport, FleetError> {
+pub(crate) fn add(fleet: &Fleet<'_>, agent: &NewAgent) -> Result<MembershipReport, FleetError> {
     if let Some(problem) = name_problem(&agent.name) {
         return Err(FleetError::BadName {
             name: agent.name.clone(),
@@ -222,7 +225,11 @@ pub fn add(fleet: &Fleet<'_>, agent: &NewAgent) -> Result<MembershipReport, Flee
 /// install that (its env file goes when unchanged; with `purge` also when
 /// the operator edited it, backed up), then stop and disable its unit; a
 /// failed stop or disable rolls it back.
-pub fn remove(fleet: &Fleet<'_>, name: &str, purge: bool) -> Result<MembershipReport, FleetError> {
+pub(crate) fn remove(
+    fleet: &Fleet<'_>,
+    name: &str,
+    purge: bool,
+) -> Result<MembershipReport, FleetError> {
     let agent = fleet.agent(name)?.name.clone();
     let path = fleet.roster.path.clone();
     let target = agent.clone();
@@ -267,7 +274,7 @@ pub fn remove(fleet: &Fleet<'_>, name: &str, purge: bool) -> Result<MembershipRe
 
 /// The edit is installed but its unit step failed: roll the generation back.
 fn undo(layout: &Layout, cause: FleetError) -> FleetError {
-    let problems = match crate::rollback::rollback_newest(layout, true) {
+    let problems = match crate::install::rollback::rollback_newest(layout, true) {
         Ok(_) => Vec::new(),
         Err(err) => vec![err.to_string()],
     };

@@ -6,15 +6,16 @@
 
 use std::time::Duration;
 
-use mosaic_install::layout::Layout;
-use mosaic_install::profile::RuntimeSettings;
-use mosaic_install::rollout::{Clock, SETTLE};
-use mosaic_install::transport::memory::MemoryFleet;
-use mosaic_install::transport::{Delivery, DeliveryOptions, Transport};
-use mosaic_install::verbs::agent::{self, ResetMethod, UnitAction, Waits, KICK_START};
-use mosaic_install::verbs::roster_edit::NewAgent;
-use mosaic_install::verbs::send::{self, short_hostname, Recipients, SendOptions, SendRequest};
-use mosaic_install::verbs::{fleet, membership, Fleet, FleetError, InstalledRoster};
+use crate::fleet::verbs::agent::{self, ResetMethod, UnitAction, Waits, KICK_START};
+use crate::fleet::verbs::roster_edit::NewAgent;
+use crate::fleet::verbs::send::{self, short_hostname, Recipients, SendOptions, SendRequest};
+use crate::fleet::verbs::{fleet_wide, membership, Fleet, FleetError, InstalledRoster};
+use crate::install::rollout::{Clock, SETTLE};
+use crate::shared::command::ExitStatus;
+use crate::shared::layout::Layout;
+use crate::shared::profile::RuntimeSettings;
+use crate::shared::transport::memory::MemoryFleet;
+use crate::shared::transport::{Delivery, DeliveryOptions, Transport};
 use mosaic_tests::{fixtures_dir, TempHome};
 
 const AGENTS: [&str; 3] = ["agent-1", "agent-10", "sink"];
@@ -36,7 +37,7 @@ fn home() -> (TempHome, Layout) {
 fn with_fleet<T>(memory: &MemoryFleet, run: impl FnOnce(&Fleet<'_>) -> T) -> T {
     let (_home, layout) = home();
     let fleet = Fleet {
-        roster: InstalledRoster::load(&layout).unwrap(),
+        roster: InstalledRoster::load_for(&layout, &crate::shared::host::machine()).unwrap(),
         layout,
         transport: memory,
         services: memory,
@@ -301,7 +302,7 @@ fn unit_verbs_drive_the_agents_unit_and_wait_for_its_session() {
     assert!(started.ok && started.session_alive);
     assert!(matches!(
         started.readiness,
-        Some(mosaic_install::transport::Readiness::Ready { .. })
+        Some(crate::shared::transport::Readiness::Ready { .. })
     ));
     assert!(memory.pane("agent-10").is_some(), "agent-10 was touched");
     assert_eq!(
@@ -313,8 +314,8 @@ fn unit_verbs_drive_the_agents_unit_and_wait_for_its_session() {
     );
 }
 
-fn start_options() -> fleet::StartOptions {
-    fleet::StartOptions {
+fn start_options() -> fleet_wide::StartOptions {
+    fleet_wide::StartOptions {
         canary: None,
         wave: 4,
         timeout: Duration::from_secs(20),
@@ -327,7 +328,7 @@ fn fleet_start_of_a_healthy_fleet_starts_nothing_and_does_not_wait() {
     let memory = MemoryFleet::running(&AGENTS);
     let before = memory.now();
 
-    let report = with_fleet(&memory, |f| fleet::start(f, &start_options(), &memory)).unwrap();
+    let report = with_fleet(&memory, |f| fleet_wide::start(f, &start_options(), &memory)).unwrap();
 
     assert!(report.ok, "{report:#?}");
     assert_eq!(actions(&memory), Vec::<String>::new());
@@ -339,7 +340,7 @@ fn fleet_start_fails_on_an_agent_that_crashes_at_3s_and_stops_what_it_started() 
     let memory = MemoryFleet::new();
     memory.crash_after("agent-10", Duration::from_secs(3));
 
-    let report = with_fleet(&memory, |f| fleet::start(f, &start_options(), &memory)).unwrap();
+    let report = with_fleet(&memory, |f| fleet_wide::start(f, &start_options(), &memory)).unwrap();
 
     assert!(!report.ok);
     let failed = report.steps.last().unwrap();
@@ -367,7 +368,7 @@ fn fleet_start_fails_on_an_agent_that_crashes_at_3s_and_stops_what_it_started() 
 fn fleet_stop_stops_agents_before_the_holder() {
     let memory = MemoryFleet::running(&AGENTS);
 
-    let report = with_fleet(&memory, fleet::stop).unwrap();
+    let report = with_fleet(&memory, fleet_wide::stop).unwrap();
 
     assert!(report.sessions_left.is_empty() && !report.holder_up);
     assert_eq!(
@@ -386,7 +387,10 @@ fn status_and_verify_name_what_is_down() {
     memory.leak("agent agent-1 runs on the default tmux server");
 
     let (status, verify) = with_fleet(&memory, |f| {
-        (fleet::status(f, None).unwrap(), fleet::verify(f).unwrap())
+        (
+            fleet_wide::status(f, None).unwrap(),
+            fleet_wide::verify(f).unwrap(),
+        )
     });
 
     assert!(!status.healthy());
@@ -403,12 +407,12 @@ fn status_and_verify_name_what_is_down() {
 #[test]
 fn verify_fails_on_a_roster_agent_whose_unit_is_not_enabled() {
     let memory = MemoryFleet::running(&AGENTS);
-    use mosaic_install::systemd::ServiceManager;
+    use crate::shared::systemd::ServiceManager;
     memory
         .disable(&["mosaic-agent@sink.service".to_owned()])
         .unwrap();
 
-    let verify = with_fleet(&memory, fleet::verify).unwrap();
+    let verify = with_fleet(&memory, fleet_wide::verify).unwrap();
 
     assert!(!verify.ok);
     let failed: Vec<&str> = verify.failures().map(|c| c.check.as_str()).collect();
@@ -430,13 +434,13 @@ fn verify_fails_on_an_enabled_unit_outside_the_roster() {
     )
     .unwrap();
     let fleet = Fleet {
-        roster: InstalledRoster::load(&layout).unwrap(),
+        roster: InstalledRoster::load_for(&layout, &crate::shared::host::machine()).unwrap(),
         layout: layout.clone(),
         transport: &memory,
         services: &memory,
     };
 
-    let verify = fleet::verify(&fleet).unwrap();
+    let verify = fleet_wide::verify(&fleet).unwrap();
 
     let failed: Vec<&str> = verify.failures().map(|c| c.check.as_str()).collect();
     assert_eq!(failed, ["mosaic-agent@ghost.service not in the roster"]);
@@ -447,7 +451,7 @@ fn status_without_a_manager_shows_sessions_and_says_why() {
     let memory = MemoryFleet::running(&AGENTS);
     memory.set_unreachable("Failed to connect to bus");
 
-    let status = with_fleet(&memory, |f| fleet::status(f, Some("agent-10"))).unwrap();
+    let status = with_fleet(&memory, |f| fleet_wide::status(f, Some("agent-10"))).unwrap();
 
     assert_eq!(
         status.systemd_error.as_deref(),
@@ -463,7 +467,7 @@ fn a_failed_enable_undoes_every_write_of_add() {
     let (home, layout) = home();
     let roster_path = layout.target("mosaic/fleet/roster.yaml".as_ref());
     let fleet = Fleet {
-        roster: InstalledRoster::load(&layout).unwrap(),
+        roster: InstalledRoster::load_for(&layout, &crate::shared::host::machine()).unwrap(),
         layout: layout.clone(),
         transport: &memory,
         services: &memory,
@@ -498,7 +502,7 @@ fn add_and_remove_drive_enable_then_stop_and_disable() {
     let memory = MemoryFleet::running(&AGENTS);
     let (_home, layout) = home();
     let load = || Fleet {
-        roster: InstalledRoster::load(&layout).unwrap(),
+        roster: InstalledRoster::load_for(&layout, &crate::shared::host::machine()).unwrap(),
         layout: layout.clone(),
         transport: &memory,
         services: &memory,

@@ -7,18 +7,18 @@
 
 /// A control character found in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ControlCharacter {
+pub(crate) struct ControlCharacter {
     /// `ESC (0x1b)`, `U+009B (CSI)`.
-    pub name: String,
+    pub(crate) name: String,
     /// Byte offset of the first one in the text as given.
-    pub offset: usize,
+    pub(crate) offset: usize,
     /// How many there are in all.
-    pub count: usize,
+    pub(crate) count: usize,
 }
 
 /// `text` with CRLF and lone CR turned into LF; its first control character
 /// (other than LF and TAB) is an error, unless `strip`, which drops them all.
-pub fn clean(text: &str, strip: bool) -> Result<String, ControlCharacter> {
+pub(crate) fn clean(text: &str, strip: bool) -> Result<String, ControlCharacter> {
     let mut out = String::with_capacity(text.len());
     let mut first: Option<(usize, char)> = None;
     let mut count = 0;
@@ -50,7 +50,7 @@ pub fn clean(text: &str, strip: bool) -> Result<String, ControlCharacter> {
 }
 
 /// The standard name of a control character, with its code.
-pub fn control_name(c: char) -> String {
+pub(crate) fn control_name(c: char) -> String {
     const C0: [&str; 32] = [
         "NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR",
         "SO", "SI", "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB",

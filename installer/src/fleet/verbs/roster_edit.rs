@@ -5,17 +5,17 @@
 //! agents expected (the caller then validates the whole roster) before
 //! anything is written.
 
-use crate::profile::Roster;
+use crate::shared::profile::Roster;
 
 /// The fields `agent add` writes, in this order.
 #[derive(Debug, Clone, Default)]
-pub struct NewAgent {
-    pub name: String,
-    pub runtime: String,
-    pub class: Option<String>,
-    pub model_hint: Option<String>,
-    pub working_directory: Option<String>,
-    pub command: Option<String>,
+pub(crate) struct NewAgent {
+    pub(crate) name: String,
+    pub(crate) runtime: String,
+    pub(crate) class: Option<String>,
+    pub(crate) model_hint: Option<String>,
+    pub(crate) working_directory: Option<String>,
+    pub(crate) command: Option<String>,
 }
 
 /// The `agents:` block of a roster, by line index.
@@ -108,7 +108,7 @@ fn agent_names(text: &str) -> Option<Vec<String>> {
 }
 
 /// The roster text with `agent` appended as the last item of `agents:`.
-pub fn append_agent(text: &str, agent: &NewAgent) -> Result<String, String> {
+pub(crate) fn append_agent(text: &str, agent: &NewAgent) -> Result<String, String> {
     let before = agent_names(text).ok_or("it does not parse as a roster")?;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let block = find_block(&lines)?;
@@ -142,7 +142,7 @@ pub fn append_agent(text: &str, agent: &NewAgent) -> Result<String, String> {
 }
 
 /// The roster text without the item of the agent called `name`.
-pub fn remove_agent(text: &str, name: &str) -> Result<String, String> {
+pub(crate) fn remove_agent(text: &str, name: &str) -> Result<String, String> {
     let before = agent_names(text).ok_or("it does not parse as a roster")?;
     let expected: Vec<String> = before.iter().filter(|n| *n != name).cloned().collect();
     if expected.len() == before.len() {
@@ -255,3 +255,6 @@ mod tests {
             .contains("flow style"));
     }
 }
+
+#[cfg(test)]
+mod fixture_tests;

@@ -18,18 +18,18 @@ use serde::Serialize;
 
 use super::message;
 use super::{Fleet, FleetError};
-use crate::profile::{InputMode, TERMINAL_LINE_MAX};
-use crate::transport::{Delivery, DeliveryOptions};
+use crate::shared::profile::{InputMode, TERMINAL_LINE_MAX};
+use crate::shared::transport::{Delivery, DeliveryOptions};
 
 /// The largest message body (64 KiB), preamble not counted.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// The sender label of someone who is not an agent of the fleet.
-pub const OPERATOR: &str = "operator";
+pub(crate) const OPERATOR: &str = "operator";
 
 /// Who gets the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recipients {
+pub(crate) enum Recipients {
     One(String),
     /// Every agent of the roster on this machine.
     All,
@@ -37,17 +37,17 @@ pub enum Recipients {
 
 /// How to send, as the flags of `agent send` say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendOptions {
+pub(crate) struct SendOptions {
     /// Enter presses before giving up on a draft.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Longest wait for the agent's program to be ready.
-    pub ready_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
     /// Longest wait for the senders ahead in the agent's queue.
-    pub lock_wait: Duration,
+    pub(crate) lock_wait: Duration,
     /// Strip control characters instead of refusing the message.
-    pub sanitize: bool,
+    pub(crate) sanitize: bool,
     /// One submission per line of the message.
-    pub lines: bool,
+    pub(crate) lines: bool,
 }
 
 impl Default for SendOptions {
@@ -63,34 +63,34 @@ impl Default for SendOptions {
 }
 
 #[derive(Debug, Clone)]
-pub struct SendRequest {
-    pub to: Recipients,
-    pub body: String,
+pub(crate) struct SendRequest {
+    pub(crate) to: Recipients,
+    pub(crate) body: String,
     /// Replaces `<src_host>:<src_session>` in the preamble.
-    pub source: Option<String>,
-    pub options: SendOptions,
+    pub(crate) source: Option<String>,
+    pub(crate) options: SendOptions,
 }
 
 /// What happened for one agent.
 #[derive(Debug, Clone, Serialize)]
-pub struct SendResult {
-    pub agent: String,
+pub(crate) struct SendResult {
+    pub(crate) agent: String,
     /// `ACCEPTED`, `DRAFT`, `DOWN`, `UNCONFIRMED`, `NOT-READY` or `BUSY`.
-    pub outcome: &'static str,
-    pub delivery: Delivery,
+    pub(crate) outcome: &'static str,
+    pub(crate) delivery: Delivery,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct SendReport {
-    pub source: String,
-    pub results: Vec<SendResult>,
+pub(crate) struct SendReport {
+    pub(crate) source: String,
+    pub(crate) results: Vec<SendResult>,
 }
 
 impl SendReport {
     /// 0 when every agent accepted; else the code of the outcome that
     /// matters most, in this order: 1 (draft or unconfirmed: the text may
     /// sit unsubmitted), 5 (not ready), 6 (busy), 3 (down).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         [1, 5, 6, 3]
             .into_iter()
             .find(|code| self.results.iter().any(|r| r.delivery.exit_code() == *code))
@@ -99,14 +99,14 @@ impl SendReport {
 }
 
 /// The text an agent receives.
-pub fn with_preamble(source: &str, dst_host: &str, dst_session: &str, body: &str) -> String {
+pub(crate) fn with_preamble(source: &str, dst_host: &str, dst_session: &str, body: &str) -> String {
     format!("[{source} -> {dst_host}:{dst_session}] {body}")
 }
 
 /// The body as it will be sent: control characters refused (or stripped
 /// with `sanitize`), line endings made LF, trailing newlines dropped (Enter
 /// is what submits); empty and oversized messages refused.
-pub fn prepare_body(body: &str, sanitize: bool) -> Result<String, FleetError> {
+pub(crate) fn prepare_body(body: &str, sanitize: bool) -> Result<String, FleetError> {
     let body = message::clean(body, sanitize).map_err(|found| FleetError::ControlCharacter {
         what: "the message".into(),
         found,
@@ -128,7 +128,7 @@ pub fn prepare_body(body: &str, sanitize: bool) -> Result<String, FleetError> {
 /// `lines`, each non-blank line as one (the preamble on the first). For a
 /// program that reads lines, a multi-line text needs `lines`, and no line
 /// may pass the terminal's limit.
-pub fn submissions(
+pub(crate) fn submissions(
     agent: &str,
     preamble: &str,
     body: &str,
@@ -175,14 +175,15 @@ pub fn submissions(
 }
 
 /// This host's short name (up to the first dot), as the scripts print it.
-pub fn short_hostname() -> String {
-    crate::host::short(&crate::host::machine()).to_owned()
+#[cfg(test)]
+pub(crate) fn short_hostname() -> String {
+    crate::shared::host::short(&crate::shared::host::machine()).to_owned()
 }
 
 /// `<src_host>:<src_session>`: the agent the caller is, when it runs inside
 /// one of the fleet's agents, else `operator`, so that an operator never
 /// speaks as an agent.
-pub fn source_label(fleet: &Fleet<'_>, host: &str) -> String {
+pub(crate) fn source_label(fleet: &Fleet<'_>, host: &str) -> String {
     let session = fleet
         .transport
         .caller()
@@ -190,14 +191,14 @@ pub fn source_label(fleet: &Fleet<'_>, host: &str) -> String {
     format!("{host}:{session}")
 }
 
-pub fn send(fleet: &Fleet<'_>, request: &SendRequest) -> Result<SendReport, FleetError> {
+pub(crate) fn send(fleet: &Fleet<'_>, request: &SendRequest) -> Result<SendReport, FleetError> {
     let targets = match &request.to {
         Recipients::One(name) => vec![fleet.local_agent(name)?.name.clone()],
         Recipients::All => fleet.local_names(),
     };
     let options = request.options;
     let body = prepare_body(&request.body, options.sanitize)?;
-    let host = crate::host::short(&fleet.roster.host).to_owned();
+    let host = crate::shared::host::short(&fleet.roster.host).to_owned();
     let source = match &request.source {
         Some(label) => message::clean(label, options.sanitize)
             .map_err(|found| FleetError::ControlCharacter {
@@ -254,6 +255,7 @@ fn planned_names(planned: &[(String, Vec<String>, DeliveryOptions)]) -> Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::command::ExitStatus;
 
     #[test]
     fn preamble_matches_agent_send() {

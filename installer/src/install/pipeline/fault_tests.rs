@@ -3,18 +3,18 @@
 //! performs, and the whole home afterwards (config tree and installer state)
 //! equals the home before, byte for byte and mode for mode.
 //!
-//! The installer runs in-process (feature `fault-injection`), the starting
-//! installs too, so the pid in the lock file is the same in every run and the
-//! lock file is compared like every other file. Each crash point starts from
-//! a freshly built home: the same steps as the reference run, in a new dir.
+//! The installer runs in-process (a unit test: `Transaction::fail_after`
+//! exists only under `cfg(test)`), the starting installs too. Each crash
+//! point starts from a freshly built home: the same steps as the reference
+//! run, in a new dir. (A real kill at every syscall is `cargo xtask crash`.)
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use mosaic_install::apply::ApplyError;
-use mosaic_install::install::{install, InstallError, InstallOptions, InstallReport};
-use mosaic_install::layout::Layout;
-use mosaic_install::plan::Action;
+use crate::install::pipeline::{install, InstallError, InstallOptions, InstallReport};
+use crate::install::plan::Action;
+use crate::shared::layout::Layout;
+use crate::shared::transaction::ApplyError;
 use mosaic_tests::{
     append, assert_same_tree, bundle_copy, copy_tree, fixtures_dir, tree_listing, TempHome,
 };
@@ -25,7 +25,7 @@ use mosaic_tests::{
 fn isolate_tmux() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-tmux");
+        let dir = std::env::temp_dir().join(format!("mosaic-faults-tmux-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create TMUX_TMPDIR");
         std::env::set_var("TMUX_TMPDIR", &dir);
         std::env::remove_var("TMUX");

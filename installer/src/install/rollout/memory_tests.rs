@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use mosaic_install::rollout::{self, AgentExpectation, Clock, RolloutPlan, RolloutReport, SETTLE};
-use mosaic_install::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
-use mosaic_install::transport::memory::MemoryFleet;
+use crate::install::rollout::{self, AgentExpectation, Clock, RolloutPlan, RolloutReport, SETTLE};
+use crate::shared::systemd::{agent_unit, ServiceManager, HOLDER_UNIT};
+use crate::shared::transport::memory::MemoryFleet;
 
 const SECOND: Duration = Duration::from_secs(1);
 

@@ -15,16 +15,18 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::runtime_path::{agent_pane_path, find_program, ProgramLookup, SYSTEMD_DEFAULT_PATH};
-use crate::systemd::{agent_unit, Properties, ServiceManager, HOLDER_UNIT};
-use crate::transport::{Launch, Transport};
+use crate::shared::runtime_path::{
+    agent_pane_path, find_program, ProgramLookup, SYSTEMD_DEFAULT_PATH,
+};
+use crate::shared::systemd::{agent_unit, Properties, ServiceManager, HOLDER_UNIT};
+use crate::shared::transport::{Launch, Transport};
 
 use super::{AgentExpectation, Clock, RolloutPlan};
 
 /// How long a freshly started agent must keep running: long enough to catch
 /// an agent that crashes 3 s after it starts (bad credentials, a config
 /// error found while loading), with room for a loaded machine.
-pub const SETTLE: Duration = Duration::from_secs(5);
+pub(crate) const SETTLE: Duration = Duration::from_secs(5);
 
 /// How often to look while something is still coming up.
 const POLL: Duration = Duration::from_millis(100);
@@ -38,10 +40,10 @@ const PROPERTIES: [&str; 3] = ["ActiveState", "NRestarts", "ActiveEnterTimestamp
 
 /// What a rollout checks with.
 pub(super) struct Checker<'a> {
-    pub services: &'a dyn ServiceManager,
-    pub transport: &'a dyn Transport,
-    pub clock: &'a dyn Clock,
-    pub plan: &'a RolloutPlan,
+    pub(crate) services: &'a dyn ServiceManager,
+    pub(crate) transport: &'a dyn Transport,
+    pub(crate) clock: &'a dyn Clock,
+    pub(crate) plan: &'a RolloutPlan,
 }
 
 /// One look at units and sessions.

@@ -19,7 +19,7 @@ use serde::Serialize;
 /// A label safe to write into any line of any file we render.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
-pub struct ProfileLabel(String);
+pub(crate) struct ProfileLabel(String);
 
 /// What replaces each character a label may not hold.
 const REPLACEMENT: char = '?';
@@ -30,7 +30,7 @@ fn unsafe_in_label(c: char) -> bool {
 
 impl ProfileLabel {
     /// `raw` as a label, or why it cannot be one.
-    pub fn checked(raw: &str) -> Result<ProfileLabel, String> {
+    pub(crate) fn checked(raw: &str) -> Result<ProfileLabel, String> {
         match raw.chars().find(|&c| unsafe_in_label(c)) {
             None => Ok(ProfileLabel(raw.to_owned())),
             Some(c) => Err(match c {
@@ -42,16 +42,12 @@ impl ProfileLabel {
     }
 
     /// `raw` with every character a label may not hold replaced by `?`.
-    pub fn cleaned(raw: &str) -> ProfileLabel {
+    pub(crate) fn cleaned(raw: &str) -> ProfileLabel {
         ProfileLabel(
             raw.chars()
                 .map(|c| if unsafe_in_label(c) { REPLACEMENT } else { c })
                 .collect(),
         )
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -70,8 +66,8 @@ mod tests {
     #[test]
     fn ordinary_names_pass_unchanged() {
         for name in ["usc", "my fleet", "équipe-2", "fleet.prod"] {
-            assert_eq!(ProfileLabel::checked(name).unwrap().as_str(), name);
-            assert_eq!(ProfileLabel::cleaned(name).as_str(), name);
+            assert_eq!(ProfileLabel::checked(name).unwrap().to_string(), name);
+            assert_eq!(ProfileLabel::cleaned(name).to_string(), name);
         }
     }
 
@@ -79,7 +75,7 @@ mod tests {
     fn line_breaking_names_are_refused_or_cleaned() {
         assert_eq!(ProfileLabel::checked(HOSTILE).unwrap_err(), "a newline");
         assert_eq!(
-            ProfileLabel::cleaned(HOSTILE).as_str(),
+            ProfileLabel::cleaned(HOSTILE).to_string(),
             "fleet?[Service]?ExecStartPre=touch PWNED?#"
         );
         for raw in [
@@ -92,7 +88,10 @@ mod tests {
         ] {
             assert!(ProfileLabel::checked(raw).is_err(), "{raw:?} passed");
             let cleaned = ProfileLabel::cleaned(raw);
-            assert!(ProfileLabel::checked(cleaned.as_str()).is_ok(), "{cleaned}");
+            assert!(
+                ProfileLabel::checked(&cleaned.to_string()).is_ok(),
+                "{cleaned}"
+            );
         }
     }
 }

@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mosaic_install::bundle::Bundle;
-use mosaic_install::profile::Profile;
+use crate::shared::bundle::Bundle;
+use crate::shared::profile::Profile;
 use mosaic_tests::{fixture_header, fixtures_dir, templates_dir};
 use serde_json::Value;
 

@@ -13,11 +13,11 @@ use std::mem::MaybeUninit;
 
 /// A tag written in the roster, with its 1-based position.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundTag {
+pub(crate) struct FoundTag {
     /// The tag as libyaml resolved it (`!include`, `tag:yaml.org,2002:binary`).
-    pub tag: String,
-    pub line: usize,
-    pub column: usize,
+    pub(crate) tag: String,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
 }
 
 /// The libyaml parser, initialised on the heap (it must not move while it
@@ -93,7 +93,7 @@ impl Drop for Parser<'_> {
 
 /// A resolved tag the way a roster spells it: `!!binary` for the YAML
 /// namespace, `!name` for local tags, `!<uri>` for any other.
-pub fn as_written(tag: &str) -> String {
+pub(crate) fn as_written(tag: &str) -> String {
     if let Some(core) = tag.strip_prefix("tag:yaml.org,2002:") {
         format!("!!{core}")
     } else if tag.starts_with('!') {
@@ -104,7 +104,7 @@ pub fn as_written(tag: &str) -> String {
 }
 
 /// The first tag in `text`, if any.
-pub fn first_tag(text: &str) -> Option<FoundTag> {
+pub(crate) fn first_tag(text: &str) -> Option<FoundTag> {
     let mut parser = Parser::new(text.as_bytes())?;
     loop {
         match parser.next()? {

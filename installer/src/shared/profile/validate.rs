@@ -17,11 +17,11 @@ const WORKDIR_FIX: &str = "use an absolute path or one starting with ~/";
 
 /// One broken rule: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub line: Option<usize>,
-    pub field: String,
-    pub rule: String,
-    pub fix: String,
+pub(crate) struct Violation {
+    pub(crate) line: Option<usize>,
+    pub(crate) field: String,
+    pub(crate) rule: String,
+    pub(crate) fix: String,
 }
 
 impl fmt::Display for Violation {
@@ -34,7 +34,7 @@ impl fmt::Display for Violation {
 }
 
 /// Why `name` cannot be an agent (or holder session) name, if it cannot.
-pub fn name_problem(name: &str) -> Option<String> {
+pub(crate) fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("is empty".into());
     }
@@ -72,7 +72,7 @@ pub fn name_problem(name: &str) -> Option<String> {
 }
 
 /// Why `socket` cannot be a tmux socket name, if it cannot.
-pub fn socket_problem(socket: &str) -> Option<String> {
+pub(crate) fn socket_problem(socket: &str) -> Option<String> {
     if socket.is_empty() {
         return Some(
             "is empty: `tmux -L ''` addresses the socket directory itself, not a server".into(),

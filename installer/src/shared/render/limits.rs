@@ -39,11 +39,11 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Error, ErrorKind, Template};
 
 /// Largest rendered file (1 MiB).
-pub const MAX_RENDERED_FILE: usize = 1 << 20;
+pub(crate) const MAX_RENDERED_FILE: usize = 1 << 20;
 /// Largest sum of all rendered files, and of all filter output (64 MiB).
-pub const MAX_RENDERED_TOTAL: usize = 64 << 20;
+pub(crate) const MAX_RENDERED_TOTAL: usize = 64 << 20;
 /// Template instructions one render may run in all its templates.
-pub const TEMPLATE_FUEL: u64 = 10_000_000;
+pub(crate) const TEMPLATE_FUEL: u64 = 10_000_000;
 
 /// The constructs a bundle template may use, for the refusal message.
 const ALLOWED: &str = "values, attributes, the env_quote and shell_quote filters, comparisons, \
@@ -62,7 +62,7 @@ fn refused(line: Option<usize>, what: &str) -> (Option<usize>, String) {
 /// Why `source` may not even be compiled, with the line of the first
 /// operator the template language does not have. A source the tokenizer
 /// rejects is left to the compiler, which reports the syntax error.
-pub fn refused_syntax(source: &str) -> Option<(Option<usize>, String)> {
+pub(crate) fn refused_syntax(source: &str) -> Option<(Option<usize>, String)> {
     let whitespace = WhitespaceConfig {
         keep_trailing_newline: true,
         ..WhitespaceConfig::default()
@@ -87,7 +87,7 @@ pub fn refused_syntax(source: &str) -> Option<(Option<usize>, String)> {
 
 /// Why `template` may not run, with the line of the first construct the
 /// bundle's template language does not have.
-pub fn refused_construct(template: &Template<'_, '_>) -> Option<(Option<usize>, String)> {
+pub(crate) fn refused_construct(template: &Template<'_, '_>) -> Option<(Option<usize>, String)> {
     let compiled = get_compiled_template(template);
     std::iter::once(&compiled.instructions)
         .chain(compiled.blocks.values())
@@ -159,14 +159,14 @@ fn refusal(instruction: &Instruction<'_>) -> Option<&'static str> {
 
 /// Output that holds at most `limit` bytes; a write past it fails, and
 /// `overflowed` says that was the reason.
-pub struct CappedOutput {
-    pub bytes: Vec<u8>,
+pub(crate) struct CappedOutput {
+    pub(crate) bytes: Vec<u8>,
     limit: usize,
-    pub overflowed: bool,
+    pub(crate) overflowed: bool,
 }
 
 impl CappedOutput {
-    pub fn new(limit: usize) -> CappedOutput {
+    pub(crate) fn new(limit: usize) -> CappedOutput {
         CappedOutput {
             bytes: Vec::new(),
             limit,
@@ -192,16 +192,20 @@ impl io::Write for CappedOutput {
 
 /// What the filters of one render may still produce, shared by them all.
 #[derive(Clone)]
-pub struct FilterBudget(Arc<AtomicUsize>);
+pub(crate) struct FilterBudget(Arc<AtomicUsize>);
 
 impl FilterBudget {
-    pub fn new() -> FilterBudget {
+    pub(crate) fn new() -> FilterBudget {
         FilterBudget(Arc::new(AtomicUsize::new(MAX_RENDERED_TOTAL)))
     }
 
     /// `filter` applied to `input`, if the input is small enough and the
     /// budget still holds the output.
-    pub fn apply(&self, input: &str, filter: impl Fn(&str) -> String) -> Result<String, Error> {
+    pub(crate) fn apply(
+        &self,
+        input: &str,
+        filter: impl Fn(&str) -> String,
+    ) -> Result<String, Error> {
         if input.len() > MAX_RENDERED_FILE {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,

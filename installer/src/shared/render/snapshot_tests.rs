@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mosaic_install::bundle::Bundle;
-use mosaic_install::profile::Profile;
-use mosaic_install::render::{self, Host, RenderedFile, RenderedTree};
+use crate::shared::bundle::Bundle;
+use crate::shared::profile::Profile;
+use crate::shared::render::{self, Host, RenderedFile, RenderedTree};
 use mosaic_tests::{fixtures_dir, templates_dir};
 
 /// The host the snapshots are rendered for: the default config dir, and a
@@ -46,7 +46,7 @@ fn snapshot(name: &str, file: &RenderedFile) {
         file.ownership
     );
     insta::with_settings!({
-        snapshot_path => "../snapshots",
+        snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/snapshots"),
         prepend_module_to_snapshot => false,
         description => description,
         omit_expression => true,

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::systemd::{ServiceManager, SystemctlUser, SystemdError};
+use crate::shared::systemd::{ServiceManager, SystemctlUser, SystemdError};
 
 const PROPERTIES: [&str; 5] = [
     "ActiveState",
@@ -18,27 +18,27 @@ const PROPERTIES: [&str; 5] = [
 
 /// One unit as the service manager sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitState {
-    pub unit: String,
+pub(crate) struct UnitState {
+    pub(crate) unit: String,
     /// `active`, `inactive`, `failed`, `activating`, ...
-    pub active: String,
+    pub(crate) active: String,
     /// `running`, `dead`, `auto-restart`, ...
-    pub sub: String,
+    pub(crate) sub: String,
     /// `enabled`, `disabled`, ... (empty when the manager does not say).
-    pub enabled: String,
+    pub(crate) enabled: String,
     /// Automatic restarts since the unit was last started by hand.
-    pub restarts: Option<u64>,
+    pub(crate) restarts: Option<u64>,
     /// When it last became active (Unix seconds), when the manager says.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub active_since: Option<u64>,
+    pub(crate) active_since: Option<u64>,
 }
 
 impl UnitState {
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.active == "active"
     }
 
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         matches!(
             self.enabled.as_str(),
             "enabled" | "enabled-runtime" | "linked"
@@ -47,7 +47,7 @@ impl UnitState {
 }
 
 /// What the fleet verbs need from a service manager beyond [`ServiceManager`].
-pub trait FleetServices: ServiceManager {
+pub(crate) trait FleetServices: ServiceManager {
     /// The state of every unit, in the order asked.
     fn unit_states(&self, units: &[String]) -> Result<Vec<UnitState>, SystemdError> {
         let shown = self.show(units, &PROPERTIES)?;
@@ -79,8 +79,8 @@ fn unix_seconds(value: &str) -> Option<u64> {
 /// A service manager that is deliberately not there: `--home` names a home
 /// that is not `$HOME`, and the user manager only reads units from `$HOME`.
 #[derive(Debug, Clone)]
-pub struct DetachedServices {
-    pub reason: String,
+pub(crate) struct DetachedServices {
+    pub(crate) reason: String,
 }
 
 impl DetachedServices {

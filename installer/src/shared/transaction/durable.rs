@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::ApplyError;
 
 /// Same-directory temp file, mode, fsync, rename, fsync of the directory.
-pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
+pub(crate) fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ApplyError> {
     write_and_rename(path, bytes, mode, None)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }

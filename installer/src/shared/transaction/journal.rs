@@ -24,21 +24,21 @@ use serde::{Deserialize, Serialize};
 
 use super::durable::{io, sync_dir};
 use super::ApplyError;
-use crate::receipt::sha256_hex;
+use crate::shared::receipt::sha256_hex;
 
 /// The in-flight journal, relative to the state directory.
-pub const WAL: &str = "transaction.wal";
+pub(crate) const WAL: &str = "transaction.wal";
 /// A committed journal whose finishing steps may not have run yet.
-pub const DONE: &str = "transaction.done";
+pub(crate) const DONE: &str = "transaction.done";
 /// Name of a directory tree being created or purged, in its parent: it
 /// appears and disappears with one rename, so a kill never leaves half of
 /// the state directory's chain of parents behind.
-pub const STAGING: &str = ".mosaic-install-staging";
+pub(crate) const STAGING: &str = ".mosaic-install-staging";
 
 /// One recorded step, written before it is taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Change {
+pub(crate) enum Change {
     /// A file that did not exist is written (through `temp`).
     Created {
         path: PathBuf,
@@ -80,13 +80,13 @@ pub enum Change {
 
 /// Contents and mode of a file, to recognise it later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
-    pub sha256: String,
-    pub mode: u32,
+pub(crate) struct Fingerprint {
+    pub(crate) sha256: String,
+    pub(crate) mode: u32,
 }
 
 impl Fingerprint {
-    pub fn of(bytes: &[u8], mode: u32) -> Fingerprint {
+    pub(crate) fn of(bytes: &[u8], mode: u32) -> Fingerprint {
         Fingerprint {
             sha256: sha256_hex(bytes),
             mode: mode & 0o7777,
@@ -111,23 +111,23 @@ impl Fingerprint {
 
 /// What a transaction is, recorded first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Begin {
+pub(crate) struct Begin {
     /// What the operator ran, for messages ("install", "agent add tui-3").
-    pub command: String,
+    pub(crate) command: String,
     /// The generation this run records, if it records one.
-    pub generation: Option<u64>,
+    pub(crate) generation: Option<u64>,
     /// Everything below it belongs to this run: removed when it is undone.
-    pub backup_dir: PathBuf,
+    pub(crate) backup_dir: PathBuf,
     /// Directories of the state directory's chain this run created.
     #[serde(default)]
-    pub created_state_dirs: Vec<PathBuf>,
-    pub finish: Finish,
+    pub(crate) created_state_dirs: Vec<PathBuf>,
+    pub(crate) finish: Finish,
 }
 
 /// What happens after the commit point.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Finish {
+pub(crate) enum Finish {
     /// Keep the journal as the generation's, for `rollback`, and prune.
     Generation { journal: PathBuf, prune: Prune },
     /// Nothing to keep: drop the journal.
@@ -143,12 +143,12 @@ pub enum Finish {
 /// Which generations survive: the newest `keep`, and every one from
 /// `protect_from` on (an unresolved conflict needs them to roll back).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Prune {
-    pub generations: PathBuf,
-    pub backups: PathBuf,
-    pub newest: u64,
-    pub keep: u64,
-    pub protect_from: Option<u64>,
+pub(crate) struct Prune {
+    pub(crate) generations: PathBuf,
+    pub(crate) backups: PathBuf,
+    pub(crate) newest: u64,
+    pub(crate) keep: u64,
+    pub(crate) protect_from: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,16 +159,16 @@ enum Record {
 }
 
 /// An open write-ahead journal.
-pub struct Wal {
+pub(crate) struct Wal {
     file: File,
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 impl Wal {
     /// Create `<state>/transaction.wal` holding `begin`. When the state
     /// directory does not exist, it is built under a staging name with the
     /// journal inside and renamed into place: one step, never half a chain.
-    pub fn create(state: &Path, mut begin: Begin) -> Result<(Wal, Begin), ApplyError> {
+    pub(crate) fn create(state: &Path, mut begin: Begin) -> Result<(Wal, Begin), ApplyError> {
         let path = state.join(WAL);
         if state.is_dir() {
             let file = create_private(&path)?;
@@ -203,7 +203,7 @@ impl Wal {
     }
 
     /// Append steps (one write, one fsync) before they are taken.
-    pub fn append(&mut self, steps: &[Change]) -> Result<(), ApplyError> {
+    pub(crate) fn append(&mut self, steps: &[Change]) -> Result<(), ApplyError> {
         let mut lines = Vec::new();
         for step in steps {
             serde_json::to_writer(&mut lines, &Record::Step(step.clone()))
@@ -277,13 +277,13 @@ fn remove_tree(path: &Path) -> Result<(), ApplyError> {
 /// A journal read back: its begin record and steps. A last line cut short
 /// (a power cut while appending) is an intent whose step never started.
 #[derive(Debug)]
-pub struct Journal {
-    pub begin: Begin,
-    pub steps: Vec<Change>,
+pub(crate) struct Journal {
+    pub(crate) begin: Begin,
+    pub(crate) steps: Vec<Change>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum JournalError {
+pub(crate) enum JournalError {
     #[error("cannot read the journal {}: {cause}", path.display())]
     Read {
         path: PathBuf,
@@ -298,7 +298,7 @@ pub enum JournalError {
 }
 
 impl Journal {
-    pub fn load(path: &Path) -> Result<Journal, JournalError> {
+    pub(crate) fn load(path: &Path) -> Result<Journal, JournalError> {
         let text = fs::read_to_string(path).map_err(|cause| JournalError::Read {
             path: path.to_path_buf(),
             cause,
@@ -330,7 +330,7 @@ impl Journal {
 
     /// The steps of a generation's journal: the line format above, or the
     /// JSON array earlier versions wrote.
-    pub fn load_steps(path: &Path) -> Result<Vec<Change>, JournalError> {
+    pub(crate) fn load_steps(path: &Path) -> Result<Vec<Change>, JournalError> {
         let bytes = fs::read(path).map_err(|cause| JournalError::Read {
             path: path.to_path_buf(),
             cause,
@@ -348,11 +348,11 @@ impl Journal {
 
 /// A file the undo could not bring back, and where its bytes are.
 #[derive(Debug, Clone, Serialize)]
-pub struct Unrestored {
-    pub path: PathBuf,
+pub(crate) struct Unrestored {
+    pub(crate) path: PathBuf,
     /// The bytes from before the run, when there is a backup.
-    pub backup: Option<PathBuf>,
-    pub why: String,
+    pub(crate) backup: Option<PathBuf>,
+    pub(crate) why: String,
 }
 
 impl std::fmt::Display for Unrestored {
@@ -372,17 +372,17 @@ impl std::fmt::Display for Unrestored {
 
 /// How an undo went.
 #[derive(Debug, Default, Serialize)]
-pub struct UndoOutcome {
+pub(crate) struct UndoOutcome {
     /// Steps reverted (or found never taken).
-    pub steps: usize,
+    pub(crate) steps: usize,
     /// Files changed by someone else since the step: left as they are.
-    pub kept: Vec<Unrestored>,
+    pub(crate) kept: Vec<Unrestored>,
     /// Steps that failed: the journal and every backup stay for a retry.
-    pub failed: Vec<Unrestored>,
+    pub(crate) failed: Vec<Unrestored>,
 }
 
 impl UndoOutcome {
-    pub fn complete(&self) -> bool {
+    pub(crate) fn complete(&self) -> bool {
         self.failed.is_empty()
     }
 }
@@ -391,7 +391,7 @@ impl UndoOutcome {
 /// taken, or already undone, is left alone; a file someone else changed
 /// since is kept (and reported); a failure is reported and the rest goes on.
 /// Backups are only removed once nothing needed them.
-pub fn undo(begin: &Begin, steps: &[Change]) -> UndoOutcome {
+pub(crate) fn undo(begin: &Begin, steps: &[Change]) -> UndoOutcome {
     let mut outcome = UndoOutcome::default();
     for step in steps.iter().rev() {
         match undo_step(begin, step, &outcome) {
@@ -571,7 +571,7 @@ fn restore(backup: &Path, path: &Path, old: Option<&Fingerprint>) -> Result<(), 
 
 /// The steps after the commit point. Idempotent: a kill midway leaves the
 /// `.done` file, and the next run calls this again.
-pub fn finish(done: &Path, begin: &Begin) -> Result<(), ApplyError> {
+pub(crate) fn finish(done: &Path, begin: &Begin) -> Result<(), ApplyError> {
     match &begin.finish {
         Finish::Generation { journal, prune } => {
             prune_generations(prune)?;
@@ -636,7 +636,7 @@ fn prune_generations(prune: &Prune) -> Result<(), ApplyError> {
 }
 
 /// Leftovers of an interrupted run in the state directory's chain.
-pub fn staging_leftovers(state: &Path) -> Vec<PathBuf> {
+pub(crate) fn staging_leftovers(state: &Path) -> Vec<PathBuf> {
     state
         .ancestors()
         .skip(1)
@@ -646,7 +646,7 @@ pub fn staging_leftovers(state: &Path) -> Vec<PathBuf> {
 }
 
 /// Remove a staging leftover (it only ever holds this installer's state).
-pub fn remove_staging(staging: &Path) -> Result<(), ApplyError> {
+pub(crate) fn remove_staging(staging: &Path) -> Result<(), ApplyError> {
     remove_tree(staging)?;
     sync_dir(staging.parent().expect("has a parent"))
 }

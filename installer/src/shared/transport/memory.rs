@@ -21,15 +21,15 @@ use super::{
     Delivery, DeliveryOptions, FleetView, Launch, Readiness, ReadyRule, SessionState, Transport,
     TransportError, Watched,
 };
-use crate::rollout::Clock;
-use crate::systemd::{ServiceManager, SystemdError, HOLDER_UNIT};
-use crate::verbs::units::FleetServices;
+use crate::shared::clock::Clock;
+use crate::shared::systemd::units::FleetServices;
+use crate::shared::systemd::{ServiceManager, SystemdError, HOLDER_UNIT};
 
 /// How often an agent unit's supervisor looks for its session
 /// (`start-agent-session.sh --supervise`).
-pub const SUPERVISE_POLL: Duration = Duration::from_secs(1);
+pub(crate) const SUPERVISE_POLL: Duration = Duration::from_secs(1);
 /// The agent unit's `RestartSec=`.
-pub const RESTART_SEC: Duration = Duration::from_secs(2);
+pub(crate) const RESTART_SEC: Duration = Duration::from_secs(2);
 /// Where the fleet's clock starts: the machine has been up an hour.
 const BOOT_UPTIME: Duration = Duration::from_secs(3600);
 /// When the units of [`MemoryFleet::running`] became active.
@@ -37,25 +37,25 @@ const RUNNING_SINCE: Duration = Duration::from_secs(10);
 
 /// One unit of the in-memory manager.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MemoryUnit {
-    pub active: bool,
+pub(crate) struct MemoryUnit {
+    pub(crate) active: bool,
     /// Failed, waiting [`RESTART_SEC`] to be started again.
-    pub auto_restart: bool,
-    pub enabled: bool,
-    pub restarts: u64,
+    pub(crate) auto_restart: bool,
+    pub(crate) enabled: bool,
+    pub(crate) restarts: u64,
     /// When it last became active, on the fleet's clock.
-    pub active_since: Duration,
+    pub(crate) active_since: Duration,
 }
 
 /// One agent's session.
 #[derive(Debug, Clone, Default)]
-pub struct MemoryPane {
+pub(crate) struct MemoryPane {
     /// What was submitted, in order.
-    pub submitted: Vec<String>,
+    pub(crate) submitted: Vec<String>,
     /// Text left on the input line (a pane that never accepts Enter).
-    pub draft: Option<String>,
+    pub(crate) draft: Option<String>,
     /// Which launch of the agent's session this is.
-    pub launch: u64,
+    pub(crate) launch: u64,
 }
 
 /// Something due at a moment of the fleet's clock.
@@ -112,7 +112,7 @@ struct State {
 
 /// A fleet that lives in memory.
 #[derive(Debug, Default)]
-pub struct MemoryFleet {
+pub(crate) struct MemoryFleet {
     state: RefCell<State>,
 }
 
@@ -121,16 +121,16 @@ fn agent_of(unit: &str) -> Option<&str> {
 }
 
 impl MemoryFleet {
-    pub fn new() -> MemoryFleet {
+    pub(crate) fn new() -> MemoryFleet {
         let fleet = MemoryFleet::default();
         fleet.state.borrow_mut().now = BOOT_UPTIME;
         fleet
     }
 
     /// Holder and these agents enabled and running for most of an hour.
-    pub fn running(agents: &[&str]) -> MemoryFleet {
+    pub(crate) fn running(agents: &[&str]) -> MemoryFleet {
         let fleet = MemoryFleet::new();
-        let units = crate::systemd::fleet_units(agents);
+        let units = crate::shared::systemd::fleet_units(agents);
         fleet.enable(&units).expect("memory manager");
         fleet.start(&units).expect("memory manager");
         {
@@ -146,7 +146,7 @@ impl MemoryFleet {
     /// From now on, the agent's program exits `after` each launch of its
     /// session (a crash at 3 s: `crash_after(agent, 3 s)`); its unit then
     /// restarts it, again and again.
-    pub fn crash_after(&self, agent: &str, after: Duration) {
+    pub(crate) fn crash_after(&self, agent: &str, after: Duration) {
         let mut state = self.state.borrow_mut();
         state.crash_after.insert(agent.to_owned(), after);
         let launch = state.panes.get(agent).map(|pane| pane.launch);
@@ -165,57 +165,57 @@ impl MemoryFleet {
     /// The supervisor of the agent's unit dies `after` the unit next starts,
     /// once: systemd restarts the unit (`NRestarts` + 1) and the new
     /// supervisor finds the session still there.
-    pub fn supervisor_dies_after(&self, agent: &str, after: Duration) {
+    pub(crate) fn supervisor_dies_after(&self, agent: &str, after: Duration) {
         let mut state = self.state.borrow_mut();
         state.supervisor_dies.insert(agent.to_owned(), after);
     }
 
     /// The command the agent's session reports it was started with (by
     /// default the in-memory transport cannot tell).
-    pub fn launches_with(&self, agent: &str, command: &str) {
+    pub(crate) fn launches_with(&self, agent: &str, command: &str) {
         let mut state = self.state.borrow_mut();
         state.commands.insert(agent.to_owned(), command.to_owned());
     }
 
     /// Make every manager call fail as if no manager answered.
-    pub fn set_unreachable(&self, why: &str) {
+    pub(crate) fn set_unreachable(&self, why: &str) {
         self.state.borrow_mut().unreachable = Some(why.to_owned());
     }
 
     /// Make every `verb` call (`enable`, `stop`, ...) fail from now on.
-    pub fn fail_on(&self, verb: &str) {
+    pub(crate) fn fail_on(&self, verb: &str) {
         self.state.borrow_mut().failing.insert(verb.to_owned());
     }
 
     /// The agent's program holds every text as a draft from now on.
-    pub fn make_draft_sink(&self, agent: &str) {
+    pub(crate) fn make_draft_sink(&self, agent: &str) {
         self.state.borrow_mut().draft_sinks.insert(agent.to_owned());
     }
 
     /// The agent's program never becomes ready for input from now on.
-    pub fn make_never_ready(&self, agent: &str) {
+    pub(crate) fn make_never_ready(&self, agent: &str) {
         self.state.borrow_mut().never_ready.insert(agent.to_owned());
     }
 
     /// The agent's session ends (its program exited); the unit stays.
-    pub fn kill_session(&self, agent: &str) {
+    pub(crate) fn kill_session(&self, agent: &str) {
         self.state.borrow_mut().panes.remove(agent);
     }
 
     /// Pretend an agent session leaked onto the operator's server.
-    pub fn leak(&self, problem: &str) {
+    pub(crate) fn leak(&self, problem: &str) {
         self.state.borrow_mut().leaked.push(problem.to_owned());
     }
 
-    pub fn set_caller(&self, name: &str) {
+    pub(crate) fn set_caller(&self, name: &str) {
         self.state.borrow_mut().caller = Some(name.to_owned());
     }
 
-    pub fn submitted(&self, agent: &str) -> Vec<String> {
+    pub(crate) fn submitted(&self, agent: &str) -> Vec<String> {
         self.pane(agent).map(|p| p.submitted).unwrap_or_default()
     }
 
-    pub fn pane(&self, agent: &str) -> Option<MemoryPane> {
+    pub(crate) fn pane(&self, agent: &str) -> Option<MemoryPane> {
         self.state.borrow().panes.get(agent).cloned()
     }
 
@@ -226,7 +226,7 @@ impl MemoryFleet {
         })
     }
 
-    pub fn unit(&self, unit: &str) -> MemoryUnit {
+    pub(crate) fn unit(&self, unit: &str) -> MemoryUnit {
         self.state
             .borrow()
             .units
@@ -236,7 +236,7 @@ impl MemoryFleet {
     }
 
     /// Every service-manager call so far, as `verb unit...`.
-    pub fn calls(&self) -> Vec<String> {
+    pub(crate) fn calls(&self) -> Vec<String> {
         self.state.borrow().calls.clone()
     }
 
@@ -298,7 +298,7 @@ impl State {
 
     fn unit_of(&mut self, agent: &str) -> &mut MemoryUnit {
         self.units
-            .entry(crate::systemd::agent_unit(agent))
+            .entry(crate::shared::systemd::agent_unit(agent))
             .or_default()
     }
 

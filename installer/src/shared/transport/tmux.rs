@@ -12,6 +12,9 @@
 //! in `ready`, what is read from the pane in `pane`, and each verified
 //! paste and Enter in `submit`.
 
+// The tmux transport runs the commands shared::tmux builds.
+#![allow(clippy::disallowed_types)]
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -23,10 +26,10 @@ mod pane;
 mod ready;
 mod send_lock;
 mod submit;
-pub mod viewer;
+pub(crate) mod viewer;
 
-use crate::fleet::TmuxServer;
-use crate::profile::InputMode;
+use crate::shared::profile::InputMode;
+use crate::shared::tmux::TmuxServer;
 
 use super::{
     Delivery, DeliveryOptions, FleetView, Launch, Readiness, ReadyRule, SessionState, Transport,
@@ -40,7 +43,7 @@ const PANE_FORMAT: &str =
 
 /// Agents as sessions on named tmux servers.
 #[derive(Debug, Clone)]
-pub struct TmuxTransport {
+pub(crate) struct TmuxTransport {
     default_socket: String,
     holder_session: String,
     /// Agents whose socket is not the default one.
@@ -48,7 +51,7 @@ pub struct TmuxTransport {
 }
 
 impl TmuxTransport {
-    pub fn new(default_socket: &str, holder_session: &str) -> TmuxTransport {
+    pub(crate) fn new(default_socket: &str, holder_session: &str) -> TmuxTransport {
         TmuxTransport {
             default_socket: default_socket.to_owned(),
             holder_session: holder_session.to_owned(),
@@ -57,7 +60,7 @@ impl TmuxTransport {
     }
 
     /// Address `agent` on `socket` instead of the default socket.
-    pub fn with_agent_socket(mut self, agent: &str, socket: &str) -> TmuxTransport {
+    pub(crate) fn with_agent_socket(mut self, agent: &str, socket: &str) -> TmuxTransport {
         if socket != self.default_socket {
             self.sockets.insert(agent.to_owned(), socket.to_owned());
         }
@@ -261,7 +264,7 @@ impl Transport for TmuxTransport {
             if socket == "default" {
                 problems.push(format!(
                     "the fleet uses the socket `default`, which is the operator's own tmux server; give tmux.socket_name another name (the default is {})",
-                    crate::profile::DEFAULT_SOCKET
+                    crate::shared::profile::DEFAULT_SOCKET
                 ));
             }
         }

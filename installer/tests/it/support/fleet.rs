@@ -6,45 +6,38 @@
 //! `mosaic-fleet` runs with `HOME` set to the temp home and an empty
 //! `XDG_RUNTIME_DIR`, so `systemctl --user` reaches no real manager.
 
-// Included by several test crates (fleet_send, fleet_verbs, ...), each of
-// which uses only part of it.
-#![allow(dead_code)]
-
+use crate::support::mosaic_install;
+pub(crate) use mosaic_tests::{assert_ok, json, stderr, stdout, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use mosaic_tests::{
-    fixtures_dir, mosaic_install, require_tool, workspace_bin, TempHome, TmuxWorld, NO_TMUX_CONFIG,
-};
+use mosaic_tests::{fixtures_dir, require_tool, TempHome, TmuxWorld, NO_TMUX_CONFIG};
 
 /// The roster fixture's socket.
-pub const SOCKET: &str = "fleet-verbs";
-/// Upper bound for anything a test waits for; reached only when broken.
-const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const SOCKET: &str = "fleet-verbs";
 
-pub struct FleetWorld {
-    pub world: TmuxWorld,
-    pub home: TempHome,
+pub(crate) struct FleetWorld {
+    pub(crate) world: TmuxWorld,
+    pub(crate) home: TempHome,
     default_server: String,
 }
 
 /// `tests/fixtures/<rel>`.
-pub fn fixture(rel: &str) -> PathBuf {
+pub(crate) fn fixture(rel: &str) -> PathBuf {
     fixtures_dir().join(rel)
 }
 
-/// The test roster with its placeholders filled in for `home`.
-pub fn roster_text(home: &Path) -> String {
-    fixture_roster_text("fleet/roster.yaml", home)
-}
-
-/// A roster fixture with `@SCRIPTS@`, `@HOME@` and `@BIN@` (where the
+/// A roster fixture with `@SCRIPTS@` (`tests/fixtures/scripts/`),
+/// `@STAND_INS@` (the bundle's, [`mosaic_tests::stand_ins_dir`]), `@HOME@` and `@BIN@` (where the
 /// workspace's binaries, `stand-in-tui` among them, are built) filled in.
-pub fn fixture_roster_text(rel: &str, home: &Path) -> String {
+pub(crate) fn fixture_roster_text(rel: &str, home: &Path) -> String {
     let text = std::fs::read_to_string(fixture(rel)).expect("read roster fixture");
-    let bin = workspace_bin("stand-in-tui");
+    let bin = mosaic_tests::stand_in_tui();
     text.replace("@SCRIPTS@", &fixture("scripts").display().to_string())
+        .replace(
+            "@STAND_INS@",
+            &mosaic_tests::stand_ins_dir().display().to_string(),
+        )
         .replace("@HOME@", &home.display().to_string())
         .replace("@BIN@", &bin.parent().unwrap().display().to_string())
 }
@@ -52,12 +45,12 @@ pub fn fixture_roster_text(rel: &str, home: &Path) -> String {
 impl FleetWorld {
     /// A world with the test roster installed; None (after a visible
     /// "skipped") without tmux.
-    pub fn new() -> Option<FleetWorld> {
+    pub(crate) fn new() -> Option<FleetWorld> {
         FleetWorld::with_roster("fleet/roster.yaml")
     }
 
     /// A world with the roster fixture `tests/fixtures/<rel>` installed.
-    pub fn with_roster(rel: &str) -> Option<FleetWorld> {
+    pub(crate) fn with_roster(rel: &str) -> Option<FleetWorld> {
         let fleet = FleetWorld::bare()?;
         let roster = fleet.home().join("roster-fixture.yaml");
         std::fs::write(&roster, fixture_roster_text(rel, fleet.home())).expect("write roster");
@@ -71,7 +64,7 @@ impl FleetWorld {
     }
 
     /// A world with an empty home (nothing installed).
-    pub fn bare() -> Option<FleetWorld> {
+    pub(crate) fn bare() -> Option<FleetWorld> {
         if !require_tool("tmux", "the fleet verbs drive a real tmux server") {
             return None;
         }
@@ -86,24 +79,24 @@ impl FleetWorld {
         Some(fleet)
     }
 
-    pub fn home(&self) -> &Path {
+    pub(crate) fn home(&self) -> &Path {
         self.home.path()
     }
 
-    pub fn config(&self, rel: &str) -> PathBuf {
+    pub(crate) fn config(&self, rel: &str) -> PathBuf {
         self.home().join(".config").join(rel)
     }
 
-    pub fn roster_path(&self) -> PathBuf {
+    pub(crate) fn roster_path(&self) -> PathBuf {
         self.config("mosaic/fleet/roster.yaml")
     }
 
     /// `mosaic-fleet` kept away from the machine: this home, this world's
     /// tmux, no reachable systemd manager, a fixed user for the preamble.
-    pub fn fleet(&self) -> Command {
+    pub(crate) fn fleet(&self) -> Command {
         let runtime = self.world.tmpdir().join("xdg-runtime");
         std::fs::create_dir_all(&runtime).expect("create XDG_RUNTIME_DIR");
-        let mut cmd = self.world.command(workspace_bin("mosaic-fleet"));
+        let mut cmd = self.world.command(crate::support::PRODUCT.fleet);
         cmd.env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", runtime)
             .env("USER", "tester")
@@ -116,29 +109,32 @@ impl FleetWorld {
         cmd
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.fleet().args(args).output().expect("run mosaic-fleet")
     }
 
     /// tmux on the fleet's socket.
-    pub fn tmux(&self, args: &[&str]) -> Output {
+    pub(crate) fn tmux(&self, args: &[&str]) -> Output {
         self.world.run(SOCKET, args)
     }
 
     /// The holder's server, as mosaic-tmux-holder.service starts it.
-    pub fn start_holder(&self) {
+    pub(crate) fn start_holder(&self) {
         let mut args = NO_TMUX_CONFIG.to_vec();
         args.extend(["new-session", "-d", "-s", "_holder", "sleep 3600"]);
         assert_ok(&self.tmux(&args), "start the holder");
     }
 
     /// The agent's session running its roster command, as the unit would.
-    pub fn start_agent(&self, agent: &str) {
+    pub(crate) fn start_agent(&self, agent: &str) {
         let command = match agent {
-            "sink" => format!("bash {}", fixture("scripts/draft-sink.sh").display()),
+            "sink" => format!(
+                "bash {}",
+                mosaic_tests::stand_ins_dir().join("sink.sh").display()
+            ),
             _ => format!(
                 "bash {} {}",
-                fixture("scripts/recorder.sh").display(),
+                mosaic_tests::stand_ins_dir().join("recorder.sh").display(),
                 self.record_path(agent).display()
             ),
         };
@@ -150,19 +146,14 @@ impl FleetWorld {
         self.wait_for_pane(agent, prompt);
     }
 
-    /// The agent's session running the command the installed roster gives
-    /// it, as the unit would start it (not waiting for anything).
-    pub fn start_roster_agent(&self, agent: &str) {
-        let text = std::fs::read_to_string(self.roster_path()).expect("read the installed roster");
-        let profile = mosaic_install::profile::Profile::parse("installed", "roster", &text)
-            .expect("the installed roster parses");
-        let command = profile
-            .roster
-            .agents
-            .iter()
-            .find(|a| a.name == agent)
-            .and_then(|a| a.command.clone())
-            .unwrap_or_else(|| panic!("no command for {agent} in the roster"));
+    /// The agent's session running the command the install rendered for it
+    /// (`MOSAIC_AGENT_COMMAND` of its env file, read as the unit's script
+    /// reads it), not waiting for anything.
+    pub(crate) fn start_roster_agent(&self, agent: &str) {
+        let env = self.config(&format!("mosaic/fleet/agents/{agent}.env"));
+        let command = mosaic_tests::env_file_values(&env)
+            .remove("MOSAIC_AGENT_COMMAND")
+            .unwrap_or_else(|| panic!("no MOSAIC_AGENT_COMMAND in {}", env.display()));
         let mut args = NO_TMUX_CONFIG.to_vec();
         args.extend(["new-session", "-d", "-s", agent, "-x", "120", "-y", "30"]);
         args.push(&command);
@@ -171,7 +162,7 @@ impl FleetWorld {
 
     /// What a stand-in TUI logged (`<agent>.log`, one JSON object per
     /// submission): the submitted texts, in order.
-    pub fn submissions(&self, agent: &str) -> Vec<String> {
+    pub(crate) fn submissions(&self, agent: &str) -> Vec<String> {
         let path = self.home().join(format!("{agent}.log"));
         std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -185,7 +176,7 @@ impl FleetWorld {
     }
 
     /// Lines a plain line reader logged (`<agent>.log`), empty ones included.
-    pub fn lines_read(&self, agent: &str) -> Vec<String> {
+    pub(crate) fn lines_read(&self, agent: &str) -> Vec<String> {
         let path = self.home().join(format!("{agent}.log"));
         std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -195,14 +186,14 @@ impl FleetWorld {
     }
 
     /// Holder and every agent of the test roster running.
-    pub fn start_fleet(&self) {
+    pub(crate) fn start_fleet(&self) {
         self.start_holder();
         for agent in ["agent-1", "agent-10", "sink"] {
             self.start_agent(agent);
         }
     }
 
-    pub fn kill_session(&self, agent: &str) {
+    pub(crate) fn kill_session(&self, agent: &str) {
         let target = format!("={agent}");
         assert_ok(
             &self.tmux(&["kill-session", "-t", &target]),
@@ -210,12 +201,12 @@ impl FleetWorld {
         );
     }
 
-    pub fn record_path(&self, agent: &str) -> PathBuf {
+    pub(crate) fn record_path(&self, agent: &str) -> PathBuf {
         self.home().join(format!("{agent}.rec"))
     }
 
     /// Lines the agent's recorder has recorded so far.
-    pub fn record(&self, agent: &str) -> Vec<String> {
+    pub(crate) fn record(&self, agent: &str) -> Vec<String> {
         std::fs::read_to_string(self.record_path(agent))
             .unwrap_or_default()
             .lines()
@@ -223,13 +214,13 @@ impl FleetWorld {
             .collect()
     }
 
-    pub fn pane_text(&self, agent: &str) -> String {
+    pub(crate) fn pane_text(&self, agent: &str) -> String {
         let target = format!("={agent}:");
         String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", &target]).stdout)
             .into_owned()
     }
 
-    pub fn wait_for_pane(&self, agent: &str, text: &str) {
+    pub(crate) fn wait_for_pane(&self, agent: &str, text: &str) {
         wait_until(&format!("`{text}` in {agent}'s pane"), || {
             self.pane_text(agent).contains(text)
         });
@@ -237,7 +228,7 @@ impl FleetWorld {
 
     /// Sends an end marker with mosaic-fleet and returns the record up to
     /// it: every earlier submission is in it, and nothing else is.
-    pub fn record_settled(&self, agent: &str) -> Vec<String> {
+    pub(crate) fn record_settled(&self, agent: &str) -> Vec<String> {
         let out = self.run(&["agent", "send", agent, "--from", "end", "-m", "end-of-test"]);
         assert_ok(&out, "send the end marker");
         let marker = format!("[end -> {}:{agent}] end-of-test", short_host());
@@ -253,7 +244,7 @@ impl FleetWorld {
         self.world.default_server_state("operator")
     }
 
-    pub fn assert_default_server_untouched(&self) {
+    pub(crate) fn assert_default_server_untouched(&self) {
         assert_eq!(
             self.default_server_state(),
             self.default_server,
@@ -262,45 +253,13 @@ impl FleetWorld {
     }
 }
 
-pub fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-pub fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", stdout(out)))
-}
-
-/// Poll `done` until it holds; panic after [`PATIENCE`].
-pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 /// This host's short name, as mosaic-fleet and the scripts print it.
-pub fn short_host() -> String {
-    mosaic_install::verbs::send::short_hostname()
+pub(crate) fn short_host() -> String {
+    mosaic_tests::short_hostname()
 }
 
 /// Quotes, `$`, backticks, backslashes, unicode (wide too), over 4 KiB.
-pub fn tricky_message() -> String {
+pub(crate) fn tricky_message() -> String {
     let piece = r#"it's "quoted" $HOME ${PATH} `date` $(id) \n \\ ünïcødé ✓ 日本語 100% "#;
     let mut text = String::new();
     while text.len() < 4096 {

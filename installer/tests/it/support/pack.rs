@@ -6,29 +6,29 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     mosaic_tests::fixtures_dir().join("pack")
 }
 
 /// A package copied into its own temp dir, with room beside it for outputs.
-pub struct Fixture {
+pub(crate) struct Fixture {
     dir: tempfile::TempDir,
 }
 
 impl Fixture {
     /// `packages/<name>` with `setup/<name>.txt` applied.
-    pub fn package(name: &str) -> Fixture {
+    pub(crate) fn package(name: &str) -> Fixture {
         let setup = fixtures().join("setup").join(format!("{name}.txt"));
         Fixture::copy_of(&fixtures().join("packages").join(name), Some(&setup))
     }
 
     /// The package the `pack --check` tests break, with its setup applied.
-    pub fn check_package() -> Fixture {
+    pub(crate) fn check_package() -> Fixture {
         let setup = fixtures().join("check").join("setup.txt");
         Fixture::copy_of(&fixtures().join("check").join("package"), Some(&setup))
     }
 
-    pub fn templates() -> Fixture {
+    pub(crate) fn templates() -> Fixture {
         Fixture::copy_of(&mosaic_tests::templates_dir(), None)
     }
 
@@ -46,19 +46,19 @@ impl Fixture {
     }
 
     /// The package directory.
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("package")
     }
 
     /// A directory beside the package (created on first use).
-    pub fn scratch(&self, name: &str) -> PathBuf {
+    pub(crate) fn scratch(&self, name: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::create_dir_all(&path).expect("create a scratch dir");
         path
     }
 
     /// `xtask pack --dry-run --json` on this package: the one report object.
-    pub fn xtask_report(&self) -> serde_json::Value {
+    pub(crate) fn xtask_report(&self) -> serde_json::Value {
         let out = run(xtask()
             .args(["pack", "--dry-run", "--json", "--package-dir"])
             .arg(self.root()));
@@ -67,14 +67,14 @@ impl Fixture {
     }
 
     /// `npm pack --dry-run --json` on this package: the one report object.
-    pub fn npm_report(&self) -> serde_json::Value {
+    pub(crate) fn npm_report(&self) -> serde_json::Value {
         let out = self.npm(&["pack", "--dry-run", "--json", "--ignore-scripts"]);
         assert_success("npm pack --dry-run --json", &out);
         single_report(&out.stdout)
     }
 
     /// Packs with xtask into a fresh dir and returns the `.tgz` path.
-    pub fn xtask_pack(&self, out_name: &str) -> PathBuf {
+    pub(crate) fn xtask_pack(&self, out_name: &str) -> PathBuf {
         let out_dir = self.scratch(out_name);
         let out = run(xtask()
             .args(["pack", "--package-dir"])
@@ -86,7 +86,7 @@ impl Fixture {
     }
 
     /// Packs with npm into a fresh dir and returns the `.tgz` path.
-    pub fn npm_pack(&self, out_name: &str) -> PathBuf {
+    pub(crate) fn npm_pack(&self, out_name: &str) -> PathBuf {
         let out_dir = self.scratch(out_name);
         let destination = out_dir.to_str().expect("UTF-8 temp path");
         let out = self.npm(&[
@@ -100,7 +100,7 @@ impl Fixture {
     }
 
     /// npm in the package directory, with its cache in the temp dir.
-    pub fn npm(&self, args: &[&str]) -> Output {
+    pub(crate) fn npm(&self, args: &[&str]) -> Output {
         Command::new("npm")
             .args(args)
             .current_dir(self.root())
@@ -116,7 +116,7 @@ impl Fixture {
 /// Whether real npm may be the reference here: it must be the version
 /// xtask pack follows (`xtask/npm-version.txt`). Another version fails the
 /// test under `CI=true` and skips it visibly otherwise, like a missing tool.
-pub fn require_pinned_npm(why: &str) -> bool {
+pub(crate) fn require_pinned_npm(why: &str) -> bool {
     if !mosaic_tests::require_tool("npm", why) {
         return false;
     }
@@ -144,7 +144,7 @@ pub fn require_pinned_npm(why: &str) -> bool {
 }
 
 /// The npm version xtask pack follows.
-pub fn pinned_npm() -> String {
+pub(crate) fn pinned_npm() -> String {
     let path = mosaic_tests::workspace_root().join("xtask/npm-version.txt");
     std::fs::read_to_string(&path)
         .expect("read xtask/npm-version.txt")
@@ -153,16 +153,16 @@ pub fn pinned_npm() -> String {
 }
 
 /// The built `xtask` binary, to be given arguments.
-pub fn xtask() -> Command {
-    Command::new(mosaic_tests::workspace_bin("xtask"))
+pub(crate) fn xtask() -> Command {
+    Command::new(mosaic_tests::xtask())
 }
 
 /// Runs a command to completion.
-pub fn run(command: &mut Command) -> Output {
+pub(crate) fn run(command: &mut Command) -> Output {
     command.output().expect("run the command")
 }
 
-pub fn assert_success(what: &str, out: &Output) {
+pub(crate) fn assert_success(what: &str, out: &Output) {
     assert!(
         out.status.success(),
         "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",

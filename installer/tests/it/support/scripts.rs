@@ -3,19 +3,18 @@
 //! run the shipped scripts hermetically, start recorder panes and wait
 //! (bounded) for what the panes show or record.
 
+pub(crate) use mosaic_tests::wait_until;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
-use mosaic_tests::{fixtures_dir, require_tool, templates_dir, TmuxWorld, NO_TMUX_CONFIG};
+use mosaic_tests::{require_tool, templates_dir, TmuxWorld, NO_TMUX_CONFIG};
 
 /// The named socket the scripts are aimed at in every world.
-pub const SOCKET: &str = "fleet-test";
+pub(crate) const SOCKET: &str = "fleet-test";
 /// Sent last to a recorder: once it is recorded, every earlier line is too,
 /// so a stray extra Enter would show up as an empty line before it.
 const END_MARKER: &str = "end-of-test";
-/// Upper bound for anything a test waits for; reached only when broken.
-const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Settings of the caller's environment that must not leak into the scripts.
 const CALLER_SETTINGS: [&str; 12] = [
@@ -33,15 +32,15 @@ const CALLER_SETTINGS: [&str; 12] = [
     "TMUX_PANE",
 ];
 
-pub struct Fixture {
-    pub world: TmuxWorld,
+pub(crate) struct Fixture {
+    pub(crate) world: TmuxWorld,
     scratch: tempfile::TempDir,
     default_server: String,
 }
 
 impl Fixture {
     /// None (after a visible "skipped") when tmux is not installed.
-    pub fn new() -> Option<Fixture> {
+    pub(crate) fn new() -> Option<Fixture> {
         if !require_tool("tmux", "the scripts drive a real tmux server") {
             return None;
         }
@@ -64,7 +63,7 @@ impl Fixture {
         self.world.default_server_state("operator")
     }
 
-    pub fn assert_default_server_untouched(&self) {
+    pub(crate) fn assert_default_server_untouched(&self) {
         assert_eq!(
             self.default_server_state(),
             self.default_server,
@@ -72,11 +71,11 @@ impl Fixture {
         );
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.scratch.path().join(name)
     }
 
-    pub fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         let home = self.path("home");
         std::fs::create_dir_all(&home).expect("create scratch home");
         home
@@ -84,7 +83,7 @@ impl Fixture {
 
     /// A shipped script (path under `templates/`) with this world's
     /// TMUX_TMPDIR, the scratch home and none of the caller's settings.
-    pub fn script(&self, rel: &str) -> Command {
+    pub(crate) fn script(&self, rel: &str) -> Command {
         let mut cmd = self.world.command(templates_dir().join(rel));
         for var in CALLER_SETTINGS {
             cmd.env_remove(var);
@@ -94,21 +93,11 @@ impl Fixture {
     }
 
     /// tmux on the scripts' named socket.
-    pub fn tmux(&self, args: &[&str]) -> Output {
+    pub(crate) fn tmux(&self, args: &[&str]) -> Output {
         self.world.run(SOCKET, args)
     }
 
-    pub fn assert_ok(&self, out: &Output, what: &str) {
-        assert!(
-            out.status.success(),
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    pub fn send(&self, args: &[&str]) -> Output {
+    pub(crate) fn send(&self, args: &[&str]) -> Output {
         self.script("framework/tools/tmux/send-message.sh")
             .args(["-L", SOCKET])
             .args(args)
@@ -116,7 +105,7 @@ impl Fixture {
             .expect("run send-message.sh")
     }
 
-    pub fn start_agent_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+    pub(crate) fn start_agent_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = self.script("framework/tools/fleet/start-agent-session.sh");
         cmd.env("MOSAIC_TMUX_SOCKET", SOCKET).args(args);
         for (key, value) in env {
@@ -125,31 +114,31 @@ impl Fixture {
         cmd
     }
 
-    pub fn start_agent(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    pub(crate) fn start_agent(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         self.start_agent_command(args, env)
             .output()
             .expect("run start-agent-session.sh")
     }
 
     /// The holder's server, as mosaic-tmux-holder.service starts it.
-    pub fn start_holder(&self) {
+    pub(crate) fn start_holder(&self) {
         let mut args = NO_TMUX_CONFIG.to_vec();
         args.extend(["new-session", "-d", "-s", "_holder", "sleep 3600"]);
         let out = self.tmux(&args);
-        self.assert_ok(&out, "start the holder session");
+        mosaic_tests::assert_ok(&out, "start the holder session");
     }
 
-    pub fn new_session(&self, session: &str, program: &[&str]) {
+    pub(crate) fn new_session(&self, session: &str, program: &[&str]) {
         let mut args = NO_TMUX_CONFIG.to_vec();
         args.extend(["new-session", "-d", "-s", session, "-x", "120", "-y", "30"]);
         args.extend_from_slice(program);
-        self.assert_ok(&self.tmux(&args), "new-session");
+        mosaic_tests::assert_ok(&self.tmux(&args), "new-session");
     }
 
     /// A session whose pane runs the recorder; returns its record file.
-    pub fn start_recorder(&self, session: &str) -> PathBuf {
+    pub(crate) fn start_recorder(&self, session: &str) -> PathBuf {
         let record = self.path(&format!("{session}.rec"));
-        let recorder = fixture("recorder.sh");
+        let recorder = stand_in("recorder.sh");
         self.new_session(
             session,
             &[recorder.to_str().unwrap(), record.to_str().unwrap()],
@@ -158,21 +147,21 @@ impl Fixture {
         record
     }
 
-    pub fn pane_text(&self, target: &str) -> String {
+    pub(crate) fn pane_text(&self, target: &str) -> String {
         let out = self.tmux(&["capture-pane", "-p", "-t", target]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    pub fn wait_for_pane(&self, target: &str, text: &str) {
+    pub(crate) fn wait_for_pane(&self, target: &str, text: &str) {
         wait_until(&format!("`{text}` in pane {target}"), || {
             self.pane_text(target).contains(text)
         });
     }
 
     /// Sends the end marker, waits for it, then compares the whole record.
-    pub fn expect_record(&self, session: &str, record: &Path, expected: &[&str]) {
+    pub(crate) fn expect_record(&self, session: &str, record: &Path, expected: &[&str]) {
         let target = format!("={session}");
-        self.assert_ok(
+        mosaic_tests::assert_ok(
             &self.send(&["-t", &target, END_MARKER]),
             "send the end marker",
         );
@@ -185,42 +174,43 @@ impl Fixture {
     }
 
     /// agent-send.sh -H through the ssh stand-in, which logs its arguments.
-    pub fn remote_agent_send(&self, log: &Path, message: &str) -> Output {
-        let shim = fixtures_dir().join("scripts/ssh-shim");
+    pub(crate) fn remote_agent_send(&self, log: &Path, message: &str) -> Output {
+        let shim = self.home().join("ssh-stand-in");
+        std::fs::create_dir_all(&shim).expect("create the ssh stand-in's dir");
+        let ssh = shim.join("ssh");
+        if !ssh.exists() {
+            std::os::unix::fs::symlink(mosaic_tests::stand_ins_dir().join("ssh.sh"), &ssh)
+                .expect("put the ssh stand-in on PATH");
+        }
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut dirs = vec![shim];
         dirs.extend(std::env::split_paths(&path));
         self.script("framework/tools/tmux/agent-send.sh")
             .env("PATH", std::env::join_paths(dirs).expect("join PATH"))
-            .env("SSH_SHIM_LOG", log)
+            .env("SSH_STAND_IN_LOG", log)
             .args(["-H", "bob@remote.example", "-L", SOCKET, "-s", "rec"])
             .args(["-S", "me:here", "-m", message])
             .output()
             .expect("run agent-send.sh")
     }
 
-    /// Renders the bundle for the `minimal` profile into the scratch home,
-    /// as an install would lay it out.
-    pub fn install_rendered_tree(&self) {
-        use mosaic_install::{bundle::Bundle, profile::Profile, render::render, render::Host};
-        use std::os::unix::fs::PermissionsExt;
-        let bundle = Bundle::from_dir(&templates_dir()).expect("read templates/");
-        let profile = Profile::resolve("minimal", &bundle).expect("resolve minimal");
-        let host = Host {
-            mosaic_dir: "%h/.config/mosaic",
-            runtime_path: "",
-        };
-        let tree = render(&bundle, &profile, &host).expect("render minimal");
-        for file in tree.files {
-            let target = self.home().join(".config").join(&file.path);
-            std::fs::create_dir_all(target.parent().unwrap()).expect("create dir");
-            std::fs::write(&target, &file.contents).expect("write rendered file");
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(file.mode))
-                .expect("set mode");
-        }
+    /// Installs the `minimal` profile into the scratch home with the real
+    /// `mosaic-install` (no systemctl), as an operator would.
+    pub(crate) fn install_rendered_tree(&self) {
+        let out = crate::support::mosaic_install(&self.home(), &self.world)
+            .arg("--home")
+            .arg(self.home())
+            .args(["--profile", "minimal", "--no-systemctl"])
+            .output()
+            .expect("run mosaic-install");
+        assert!(
+            out.status.success(),
+            "mosaic-install failed: {}",
+            mosaic_tests::describe(&out)
+        );
     }
 
-    pub fn run_fleet_units_test(&self) -> Output {
+    pub(crate) fn run_fleet_units_test(&self) -> Output {
         let units = self.home().join(".config/systemd/user");
         self.script("framework/systemd/user/test-fleet-units.sh")
             .arg(units)
@@ -230,22 +220,22 @@ impl Fixture {
 }
 
 /// Base64 through coreutils' `base64`, unwrapped.
-pub fn base64(text: &str) -> String {
+pub(crate) fn base64(text: &str) -> String {
     let out = pipe("base64", &["-w0"], text.as_bytes());
     String::from_utf8(out).expect("base64 is ASCII")
 }
 
-pub fn base64_decode(encoded: &str) -> Vec<u8> {
+pub(crate) fn base64_decode(encoded: &str) -> Vec<u8> {
     pipe("base64", &["-d"], encoded.as_bytes())
 }
 
-/// A file under `tests/fixtures/scripts/`.
-pub fn fixture(name: &str) -> PathBuf {
-    fixtures_dir().join("scripts").join(name)
+/// One of the bundle's stand-in programs ([`mosaic_tests::stand_ins_dir`]).
+pub(crate) fn stand_in(name: &str) -> PathBuf {
+    mosaic_tests::stand_ins_dir().join(name)
 }
 
 /// The lines of a record file (none while it does not exist).
-pub fn lines(path: &Path) -> Vec<String> {
+pub(crate) fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -253,22 +243,13 @@ pub fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Poll `done` until it holds; panic after [`PATIENCE`].
-pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-pub fn wait_for_exit(child: &mut Child) -> ExitStatus {
+pub(crate) fn wait_for_exit(child: &mut Child) -> ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("poll child") {
             return status;
         }
-        if start.elapsed() > PATIENCE {
+        if start.elapsed() > mosaic_tests::PATIENCE {
             let _ = child.kill();
             panic!("the process did not exit");
         }
@@ -277,7 +258,7 @@ pub fn wait_for_exit(child: &mut Child) -> ExitStatus {
 }
 
 /// This host's short name, as the scripts compute it.
-pub fn short_host() -> String {
+pub(crate) fn short_host() -> String {
     let name = Command::new("hostname")
         .arg("-s")
         .output()
@@ -292,7 +273,7 @@ pub fn short_host() -> String {
 }
 
 /// Quotes, `$`, backticks, backslashes, unicode (wide too), over 4 KiB.
-pub fn tricky_message() -> String {
+pub(crate) fn tricky_message() -> String {
     let piece = r#"it's "quoted" $HOME ${PATH} `date` $(id) \n \\ ünïcødé ✓ 日本語 100% "#;
     let mut text = String::new();
     while text.len() < 4096 {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::transport::Launch;
+use crate::shared::transport::Launch;
 
 /// The fields [`parse`] reads, tab-separated (tmux escapes a tab in the
 /// start command, so the last field holds it whole).

@@ -7,17 +7,17 @@
 //! what it already took sits right above the cursor and is no draft.
 
 use super::TmuxTransport;
-use crate::transport::TransportError;
+use crate::shared::transport::TransportError;
 
 /// One look at a pane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct PaneView {
     /// Column and row of the cursor on the visible screen.
-    pub cursor: (u32, u32),
+    pub(crate) cursor: (u32, u32),
     /// The logical line under the cursor, wrapped rows joined.
-    pub input_line: String,
+    pub(crate) input_line: String,
     /// The visible screen, one line per row.
-    pub screen: String,
+    pub(crate) screen: String,
 }
 
 impl PaneView {

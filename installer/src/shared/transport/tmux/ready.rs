@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::TmuxTransport;
-use crate::transport::{Readiness, ReadyRule, TransportError};
+use crate::shared::transport::{Readiness, ReadyRule, TransportError};
 
 const POLL: Duration = Duration::from_millis(25);
 

@@ -23,7 +23,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::transport::TransportError;
+use crate::shared::transport::TransportError;
 
 /// How often a waiter tries the lock of the sender ahead of it.
 const POLL: Duration = Duration::from_millis(10);

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::pane::PaneView;
 use super::TmuxTransport;
-use crate::transport::{draft_marker, TransportError};
+use crate::shared::transport::{draft_marker, TransportError};
 
 /// How often a pane is looked at while waiting.
 const POLL: Duration = Duration::from_millis(15);

@@ -21,20 +21,20 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::TmuxTransport;
-use crate::fleet::TmuxServer;
-use crate::transport::TransportError;
+use crate::shared::tmux::TmuxServer;
+use crate::shared::transport::TransportError;
 
 const POLL: Duration = Duration::from_millis(200);
 
 /// How a watch ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Watched {
+pub(crate) struct Watched {
     /// The viewer session's name (gone again).
-    pub viewer: String,
+    pub(crate) viewer: String,
     /// The tmux client's exit status (0: detached).
-    pub exit_code: i32,
+    pub(crate) exit_code: i32,
     /// The agent's session ended while it was watched.
-    pub session_ended: bool,
+    pub(crate) session_ended: bool,
 }
 
 /// One window of the agent's session and its own `window-size` setting
