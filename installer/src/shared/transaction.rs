@@ -265,9 +265,7 @@ impl Transaction {
         for dir in missing {
             self.record(vec![Change::CreatedDir { path: dir.clone() }])?;
             self.tick()?;
-            fs::create_dir(&dir).map_err(io("create directory", &dir))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
-                .map_err(io("set mode of", &dir))?;
+            durable::create_dir_with_mode(&dir, mode).map_err(io("create directory", &dir))?;
             self.mark_dirty(&dir);
         }
         Ok(())

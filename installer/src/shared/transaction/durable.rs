@@ -78,6 +78,15 @@ fn random_temp(dir: &Path) -> PathBuf {
     ))
 }
 
+/// `mkdir` with `mode` from the start (the umask can only take bits away),
+/// then exactly `mode`: a kill between the two never leaves a directory
+/// more open than asked for.
+pub(crate) fn create_dir_with_mode(dir: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().mode(mode).create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+}
+
 /// fsync a directory, so the renames and removals in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ApplyError> {
     File::open(dir)

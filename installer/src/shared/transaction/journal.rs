@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::durable::{io, sync_dir};
+use super::durable::{create_dir_with_mode, io, sync_dir};
 use super::ApplyError;
 use crate::shared::receipt::sha256_hex;
 
@@ -186,9 +186,7 @@ impl Wal {
         // The chain built under the staging name, then renamed into place.
         for dir in &missing {
             let staged = staging.join(dir.strip_prefix(&top).expect("inside top"));
-            fs::create_dir(&staged).map_err(io("create directory", &staged))?;
-            fs::set_permissions(&staged, fs::Permissions::from_mode(0o700))
-                .map_err(io("set mode of", &staged))?;
+            create_dir_with_mode(&staged, 0o700).map_err(io("create directory", &staged))?;
         }
         let staged_state = staging.join(state.strip_prefix(&top).expect("inside top"));
         let file = create_private(&staged_state.join(WAL))?;
@@ -252,19 +250,19 @@ fn missing_chain(dir: &Path) -> Vec<PathBuf> {
     missing
 }
 
-/// `dir` and its missing parents, each 0700 whatever the umask.
+/// `dir` and its missing parents, each 0700 whatever the umask; `dir`
+/// itself made 0700 again when it exists (a run killed between its mkdir
+/// and its chmod, finished now).
 fn create_private_dirs(dir: &Path) -> Result<(), ApplyError> {
     for missing in missing_chain(dir) {
-        match fs::create_dir(&missing) {
+        match create_dir_with_mode(&missing, 0o700) {
             Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
                 return Err(io("create directory", &missing)(err))
             }
             _ => {}
         }
-        fs::set_permissions(&missing, fs::Permissions::from_mode(0o700))
-            .map_err(io("set mode of", &missing))?;
     }
-    Ok(())
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("set mode of", dir))
 }
 
 fn remove_tree(path: &Path) -> Result<(), ApplyError> {
@@ -517,8 +515,7 @@ fn undo_step(
         }
         Change::RemovedDir { path, mode } => {
             if fs::symlink_metadata(path).is_err() {
-                fs::create_dir(path)
-                    .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(*mode)))
+                create_dir_with_mode(path, *mode)
                     .map_err(|e| failed(path, None)(io("recreate", path)(e)))?;
             }
         }
