@@ -460,9 +460,13 @@ fn plan_and_apply(
     if choice.carry_record {
         carry_roster_record(&mut new_receipt, receipt);
     }
+    // Where the roster was read from (`--profile minimal` or the installed
+    // copy of the same text) is description, not state: a rerun that
+    // changes only that records no generation.
     let receipt_unchanged = receipt.is_some_and(|old| {
         let mut old = old.clone();
         old.generation = number;
+        old.profile.origin.clone_from(&new_receipt.profile.origin);
         old == new_receipt
     });
     let Some(lock) = lock.filter(|_| !opts.dry_run) else {

@@ -27,6 +27,39 @@ fn assert_ok(out: &Output) {
     mosaic_tests::assert_ok(out, "mosaic-install");
 }
 
+/// A rerun that changes nothing records nothing, whether it names the
+/// installed profile again or reads the installed roster: only where the
+/// roster was read from differs, and that is no state to roll back to.
+#[test]
+fn reruns_with_or_without_the_profile_record_no_generation() {
+    let world = TmuxWorld::new();
+    let home = TempHome::new();
+    let h = home.path();
+    let first = json(&run(
+        &world,
+        h,
+        &["--json", "--profile", "minimal", "--no-systemctl"],
+    ));
+    assert_eq!(first["generation"], 1, "{first:#}");
+
+    for args in [
+        &["--json", "--no-systemctl"][..],
+        &["--json", "--profile", "minimal", "--no-systemctl"],
+        &["--json", "--no-systemctl"],
+    ] {
+        let again = json(&run(&world, h, args));
+        assert!(
+            again["generation"].is_null(),
+            "{args:?} recorded one: {again:#}"
+        );
+    }
+    let generations: Vec<_> = std::fs::read_dir(h.join(STATE).join("generations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(generations, ["1"]);
+}
+
 #[test]
 fn edit_status_uninstall_reinstall_rollback_round_trip() {
     let world = TmuxWorld::new();
