@@ -45,7 +45,12 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
     /// The host this run acts for: roster agents whose `host:` names it are local, the others are reached over ssh. Default: the host of the last install here, else this machine's hostname.
-    #[arg(long, global = true, value_name = "HOST")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "HOST",
+        help_heading = "Global options"
+    )]
     pub(crate) host: Option<String>,
 }
 

@@ -42,7 +42,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Install or upgrade (the default command).
     Install(InstallArgs),
-    /// Compare the installed files with the receipt: ok, modified, missing; exit 1 on drift.
+    /// Compare the installed files with the receipt (ok, edited, modified, replaced by Mosaic's copy, removed) and the agents with the roster and their units; exit 1 on drift.
     Status,
     /// Remove every installed file you did not change; keep and list the rest.
     Uninstall(UninstallArgs),
@@ -330,20 +330,17 @@ fn run_uninstall(global: &GlobalArgs, args: &UninstallArgs) -> anyhow::Result<u8
     } else {
         global.foreign_home()
     };
+    // A dry run previews what the real run would do: run systemctl, or
+    // (skipped) print the commands for the operator.
     let down = match (&skip, args.dry_run) {
-        (skip, true) => {
-            let mgr = skip
-                .is_none()
-                .then_some(&SystemctlUser as &dyn FleetServices);
-            activate::deactivation_not_run(
-                mgr,
-                &layout,
-                &agents,
-                activate::Outcome::Preview,
-                "dry run".into(),
-            )
-        }
-        (Some(why), false) => activate::deactivation_not_run(
+        (None, true) => activate::deactivation_not_run(
+            Some(&SystemctlUser),
+            &layout,
+            &agents,
+            activate::Outcome::Preview,
+            "dry run".into(),
+        ),
+        (Some(why), _) => activate::deactivation_not_run(
             None,
             &layout,
             &agents,

@@ -9,7 +9,7 @@
 //!   the fleet (`--start`) or when the agent is new and the fleet is
 //!   running (its holder is active); an agent the operator stopped stays
 //!   stopped;
-//! - enabled, active or installed before but no longer in the roster →
+//! - enabled, active or installed before but no longer in the installed roster →
 //!   stop (when active) and disable;
 //! - in the roster, active, and its effective settings changed (the unit,
 //!   its generated env file, its `.local.env`) → restart with
@@ -107,7 +107,7 @@ pub(crate) fn reconcile(facts: &Facts, opts: Options) -> Actions {
     for agent in gone {
         let u = unit(agent);
         let reason = if previous.contains(agent) {
-            "no longer in the roster"
+            "no longer in the installed roster"
         } else {
             "enabled, but not in the roster"
         };
@@ -256,7 +256,7 @@ mod tests {
                 expect: Actions {
                     enable: names(&["c"]),
                     start: names(&["c"]),
-                    stop_disable: vec![reasoned("b", "no longer in the roster")],
+                    stop_disable: vec![reasoned("b", "no longer in the installed roster")],
                     ..Actions::default()
                 },
             },
@@ -371,7 +371,7 @@ mod tests {
                 },
                 opts: Options::default(),
                 expect: Actions {
-                    stop_disable: vec![reasoned("b", "no longer in the roster")],
+                    stop_disable: vec![reasoned("b", "no longer in the installed roster")],
                     ..Actions::default()
                 },
             },

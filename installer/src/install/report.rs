@@ -155,7 +155,7 @@ pub(crate) fn print_install(
     for agent in &report.removed_agents {
         writeln!(
             out,
-            "  agent {agent} is no longer in the profile: its env file is kept"
+            "  agent {agent} is no longer in the roster: its unit goes (see units); {agent}.local.env, if you made one, stays"
         )?;
     }
     let count = |a| report.plan.count(a);
@@ -446,7 +446,7 @@ pub(crate) fn print_status(
         }
     }
     if let Some(why) = &report.systemd {
-        writeln!(out, "  (unit states {why})")?;
+        writeln!(out, "  (no unit states: {why})")?;
     }
     let waiting = report.files.iter().filter(|f| f.waiting.is_some()).count();
     let disagree = report
@@ -456,7 +456,7 @@ pub(crate) fn print_status(
         .count();
     writeln!(
         out,
-        "{}: {} ok, {} edited by you (config), {} modified by you, {} replaced by Mosaic's copy, {} removed, {waiting} waiting; {} agents, {disagree} out of line with the roster",
+        "{}: {} ok, {} edited by you (config), {} modified by you, {} replaced by Mosaic's copy, {} removed, {waiting} waiting; {} agent(s), {disagree} out of line with the roster",
         if report.drift() { "drift" } else { "clean" },
         report.count(FileState::Ok),
         report.count(FileState::Edited),
@@ -523,13 +523,18 @@ pub(crate) fn print_uninstall(
     }
     writeln!(
         out,
-        "{}: {} file(s) {verb}, {} kept, {} left behind",
+        "{}: {} file(s) {}, {} kept, {} left behind",
         if report.dry_run {
             "dry run"
         } else {
             "uninstalled"
         },
         report.removed.len(),
+        if report.dry_run {
+            "to remove"
+        } else {
+            "removed"
+        },
         report.kept.len(),
         report.left_behind.len()
     )?;
@@ -564,6 +569,18 @@ pub(crate) fn print_rollback(
             out,
             "  kept      {} (you changed it after the undone generation wrote it)",
             path.display()
+        )?;
+    }
+    if !report.roster_still_lists.is_empty() {
+        let them = if report.roster_still_lists.len() == 1 {
+            "it"
+        } else {
+            "them"
+        };
+        writeln!(
+            out,
+            "  your roster still lists {}, which the undone generation installed: the next mosaic-install installs {them} again; take {them} out of the roster to keep {them} gone",
+            report.roster_still_lists.join(", "),
         )?;
     }
     if let Some(systemd) = &report.systemd {

@@ -32,6 +32,11 @@ pub(crate) struct RollbackReport {
     pub(crate) edited: Vec<PathBuf>,
     /// Config files changed since the rolled-back install: kept as they are.
     pub(crate) kept_config: Vec<PathBuf>,
+    /// Agents of this host the roster on disk lists but the restored
+    /// generation does not: an edit of the operator's that the undone
+    /// generation installed. The next install brings them back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) roster_still_lists: Vec<String>,
     pub(crate) backup_dir: PathBuf,
     /// The agents of the generation now current, and of the undone one.
     pub(crate) agents: Vec<String>,
@@ -105,6 +110,7 @@ pub(crate) fn rollback_newest(
         removed: Vec::new(),
         edited: Vec::new(),
         kept_config: Vec::new(),
+        roster_still_lists: Vec::new(),
         backup_dir: generations.backup_dir(n).join("rollback"),
         agents: previous
             .as_ref()
@@ -175,6 +181,17 @@ pub(crate) fn rollback_newest(
         .and_then(|text| Profile::parse("restored", &roster.display().to_string(), &text).ok())
     {
         report.holder_session = profile.roster.holder_session().to_owned();
+        let host = previous
+            .as_ref()
+            .and_then(|p| p.host.clone())
+            .unwrap_or_else(crate::shared::host::machine);
+        report.roster_still_lists = profile
+            .roster
+            .agents
+            .iter()
+            .filter(|agent| agent.runs_on(&host) && !report.agents.contains(&agent.name))
+            .map(|agent| agent.name.clone())
+            .collect();
     }
     Ok(report)
 }

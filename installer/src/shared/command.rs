@@ -18,7 +18,9 @@ use clap::Args;
 use crate::shared::layout::{Layout, LayoutError};
 use crate::shared::output;
 
+/// The options every subcommand takes, listed under their own heading.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
     /// Act as if $HOME were DIR (every installed path moves with it; XDG variables are ignored).
     #[arg(long, global = true, value_name = "DIR")]

@@ -454,7 +454,7 @@ mod tests {
         let err = parse(&bad).unwrap_err().to_string();
         assert!(
             err.contains(
-                "line 5: runtimes.claude.ready_pattern: is not a valid regular expression"
+                "line 5: runtimes.claude.ready_pattern: `(?m)^(> ` is not a valid regular expression: unclosed group"
             ),
             "{err}"
         );

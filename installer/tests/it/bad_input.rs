@@ -188,6 +188,23 @@ fn every_bad_roster_error_names_the_file_the_field_the_rule_and_the_fix() {
     fail_all(failures);
 }
 
+/// The whole message and exit status of each bad roster, pinned: the
+/// checks above ask for its parts, the snapshot shows how it reads.
+#[test]
+fn every_bad_roster_error_reads_as_pinned() {
+    let world = TmuxWorld::new();
+    let home = TempHome::new();
+    let dir = fixtures_dir().join("profiles/bad");
+    crate::support::snapshots().bind(|| {
+        insta::glob!(&dir, "*.yaml", |path| {
+            let out = install(&home, &world, &["--profile", path.to_str().unwrap()]);
+            let shown = format!("exit status: {:?}\n{}", out.status.code(), stderr(&out))
+                .replace(&dir.display().to_string(), "[FIXTURES]");
+            insta::assert_snapshot!("bad_input", shown);
+        });
+    });
+}
+
 #[test]
 fn every_bad_roster_error_points_at_the_offending_line() {
     let world = TmuxWorld::new();

@@ -76,7 +76,10 @@ pub(crate) enum AgentVerb {
     /// The roster as a table.
     Roster,
     /// Status of one agent (or all); exit 1 when it is down.
-    Status { name: Option<String> },
+    Status {
+        /// The agent, by its roster name (default: every agent).
+        name: Option<String>,
+    },
     /// Start the agent's unit and wait for its session and for its program to be ready for input.
     Start(ReadyUnitArgs),
     /// Stop the agent's unit (its session only, matched exactly).
@@ -85,10 +88,11 @@ pub(crate) enum AgentVerb {
     Restart(ReadyUnitArgs),
     /// Add an agent: validate, append it to the roster, write its env file, enable its unit.
     Add(AddArgs),
-    /// Remove an agent: stop and disable its unit, take it out of the roster; its env file is kept unless --purge.
+    /// Remove an agent: stop and disable its unit, take it out of the roster and remove its env file (one you edited is kept unless --purge).
     Remove {
+        /// The agent, by its roster name.
         name: String,
-        /// Also remove the agent's env file.
+        /// Also remove the agent's env file when you edited it (its backup is kept; see `mosaic-install rollback`).
         #[arg(long)]
         purge: bool,
     },
@@ -97,6 +101,7 @@ pub(crate) enum AgentVerb {
     Send(SendArgs),
     /// Clear the agent's conversation with its runtime's reset_command, else restart it and send a kick-start message.
     Reset {
+        /// The agent, by its roster name.
         name: String,
         /// Restart the process even when the runtime has a reset command.
         #[arg(long)]
@@ -108,6 +113,7 @@ pub(crate) enum AgentVerb {
     },
     /// Print the agent pane's recent output (a full-screen program: its visible screen).
     Tail {
+        /// The agent, by its roster name.
         name: String,
         /// Lines to print.
         #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
@@ -115,13 +121,17 @@ pub(crate) enum AgentVerb {
     },
     /// Attach this terminal to the agent's session (tmux -L SOCKET attach -t =NAME).
     Attach {
+        /// The agent, by its roster name.
         name: String,
         /// Watch without side effects: the same as `agent watch`.
         #[arg(long)]
         read_only: bool,
     },
     /// Watch the agent read-only through a throwaway viewer session: its window size never changes, and the viewer is gone once you detach.
-    Watch { name: String },
+    Watch {
+        /// The agent, by its roster name.
+        name: String,
+    },
 }
 
 /// The outcomes of `agent send` and their exit codes, for its --help.
@@ -139,6 +149,7 @@ or several lines without --lines.";
 
 #[derive(Args, Debug)]
 pub(crate) struct UnitArgs {
+    /// The agent, by its roster name.
     pub(crate) name: String,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
@@ -154,6 +165,7 @@ pub(crate) struct ReadyUnitArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct AddArgs {
+    /// The new agent's name: ASCII letters, digits, `_` and `-` (at most 64), not starting with `-`.
     pub(crate) name: String,
     /// claude, codex, opencode or pi.
     #[arg(long, value_name = "RUNTIME")]

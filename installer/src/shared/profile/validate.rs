@@ -163,14 +163,36 @@ pub(super) fn control_problem(value: &str) -> Option<String> {
     })
 }
 
+/// The one-line reason of a regex error. A syntax error prints as the
+/// pattern, a caret line under the offending character and `error: WHY`;
+/// this keeps WHY and the caret's column.
+fn regex_error(err: &regex::Error) -> String {
+    let text = err.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let why = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("error: "))
+        .unwrap_or(text.as_str());
+    // The pattern and the caret line are both indented by four spaces.
+    let column = lines
+        .iter()
+        .find(|line| line.trim_start() == "^" || line.trim_start().starts_with('^'))
+        .and_then(|line| line.find('^'))
+        .and_then(|at| at.checked_sub(3));
+    match column {
+        Some(column) => format!("{why} (at character {column})"),
+        None => why.to_owned(),
+    }
+}
+
 /// Why `pattern` cannot be a runtime's `ready_pattern`, if it cannot: it
 /// must compile, and must not match an empty screen (it would say "ready"
 /// before the program drew anything).
 pub(super) fn pattern_problem(pattern: &str) -> Option<String> {
     match regex::Regex::new(pattern) {
         Err(err) => Some(format!(
-            "is not a valid regular expression: {}",
-            err.to_string().replace('\n', " ")
+            "`{pattern}` is not a valid regular expression: {}",
+            regex_error(&err)
         )),
         Ok(regex) if regex.is_match("") => Some(format!(
             "`{pattern}` matches an empty screen, so it would never wait"
@@ -357,4 +379,26 @@ pub(super) fn validate(roster: &Roster, text: &str) -> Vec<Violation> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_problem;
+
+    #[test]
+    fn a_bad_ready_pattern_is_named_with_the_reason_and_where() {
+        assert_eq!(
+            pattern_problem("(>").as_deref(),
+            Some("`(>` is not a valid regular expression: unclosed group (at character 1)")
+        );
+        assert_eq!(
+            pattern_problem("ok [z-a]").as_deref(),
+            Some("`ok [z-a]` is not a valid regular expression: invalid character class range, the start must be <= the end (at character 5)")
+        );
+        assert_eq!(
+            pattern_problem("x*").as_deref(),
+            Some("`x*` matches an empty screen, so it would never wait")
+        );
+        assert_eq!(pattern_problem("(?m)^> "), None);
+    }
 }
