@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: everything CI runs, in the order that fails fastest —
-//! formatting, clippy, the whole test suite (real tmux, real systemd tools,
+//! formatting, clippy, the whole test suite under `cargo insta test` (so a
+//! changed or orphaned snapshot fails too; real tmux, real systemd tools,
 //! real npm, real sshd, dpkg, lintian and ansible-playbook), the script and
 //! unit lint, the packaging check, the pack-corpus (xtask pack against npm
 //! pack on real packages from the registry) and a sample of the kill-point
@@ -22,9 +23,14 @@ pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| crate::project_root().join("target"));
     let python = crate::deps::python_tools(&sh, &target)
         .context("installing ansible-core and ansible-lint")?;
+    let insta = crate::deps::cargo_insta(&sh, &target).context("installing cargo-insta")?;
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let path = std::env::join_paths(std::iter::once(python).chain(std::env::split_paths(&path)))
-        .context("put the Python tools on PATH")?;
+    let path = std::env::join_paths(
+        [python, insta]
+            .into_iter()
+            .chain(std::env::split_paths(&path)),
+    )
+    .context("put the Python tools and cargo-insta on PATH")?;
     sh.set_var("PATH", path);
     cmd!(sh, "cargo fmt --all --check")
         .run()
@@ -35,9 +41,14 @@ pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
     )
     .run()
     .context("clippy found problems")?;
-    cmd!(sh, "cargo test --workspace --locked")
-        .run()
-        .context("tests failed")?;
+    // Every test; a snapshot that differs, or one no test asserts any
+    // more, fails the run (review with `cargo insta review`).
+    cmd!(
+        sh,
+        "cargo insta test --workspace --check --unreferenced=reject"
+    )
+    .run()
+    .context("tests failed, or a snapshot differs or is unreferenced")?;
     crate::lint::run(crate::lint::Args {
         scripts_only: false,
     })

@@ -8,7 +8,9 @@
 //! installs what is missing when it runs as root with apt-get (a fresh CI
 //! machine); anywhere else it names the command to run. Python tools
 //! (ansible-core, ansible-lint) are pinned and go into a venv under
-//! `target/python-tools` ([`python_tools`]). npm must also be the version
+//! `target/python-tools` ([`python_tools`]); `cargo-insta`, at the version
+//! of the `insta` crate in `Cargo.lock`, goes into `target/cargo-tools`
+//! ([`cargo_insta`]). npm must also be the version
 //! `xtask pack` follows (`xtask/npm-version.txt`): CI installs it with npm
 //! itself.
 
@@ -219,4 +221,62 @@ pub(crate) fn python_tools(sh: &Shell, target_dir: &Path) -> anyhow::Result<Path
     .context("pip install the pinned Python tools")?;
     std::fs::write(&stamp, pins).context("record the installed pins")?;
     Ok(venv.join("bin"))
+}
+
+/// `cargo-insta` at the version of the `insta` crate the lockfile pins (the
+/// two must agree on the snapshot format), installed with `cargo install
+/// --locked` under `target/cargo-tools` when that version is not there;
+/// returns its `bin/`.
+pub(crate) fn cargo_insta(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
+    let lock = crate::project_root().join("Cargo.lock");
+    let text =
+        std::fs::read_to_string(&lock).with_context(|| format!("read {}", lock.display()))?;
+    let version = locked_version(&text, "insta")
+        .with_context(|| format!("{} has no `insta` package", lock.display()))?;
+    let root = target_dir.join("cargo-tools");
+    let bin = root.join("bin");
+    let installed = cmd!(sh, "{bin}/cargo-insta --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default();
+    if installed.trim() == format!("cargo-insta {version}") {
+        return Ok(bin);
+    }
+    println!(
+        "ci: installing cargo-insta {version} into {}",
+        root.display()
+    );
+    cmd!(
+        sh,
+        "cargo install --quiet --locked cargo-insta --version {version} --root {root}"
+    )
+    .run()
+    .context("cargo install cargo-insta")?;
+    Ok(bin)
+}
+
+/// The version of package `name` in a `Cargo.lock`.
+fn locked_version<'a>(lock: &'a str, name: &str) -> Option<&'a str> {
+    let wanted = format!("name = \"{name}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == wanted {
+            let version = lines.next()?.strip_prefix("version = \"")?;
+            return version.strip_suffix('"');
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locked_version;
+
+    #[test]
+    fn the_locked_version_is_read_from_the_package_entry() {
+        let lock = "[[package]]\nname = \"insta-extra\"\nversion = \"9.9.9\"\n\n[[package]]\nname = \"insta\"\nversion = \"1.49.0\"\n";
+        assert_eq!(locked_version(lock, "insta"), Some("1.49.0"));
+        assert_eq!(locked_version(lock, "serde"), None);
+    }
 }
