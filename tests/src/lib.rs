@@ -180,6 +180,10 @@ pub fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|err| panic!("not JSON ({err}): {}", describe(out)))
 }
 
+/// The default server's state right after [`TmuxWorld::plant_operator`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlantedDefault(String);
+
 /// Output bytes as text (lossy), for assertions.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -298,7 +302,7 @@ impl TmuxWorld {
     /// Start session `name` on this world's default server (`tmux` without
     /// `-L`, inside this world's `TMUX_TMPDIR` only): the operator's own
     /// session that everything under test must leave alone.
-    pub fn plant_default_session(&self, name: &str) {
+    fn plant_default_session(&self, name: &str) {
         self.remember("default");
         let planted = self
             .command("tmux")
@@ -316,7 +320,7 @@ impl TmuxWorld {
     /// default server (`tmux` without `-L`, inside this world's
     /// `TMUX_TMPDIR` only), for "left untouched" comparisons; `operator` is
     /// the session whose screen is captured.
-    pub fn default_server_state(&self, operator: &str) -> String {
+    fn default_server_state(&self, operator: &str) -> String {
         let tmux = |args: &[&str]| {
             let out = self.command("tmux").args(args).output().expect("run tmux");
             assert!(out.status.success(), "default server query failed: {out:?}");
@@ -329,6 +333,23 @@ impl TmuxWorld {
             tmux(&["list-buffers", "-F", "#{buffer_name}"]),
         ]
         .join("--\n")
+    }
+
+    /// Plants the session `operator` on this world's default server and
+    /// returns that server's state: what [`TmuxWorld::assert_default_untouched`]
+    /// later compares with.
+    pub fn plant_operator(&self) -> PlantedDefault {
+        self.plant_default_session("operator");
+        PlantedDefault(self.default_server_state("operator"))
+    }
+
+    /// The default server is exactly as [`TmuxWorld::plant_operator`] left it.
+    pub fn assert_default_untouched(&self, planted: &PlantedDefault) {
+        assert_eq!(
+            self.default_server_state("operator"),
+            planted.0,
+            "the world's default tmux server changed"
+        );
     }
 
     /// Register a socket started by something else (a script under test) so

@@ -7,7 +7,7 @@
 //! in Mosaic's "keep" mode) `status` names each file Mosaic replaced or
 //! removed, and the next install restores ours without a conflict.
 
-use crate::support::mosaic_install;
+use crate::support::install_in as run;
 use mosaic_tests::stdout;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -68,15 +68,6 @@ fn mosaics_files(home: &Path) -> Vec<String> {
         .collect();
     assert_eq!(lines.len(), MOSAICS.len(), "fixture incomplete: {lines:#?}");
     lines
-}
-
-fn run(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
-    mosaic_install(home, world)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run mosaic-install")
 }
 
 fn ok(out: Output) -> String {

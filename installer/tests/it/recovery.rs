@@ -8,7 +8,7 @@
 //! an unresolved conflict needs is never pruned; rollback keeps an env file
 //! the operator changed since.
 
-use crate::support::mosaic_install;
+use crate::support::install_in as install;
 use mosaic_tests::{assert_ok, json, text};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
@@ -18,15 +18,6 @@ use mosaic_tests::{append, assert_same_tree, require_tool, tree_listing, TempHom
 
 const STATE: &str = ".local/state/mosaic-install";
 const AGENT_SEND: &str = ".config/mosaic/tools/tmux/agent-send.sh";
-
-fn install(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
-    mosaic_install(home, world)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run mosaic-install")
-}
 
 fn fleet_cmd(world: &TmuxWorld, home: &Path, args: &[&str]) -> Command {
     let mut cmd = world.command(crate::support::PRODUCT.fleet);

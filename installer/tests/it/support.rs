@@ -38,6 +38,17 @@ pub(crate) fn mosaic_install(home: &Path, world: &TmuxWorld) -> Command {
     cmd
 }
 
+/// `mosaic-install --home HOME ARGS`, kept away from the machine as
+/// [`mosaic_install`] is, run to its end.
+pub(crate) fn install_in(world: &TmuxWorld, home: &Path, args: &[&str]) -> std::process::Output {
+    mosaic_install(home, world)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("run mosaic-install")
+}
+
 /// The fleet of a systemd sandbox test, driving this build's binaries.
 pub(crate) fn sandbox_fleet() -> mosaic_tests::live::LiveFleet {
     mosaic_tests::sandbox::fleet(PRODUCT)

@@ -7,7 +7,7 @@
 //! changes, unless it is a provably pristine shipped copy or `--force` says so
 //! (and then a backup holds it).
 
-use crate::support::mosaic_install;
+use crate::support::install_in as run;
 use mosaic_tests::stdout;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,15 +31,6 @@ fn assert_ok(out: &Output) {
 fn json(out: &Output) -> serde_json::Value {
     assert_ok(out);
     mosaic_tests::json(out)
-}
-
-fn run(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
-    mosaic_install(home, world)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run mosaic-install")
 }
 
 /// A home whose `~/.config/mosaic/` is the given fixture layers, with the

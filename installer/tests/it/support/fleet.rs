@@ -11,7 +11,9 @@ pub(crate) use mosaic_tests::{assert_ok, json, stderr, stdout, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mosaic_tests::{fixtures_dir, require_tool, TempHome, TmuxWorld, NO_TMUX_CONFIG};
+use mosaic_tests::{
+    fixtures_dir, require_tool, PlantedDefault, TempHome, TmuxWorld, NO_TMUX_CONFIG,
+};
 
 /// The roster fixture's socket.
 pub(crate) const SOCKET: &str = "fleet-verbs";
@@ -19,7 +21,7 @@ pub(crate) const SOCKET: &str = "fleet-verbs";
 pub(crate) struct FleetWorld {
     pub(crate) world: TmuxWorld,
     pub(crate) home: TempHome,
-    default_server: String,
+    default_server: PlantedDefault,
 }
 
 /// `tests/fixtures/<rel>`.
@@ -69,14 +71,12 @@ impl FleetWorld {
             return None;
         }
         let world = TmuxWorld::new();
-        world.plant_default_session("operator");
-        let mut fleet = FleetWorld {
+        let default_server = world.plant_operator();
+        Some(FleetWorld {
             world,
             home: TempHome::new(),
-            default_server: String::new(),
-        };
-        fleet.default_server = fleet.default_server_state();
-        Some(fleet)
+            default_server,
+        })
     }
 
     pub(crate) fn home(&self) -> &Path {
@@ -240,16 +240,8 @@ impl FleetWorld {
         lines
     }
 
-    fn default_server_state(&self) -> String {
-        self.world.default_server_state("operator")
-    }
-
     pub(crate) fn assert_default_server_untouched(&self) {
-        assert_eq!(
-            self.default_server_state(),
-            self.default_server,
-            "the world's default tmux server changed"
-        );
+        self.world.assert_default_untouched(&self.default_server);
     }
 }
 

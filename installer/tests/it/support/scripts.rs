@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
-use mosaic_tests::{require_tool, templates_dir, TmuxWorld, NO_TMUX_CONFIG};
+use mosaic_tests::{require_tool, templates_dir, PlantedDefault, TmuxWorld, NO_TMUX_CONFIG};
 
 /// The named socket the scripts are aimed at in every world.
 pub(crate) const SOCKET: &str = "fleet-test";
@@ -35,7 +35,7 @@ const CALLER_SETTINGS: [&str; 12] = [
 pub(crate) struct Fixture {
     pub(crate) world: TmuxWorld,
     scratch: tempfile::TempDir,
-    default_server: String,
+    default_server: PlantedDefault,
 }
 
 impl Fixture {
@@ -45,30 +45,20 @@ impl Fixture {
             return None;
         }
         let world = TmuxWorld::new();
-        world.plant_default_session("operator");
+        let default_server = world.plant_operator();
         let scratch = tempfile::Builder::new()
             .prefix("mosaic-scripts-")
             .tempdir()
             .expect("create scratch dir");
-        let mut fixture = Fixture {
+        Some(Fixture {
             world,
             scratch,
-            default_server: String::new(),
-        };
-        fixture.default_server = fixture.default_server_state();
-        Some(fixture)
-    }
-
-    fn default_server_state(&self) -> String {
-        self.world.default_server_state("operator")
+            default_server,
+        })
     }
 
     pub(crate) fn assert_default_server_untouched(&self) {
-        assert_eq!(
-            self.default_server_state(),
-            self.default_server,
-            "the world's default tmux server changed"
-        );
+        self.world.assert_default_untouched(&self.default_server);
     }
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {
