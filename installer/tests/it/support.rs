@@ -66,3 +66,14 @@ pub(crate) fn snapshots() -> insta::Settings {
     settings.set_prepend_module_to_snapshot(false);
     settings
 }
+
+/// Quotes, `$`, backticks, backslashes, unicode (wide too), over 4 KiB.
+pub(crate) fn tricky_message() -> String {
+    let piece = r#"it's "quoted" $HOME ${PATH} `date` $(id) \n \\ ünïcødé ✓ 日本語 100% "#;
+    let mut text = String::new();
+    while text.len() < 4096 {
+        text.push_str(piece);
+    }
+    text.push_str("the end");
+    text
+}

@@ -6,7 +6,9 @@
 //! `mosaic-fleet` runs with `HOME` set to the temp home and an empty
 //! `XDG_RUNTIME_DIR`, so `systemctl --user` reaches no real manager.
 
+pub(crate) use super::tricky_message;
 use crate::support::mosaic_install;
+pub(crate) use mosaic_tests::short_hostname as short_host;
 pub(crate) use mosaic_tests::{assert_ok, json, stderr, stdout, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -243,20 +245,4 @@ impl FleetWorld {
     pub(crate) fn assert_default_server_untouched(&self) {
         self.world.assert_default_untouched(&self.default_server);
     }
-}
-
-/// This host's short name, as mosaic-fleet and the scripts print it.
-pub(crate) fn short_host() -> String {
-    mosaic_tests::short_hostname()
-}
-
-/// Quotes, `$`, backticks, backslashes, unicode (wide too), over 4 KiB.
-pub(crate) fn tricky_message() -> String {
-    let piece = r#"it's "quoted" $HOME ${PATH} `date` $(id) \n \\ ünïcødé ✓ 日本語 100% "#;
-    let mut text = String::new();
-    while text.len() < 4096 {
-        text.push_str(piece);
-    }
-    text.push_str("the end");
-    text
 }

@@ -3,6 +3,8 @@
 //! run the shipped scripts hermetically, start recorder panes and wait
 //! (bounded) for what the panes show or record.
 
+pub(crate) use super::tricky_message;
+pub(crate) use mosaic_tests::short_hostname as short_host;
 pub(crate) use mosaic_tests::wait_until;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output};
@@ -245,32 +247,6 @@ pub(crate) fn wait_for_exit(child: &mut Child) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-}
-
-/// This host's short name, as the scripts compute it.
-pub(crate) fn short_host() -> String {
-    let name = Command::new("hostname")
-        .arg("-s")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .unwrap_or_else(|| {
-            let out = Command::new("uname").arg("-n").output().expect("run uname");
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        });
-    name.split('.').next().unwrap_or_default().to_owned()
-}
-
-/// Quotes, `$`, backticks, backslashes, unicode (wide too), over 4 KiB.
-pub(crate) fn tricky_message() -> String {
-    let piece = r#"it's "quoted" $HOME ${PATH} `date` $(id) \n \\ ünïcødé ✓ 日本語 100% "#;
-    let mut text = String::new();
-    while text.len() < 4096 {
-        text.push_str(piece);
-    }
-    text.push_str("the end");
-    text
 }
 
 fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
