@@ -184,6 +184,20 @@ pub fn json(out: &Output) -> serde_json::Value {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlantedDefault(String);
 
+/// The calls per syscall of an `strace -c` summary, whose rows read
+/// `% time  seconds  usecs/call  calls  [errors]  syscall` (the header, the
+/// rules and anything else without a count are left out; `total` is kept).
+pub fn strace_call_counts(summary: &str) -> std::collections::BTreeMap<String, usize> {
+    summary
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let calls = fields.get(3)?.parse().ok()?;
+            Some(((*fields.last()?).to_owned(), calls))
+        })
+        .collect()
+}
+
 /// Output bytes as text (lossy), for assertions.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -540,4 +554,19 @@ pub fn env_file_values(path: &Path) -> std::collections::BTreeMap<String, String
             Some((key.to_owned(), value.to_owned()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strace_call_counts;
+
+    #[test]
+    fn strace_summary_rows_are_read_with_and_without_errors() {
+        let text = "% time     seconds  usecs/call     calls    errors syscall\n------ ----------- ----------- --------- --------- ----------------\n 40.00    0.000400          10        40           write\n 30.00    0.000300           5        60         3 openat\n100.00    0.001000           9       100         3 total\n";
+        let counts = strace_call_counts(text);
+        assert_eq!(counts.get("write"), Some(&40));
+        assert_eq!(counts.get("openat"), Some(&60));
+        assert_eq!(counts.get("total"), Some(&100));
+        assert_eq!(counts.len(), 3);
+    }
 }

@@ -414,19 +414,9 @@ fn syscall_counts(ctx: &Ctx, scenario: &Scenario) -> Result<BTreeMap<String, usi
         );
     }
     let text = std::fs::read_to_string(&summary)?;
-    Ok(parse_summary(&text))
-}
-
-/// `strace -c` rows: `% time  seconds  usecs/call  calls  [errors]  syscall`.
-fn parse_summary(text: &str) -> BTreeMap<String, usize> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let name = *fields.last()?;
-            let calls = fields.get(3)?.parse().ok()?;
-            (SYSCALLS.contains(&name)).then(|| (name.to_owned(), calls))
-        })
-        .collect()
+    let mut counts = mosaic_tests::strace_call_counts(&text);
+    counts.retain(|name, _| SYSCALLS.contains(&name.as_str()));
+    Ok(counts)
 }
 
 /// Kill at the N-th call of `syscall`, recover, compare, rerun, compare.
@@ -537,15 +527,6 @@ fn listing(home: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strace_summary_rows_are_read_with_and_without_errors() {
-        let text = "% time     seconds  usecs/call     calls    errors syscall\n------ ----------- ----------- --------- --------- ----------------\n 40.00    0.000400          10        40           write\n 30.00    0.000300           5        60         3 openat\n100.00    0.001000           9       100         3 total\n";
-        let counts = parse_summary(text);
-        assert_eq!(counts.get("write"), Some(&40));
-        assert_eq!(counts.get("openat"), Some(&60));
-        assert_eq!(counts.len(), 2);
-    }
 
     #[test]
     fn samples_keep_the_first_and_the_last_call() {

@@ -38,21 +38,32 @@ fn fleet(world: &TmuxWorld, home: &Path, args: &[&str]) -> Output {
         .expect("run mosaic-fleet")
 }
 
-/// Run `mosaic-install --home HOME ARGS` killed by SIGKILL at the `n`-th
-/// call of `syscall`.
-fn killed_install(world: &TmuxWorld, home: &Path, syscall: &str, n: usize, args: &[&str]) {
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("trace={syscall}"))
-        .arg("-e")
-        .arg(format!("inject={syscall}:signal=KILL:when={n}"))
+/// `mosaic-install --home HOME ARGS` under `strace -f -qq STRACE`.
+fn under_strace(world: &TmuxWorld, home: &Path, strace: &[String], args: &[&str]) -> Output {
+    Command::new("strace")
+        .args(["-f", "-qq"])
+        .args(strace)
         .arg(crate::support::PRODUCT.install)
         .arg("--home")
         .arg(home)
         .args(args)
         .env("TMUX_TMPDIR", world.tmpdir())
         .output()
-        .expect("run strace");
+        .expect("run strace")
+}
+
+/// Run `mosaic-install --home HOME ARGS` killed by SIGKILL at the `n`-th
+/// call of `syscall`.
+fn killed_install(world: &TmuxWorld, home: &Path, syscall: &str, n: usize, args: &[&str]) {
+    let strace = [
+        "-o".to_owned(),
+        "/dev/null".into(),
+        "-e".into(),
+        format!("trace={syscall}"),
+        "-e".into(),
+        format!("inject={syscall}:signal=KILL:when={n}"),
+    ];
+    let out = under_strace(world, home, &strace, args);
     use std::os::unix::process::ExitStatusExt;
     assert!(
         out.status.signal() == Some(9) || out.status.code() == Some(137),
@@ -65,24 +76,18 @@ fn killed_install(world: &TmuxWorld, home: &Path, syscall: &str, n: usize, args:
 /// How often a clean `mosaic-install ARGS` calls `syscall`.
 fn calls(world: &TmuxWorld, home: &Path, syscall: &str, args: &[&str]) -> usize {
     let summary = home.with_extension("strace");
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-c", "-o"])
-        .arg(&summary)
-        .arg("-e")
-        .arg(format!("trace={syscall}"))
-        .arg(crate::support::PRODUCT.install)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env("TMUX_TMPDIR", world.tmpdir())
-        .output()
-        .expect("run strace");
-    assert_ok(&out, "the counted run");
+    let strace = [
+        "-c".to_owned(),
+        "-o".into(),
+        summary.display().to_string(),
+        "-e".into(),
+        format!("trace={syscall}"),
+    ];
+    assert_ok(&under_strace(world, home, &strace, args), "the counted run");
     let text = std::fs::read_to_string(&summary).unwrap();
     let _ = std::fs::remove_file(&summary);
-    text.lines()
-        .find(|l| l.split_whitespace().last() == Some(syscall))
-        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+    *mosaic_tests::strace_call_counts(&text)
+        .get(syscall)
         .expect("the syscall in strace's summary")
 }
 
